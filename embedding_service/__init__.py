@@ -1,0 +1,14 @@
+"""embedding_service: text and image embeddings and reranking over HTTP (see ../SPEC.md).
+
+Importing the package is cheap and torch-free (Gunicorn's master imports the settings); the app
+factory lives in `embedding_service.app`.
+"""
+
+__version__ = "0.1.0"
+
+
+def create_app(*args, **kwargs):
+    """Lazy alias of :func:`embedding_service.app.create_app`."""
+    from .app import create_app as factory
+
+    return factory(*args, **kwargs)

@@ -1,0 +1,58 @@
+"""Helpers shared by the blueprints: JSON in, JSON out, and the per-app service state."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import orjson
+from flask import Response, current_app, request
+
+from ..errors import BadRequest, UnsupportedMediaType
+from ..registry import Registry
+from ..settings import Settings
+
+JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+
+
+@dataclass
+class ServiceState:
+    """What the views need, fixed at start-up: settings, loaded models and this worker's slot."""
+
+    settings: Settings
+    registry: Registry
+    worker: dict = field(default_factory=dict)
+    cuda_available: bool = False
+
+
+def state() -> ServiceState:
+    return current_app.extensions["embedding_service"]
+
+
+def registry() -> Registry:
+    return state().registry
+
+
+def json_body() -> Any:
+    """The request body parsed as JSON.
+
+    raises UnsupportedMediaType (415) unless `Content-Type: application/json`; BadRequest (400)
+    when the body is not valid JSON.
+    """
+    if request.mimetype != "application/json":
+        shown = request.mimetype or "none"
+        raise UnsupportedMediaType(
+            f"Content-Type must be application/json (got {shown})", param=None
+        )
+    try:
+        return orjson.loads(request.get_data(cache=False))
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"malformed JSON at character {exc.pos}", param=None) from None
+
+
+def json_response(payload: Any, status: int = 200, headers: Optional[dict] = None) -> Response:
+    """Serialise with orjson (numpy arrays included, no per-float Python loop)."""
+    resp = Response(orjson.dumps(payload, option=JSON_OPTIONS), status=status, mimetype="application/json")
+    for key, value in (headers or {}).items():
+        resp.headers[key] = value
+    return resp

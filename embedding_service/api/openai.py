@@ -1,0 +1,82 @@
+"""OpenAI dialect: `POST /v1/embeddings` and `/embeddings` (seed 001), `GET /v1/models`.
+
+`encoding_format: "base64"` returns each vector as base64 of little-endian float32 bytes, which
+is what the official SDK asks for by default and decodes itself.
+"""
+
+from __future__ import annotations
+
+import base64
+
+import numpy as np
+from flask import Blueprint
+
+from ..errors import BadRequest
+from ..models.base import PromptChoice
+from ..schemas import OpenAIEmbeddingRequest, parse
+from ..service import embed_text
+from .common import json_body, json_response, registry, state
+
+bp = Blueprint("openai", __name__)
+
+
+def _b64(row: np.ndarray) -> str:
+    return base64.b64encode(row.astype("<f4", copy=False).tobytes()).decode("ascii")
+
+
+@bp.post("/v1/embeddings")
+@bp.post("/embeddings")
+def embeddings():
+    """`{"input", "model"?, "encoding_format"?, "dimensions"?, "instruction"?, "input_type"?}` ->
+    `{"object": "list", "data": [{"object": "embedding", "index", "embedding"}], "model", "usage"}`."""
+    req = parse(OpenAIEmbeddingRequest, json_body())
+    if req.modality == "image":
+        raise BadRequest(
+            "modality image needs a multimodal model; none is configured (set MODEL_NAME to e.g. "
+            "google/siglip2-so400m-patch16-naflex)",
+            param="modality",
+        )
+    texts = token_ids = None
+    if isinstance(req.input, str):
+        texts = [req.input]
+    elif req.input and isinstance(req.input[0], int):
+        token_ids = [req.input]
+    elif req.input and isinstance(req.input[0], list):
+        token_ids = req.input
+    else:
+        texts = req.input
+    result = embed_text(
+        registry(),
+        model_name=req.model,
+        texts=texts,
+        token_ids=token_ids,
+        dimensions=req.dimensions,
+        prompt=PromptChoice(input_type=req.input_type, instruction=req.instruction),
+        param="input",
+    )
+    vectors = result.vectors
+    encode = _b64 if req.encoding_format == "base64" else (lambda row: row)
+    data = [{"object": "embedding", "index": i, "embedding": encode(vectors[i])} for i in range(len(vectors))]
+    return json_response(
+        {
+            "object": "list",
+            "data": data,
+            "model": result.model.name,
+            "usage": {"prompt_tokens": result.tokens, "total_tokens": result.tokens},
+        }
+    )
+
+
+@bp.get("/v1/models")
+def models():
+    """Served models in OpenAI's list shape, with kind, dimension and aliases added."""
+    created = state().worker.get("started", 0)
+    data = [
+        {"id": m.name, "object": "model", "created": created, "owned_by": "embedding_service", **_extra(m.info())}
+        for m in registry().models
+    ]
+    return json_response({"object": "list", "data": data})
+
+
+def _extra(info: dict) -> dict:
+    return {k: info[k] for k in ("kind", "dimension", "max_input_length", "aliases") if k in info}

@@ -1,0 +1,91 @@
+"""Device slots for Gunicorn workers (SPEC §5). Torch-free: the master uses it.
+
+A slot is an index into the list of worker devices. The master hands a free slot to each worker
+in `pre_fork` and takes it back in `child_exit`, so a restarted worker gets the slot (and GPU) of
+the worker it replaces.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from typing import Optional
+
+from .settings import Settings, SettingsError
+
+
+def visible_gpu_count() -> int:
+    """GPUs this process may use, without importing torch: CUDA_VISIBLE_DEVICES, else nvidia-smi."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        entries = [e for e in (p.strip() for p in visible.split(",")) if e]
+        if not entries or entries[0] == "-1":
+            return 0
+        return len(entries)
+    smi = shutil.which("nvidia-smi")
+    if not smi:
+        return 0
+    try:
+        out = subprocess.run([smi, "-L"], capture_output=True, text=True, timeout=10, check=False).stdout
+    except (OSError, subprocess.SubprocessError):
+        return 0
+    return sum(1 for line in out.splitlines() if line.startswith("GPU "))
+
+
+def device_list(settings: Settings) -> list[str]:
+    """The devices workers run on: DEVICES, else from DEVICE (`auto`: every visible GPU, else cpu).
+
+    raises SettingsError when DEVICE=cuda but no GPU is visible.
+    """
+    if settings.devices:
+        return list(settings.devices)
+    if settings.device == "cpu" or settings.device.startswith("cuda:"):
+        return [settings.device]
+    count = visible_gpu_count()
+    if count == 0:
+        if settings.device == "cuda":
+            raise SettingsError("DEVICE=cuda: no GPU is visible (CUDA_VISIBLE_DEVICES / nvidia-smi)")
+        return ["cpu"]
+    return [f"cuda:{i}" for i in range(count)]
+
+
+def worker_count(settings: Settings, devices: list[str]) -> int:
+    """WORKERS, else one per GPU, else one on CPU (one process using every core batches best)."""
+    if settings.workers:
+        return settings.workers
+    return len(devices) if any(d.startswith("cuda") for d in devices) else 1
+
+
+def cpu_threads(cpu_workers: int) -> int:
+    """Torch intra-op threads for one CPU worker: cores // CPU workers, at least 1."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - non-Linux
+        cores = os.cpu_count() or 1
+    return max(1, cores // max(1, cpu_workers))
+
+
+class SlotPool:
+    """`workers` slots over `devices` (round-robin: slot i runs on devices[i % len(devices)])."""
+
+    def __init__(self, devices: list[str], workers: int):
+        if not devices:
+            raise SettingsError("DEVICES: no device to run workers on")
+        self.devices = [devices[i % len(devices)] for i in range(workers)]
+        self.free = list(range(workers))
+        self.cpu_workers = sum(1 for d in self.devices if d == "cpu")
+
+    def acquire(self) -> int:
+        """The lowest free slot; raises RuntimeError if every slot is taken."""
+        if not self.free:
+            raise RuntimeError("no free device slot")
+        self.free.sort()
+        return self.free.pop(0)
+
+    def release(self, slot: Optional[int]) -> None:
+        if slot is not None and slot not in self.free:
+            self.free.append(slot)
+
+    def device(self, slot: int) -> str:
+        return self.devices[slot]

@@ -1,0 +1,163 @@
+"""The one error-to-status table (SPEC §3) and the handlers that render it.
+
+Views and models raise :class:`ServiceError` subclasses; nothing else decides a status code.
+Every body is `{"error": {"message", "type", "param", "code"}}`, except on the Ollama routes,
+which answer `{"error": str}` as Ollama does. Bodies never carry a stack trace, a server path or a
+library's exception text; unexpected exceptions become a 500 that names the request id.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Optional
+
+import orjson
+from flask import Flask, Response, g, request
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger("embedding_service.errors")
+
+
+class ServiceError(Exception):
+    """Base of every client-visible error. `status` and `type` come from the table below."""
+
+    status = 500
+    type = "internal_error"
+
+    def __init__(self, message: str, param: Optional[str] = None, headers: Optional[dict] = None):
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        self.headers = headers or {}
+
+
+class BadRequest(ServiceError):
+    status, type = 400, "invalid_request_error"
+
+
+class Unauthorized(ServiceError):
+    status, type = 401, "authentication_error"
+
+
+class Forbidden(ServiceError):
+    status, type = 403, "permission_error"
+
+
+class NotFound(ServiceError):
+    status, type = 404, "not_found_error"
+
+
+class ModelNotFound(NotFound):
+    """Unknown `model`; the message lists the served ones."""
+
+
+class MethodNotAllowed(ServiceError):
+    status, type = 405, "method_not_allowed"
+
+
+class PayloadTooLarge(ServiceError):
+    status, type = 413, "payload_too_large"
+
+
+class UnsupportedMediaType(ServiceError):
+    status, type = 415, "unsupported_media_type"
+
+
+class Unprocessable(ServiceError):
+    status, type = 422, "unprocessable_entity"
+
+
+class RateLimited(ServiceError):
+    status, type = 429, "rate_limit_error"
+
+
+class Unavailable(ServiceError):
+    status, type = 503, "service_unavailable"
+
+
+class InternalError(ServiceError):
+    status, type = 500, "internal_error"
+
+
+#: Werkzeug's own HTTP errors (routing, body size) mapped onto the table.
+_HTTP_TO_ERROR = {
+    400: BadRequest,
+    404: NotFound,
+    405: MethodNotAllowed,
+    413: PayloadTooLarge,
+    415: UnsupportedMediaType,
+}
+_HTTP_MESSAGES = {
+    404: "no route {method} {path}; GET / lists the routes",
+    405: "method {method} is not allowed on {path}",
+    413: "request body is larger than MAX_CONTENT_LENGTH ({limit} bytes)",
+}
+
+#: Blueprints whose clients expect Ollama's flat `{"error": str}` body.
+FLAT_ERROR_BLUEPRINTS = {"ollama"}
+
+
+def error_response(err: ServiceError) -> Response:
+    """Render `err` in the body shape of the current route's dialect."""
+    if request.blueprint in FLAT_ERROR_BLUEPRINTS:
+        body = {"error": err.message}
+    else:
+        body = {
+            "error": {
+                "message": err.message,
+                "type": err.type,
+                "param": err.param,
+                "code": err.status,
+            }
+        }
+    resp = Response(orjson.dumps(body), status=err.status, mimetype="application/json")
+    for key, value in err.headers.items():
+        resp.headers[key] = value
+    return resp
+
+
+def request_id() -> str:
+    """The request id: the client's `X-Request-ID` if sane, else a new one (kept on `g`)."""
+    rid = getattr(g, "request_id", None)
+    if rid is None:
+        given = request.headers.get("X-Request-ID", "")
+        rid = given if 0 < len(given) <= 128 and given.isprintable() else uuid.uuid4().hex
+        g.request_id = rid
+    return rid
+
+
+def register_error_handlers(app: Flask) -> None:
+    """Install the handlers that turn every failure into a table row."""
+
+    @app.errorhandler(ServiceError)
+    def _service_error(err: ServiceError):
+        return error_response(err)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException):
+        code = exc.code or 500
+        cls = _HTTP_TO_ERROR.get(code, InternalError if code >= 500 else BadRequest)
+        template = _HTTP_MESSAGES.get(code)
+        if template:
+            message = template.format(
+                method=request.method, path=request.path, limit=app.config.get("MAX_CONTENT_LENGTH")
+            )
+        else:
+            message = exc.name.lower() if code < 500 else "internal error"
+        headers = {}
+        if code == 405:
+            allow = getattr(exc, "valid_methods", None) or []
+            headers["Allow"] = ", ".join(sorted(allow))
+        err = cls(message, headers=headers)
+        if code not in _HTTP_TO_ERROR:
+            err.status = code
+        return error_response(err)
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception):
+        rid = request_id()
+        log.exception("unhandled error in %s %s (request id %s)", request.method, request.path, rid)
+        return error_response(
+            InternalError(f"internal error; quote request id {rid} when reporting it", headers={"X-Request-ID": rid})
+        )

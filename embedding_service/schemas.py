@@ -1,0 +1,176 @@
+"""Request schemas (pydantic v2), one per route family; views call :func:`parse`.
+
+Unknown fields are rejected (400 naming the field) so a client never believes an option took
+effect when it did not. Limits that depend on configuration (`MAX_CLIENT_BATCH_SIZE`, model
+dimensions) are checked in `embedding_service.service`, not here.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Optional, Type, TypeVar, Union
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationError, field_validator
+
+from .errors import BadRequest
+
+T = TypeVar("T", bound=BaseModel)
+
+TextInput = Union[StrictStr, list[StrictStr]]
+TokenInput = Union[list[StrictInt], list[list[StrictInt]]]
+INPUT_SHAPES = "a string, a list of strings, a list of token ids or a list of lists of token ids"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+
+
+def _check_text_list(value: Any, field: str) -> Any:
+    """Reject empty lists and empty strings with a message naming `field`."""
+    items = [value] if isinstance(value, str) else value
+    if isinstance(items, list):
+        if not items:
+            raise ValueError(f"{field} must not be an empty list")
+        for index, item in enumerate(items):
+            if isinstance(item, str) and item == "":
+                raise ValueError(f"{field}[{index}] is an empty string" if not isinstance(value, str) else f"{field} is an empty string")
+            if isinstance(item, list) and not item:
+                raise ValueError(f"{field}[{index}] is an empty list of token ids")
+    return value
+
+
+class OpenAIEmbeddingRequest(Strict):
+    """`POST /v1/embeddings` and `/embeddings` (OpenAI, plus seed 001's `instruction`)."""
+
+    input: Union[TextInput, TokenInput]
+    model: Optional[StrictStr] = None
+    encoding_format: Literal["float", "base64"] = "float"
+    dimensions: Optional[StrictInt] = None
+    user: Optional[StrictStr] = None
+    instruction: Optional[StrictStr] = None
+    input_type: Optional[Literal["query", "document"]] = None
+    modality: Literal["text", "image"] = "text"
+
+    @field_validator("input", mode="before")
+    @classmethod
+    def _input(cls, value: Any) -> Any:
+        if not isinstance(value, (str, list)):
+            raise ValueError(f"input must be {INPUT_SHAPES}")
+        return _check_text_list(value, "input")
+
+
+class TEIEmbedRequest(Strict):
+    """`POST /embed` with `inputs` (Hugging Face TEI)."""
+
+    inputs: TextInput
+    model: Optional[StrictStr] = None
+    normalize: StrictBool = True
+    truncate: StrictBool = True
+    truncation_direction: Literal["left", "right"] = "right"
+    prompt_name: Optional[StrictStr] = None
+    dimensions: Optional[StrictInt] = None
+
+    @field_validator("truncation_direction", mode="before")
+    @classmethod
+    def _direction(cls, value: Any) -> Any:
+        return value.lower() if isinstance(value, str) else value  # TEI spells it "Left"/"Right"
+
+    @field_validator("inputs", mode="before")
+    @classmethod
+    def _inputs(cls, value: Any) -> Any:
+        return _check_text_list(value, "inputs")
+
+
+class ImageEmbedRequest(Strict):
+    """`POST /embed` with `images` (seed 000)."""
+
+    images: list[StrictStr] = Field(min_length=1)
+    model: Optional[StrictStr] = None
+    normalize: StrictBool = True
+
+
+class EmbedTextRequest(Strict):
+    """`POST /embed_text` (seed 000): `texts` or `text`."""
+
+    texts: Optional[list[StrictStr]] = None
+    text: Optional[StrictStr] = None
+    model: Optional[StrictStr] = None
+    normalize: StrictBool = True
+
+    @field_validator("texts", mode="before")
+    @classmethod
+    def _texts(cls, value: Any) -> Any:
+        return value if value is None else _check_text_list(value, "texts")
+
+    @field_validator("text", mode="before")
+    @classmethod
+    def _text(cls, value: Any) -> Any:
+        return value if value is None else _check_text_list(value, "text")
+
+    def items(self) -> list[str]:
+        if (self.texts is None) == (self.text is None):
+            raise BadRequest('send exactly one of "texts" (a list of strings) or "text" (a string)', param="texts")
+        return self.texts if self.texts is not None else [self.text]
+
+
+class OllamaEmbedRequest(Strict):
+    """`POST /api/embed` (Ollama). `keep_alive` and `options` are accepted and have no effect:
+    models stay loaded for the life of the worker."""
+
+    input: TextInput
+    model: Optional[StrictStr] = None
+    truncate: StrictBool = True
+    dimensions: Optional[StrictInt] = None
+    keep_alive: Optional[Union[StrictStr, StrictInt, float]] = None
+    options: Optional[dict[str, Any]] = None
+
+    @field_validator("input", mode="before")
+    @classmethod
+    def _input(cls, value: Any) -> Any:
+        return _check_text_list(value, "input")
+
+
+class OllamaEmbeddingsRequest(Strict):
+    """`POST /api/embeddings` (Ollama's legacy route)."""
+
+    prompt: StrictStr
+    model: Optional[StrictStr] = None
+    keep_alive: Optional[Union[StrictStr, StrictInt, float]] = None
+    options: Optional[dict[str, Any]] = None
+
+    @field_validator("prompt", mode="before")
+    @classmethod
+    def _prompt(cls, value: Any) -> Any:
+        return _check_text_list(value, "prompt")
+
+
+def parse(schema: Type[T], data: Any) -> T:
+    """Validate `data` against `schema`; raises BadRequest (400) naming the first bad field."""
+    if not isinstance(data, dict):
+        raise BadRequest("the request body must be a JSON object", param=None)
+    try:
+        return schema.model_validate(data)
+    except ValidationError as exc:
+        raise BadRequest(*_describe(exc)) from None
+
+
+def _describe(exc: ValidationError) -> tuple[str, Optional[str]]:
+    errors = exc.errors(include_url=False)
+    # Prefer our own messages (value errors) over the union members' generic type errors.
+    err = next((e for e in errors if e["type"] == "value_error"), errors[0])
+    loc = [str(part) for part in err["loc"] if not _is_union_tag(part)]
+    param = loc[0] if loc else None
+    where = loc[0] + "".join(f"[{p}]" if p.isdigit() else f".{p}" for p in loc[1:]) if loc else "body"
+    if err["type"] == "extra_forbidden":
+        return f"unknown field {where!r}", param
+    if err["type"] == "missing":
+        return f"missing required field {where!r}", param
+    message = str(err["msg"]).removeprefix("Value error, ")
+    if err["type"] == "value_error":
+        return message, param
+    if param in ("input",) and err["type"] != "literal_error":
+        return f"input must be {INPUT_SHAPES}", param
+    return f"{where}: {message}", param
+
+
+def _is_union_tag(part: Any) -> bool:
+    return isinstance(part, str) and ("[" in part or part in {"str", "int", "bool", "float", "function-after"})

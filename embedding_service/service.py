@@ -1,0 +1,94 @@
+"""Dialect-independent operations: what every embedding route does once its request is parsed.
+
+Blueprints translate their dialect into these calls and the result back into their response
+shape; validation that depends on configuration (batch size, model dimension) lives here so each
+dialect gets it identically.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+import numpy as np
+
+from .errors import BadRequest, PayloadTooLarge
+from .models.base import PromptChoice, TextEncoder
+from .registry import Registry
+
+#: Model kinds whose text side can embed text.
+TEXT_KINDS = ("text", "multimodal")
+
+
+@dataclass
+class Embeddings:
+    """`vectors` (n, dim) float32 (L2-normalised unless asked otherwise), the `model` used, the
+    number of `tokens` fed (special tokens included) and the wall time in `seconds`."""
+
+    vectors: np.ndarray
+    model: TextEncoder
+    tokens: int
+    seconds: float
+
+
+def check_batch_size(count: int, limit: int, param: str) -> None:
+    """raises PayloadTooLarge (413) when a request carries more than `limit` inputs."""
+    if count > limit:
+        raise PayloadTooLarge(
+            f"{param} has {count} items; at most {limit} per request (MAX_CLIENT_BATCH_SIZE)", param=param
+        )
+
+
+def postprocess(vectors: np.ndarray, dimensions: Optional[int], normalize: bool) -> np.ndarray:
+    """Matryoshka truncation to `dimensions`, then L2 normalisation (eps 1e-12, as
+    `torch.nn.functional.normalize`). (n, dim) float32 -> (n, dimensions or dim) float32."""
+    if dimensions is not None:
+        vectors = vectors[:, :dimensions]
+    if normalize:
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        vectors = vectors / np.maximum(norms, 1e-12)
+    return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+def check_dimensions(dimensions: Optional[int], model: TextEncoder) -> None:
+    """raises BadRequest (400) unless 1 <= dimensions <= the model's dimension."""
+    if dimensions is not None and not 1 <= dimensions <= model.dimension:
+        raise BadRequest(
+            f"dimensions must be between 1 and {model.dimension} for model {model.name!r}; got {dimensions}",
+            param="dimensions",
+        )
+
+
+def embed_text(
+    registry: Registry,
+    *,
+    model_name: Optional[str],
+    texts: Optional[Sequence[str]] = None,
+    token_ids: Optional[Sequence[Sequence[int]]] = None,
+    normalize: bool = True,
+    dimensions: Optional[int] = None,
+    truncate: bool = True,
+    direction: str = "right",
+    prompt: PromptChoice = PromptChoice(),
+    param: str = "input",
+) -> Embeddings:
+    """Embed `texts` (or pre-tokenised `token_ids`) with the named text model.
+
+    Returns Embeddings with (n, dim) float32 vectors in input order. raises ModelNotFound (404),
+    BadRequest (400: bad dimensions, prompt or ids), PayloadTooLarge (413: more than
+    MAX_CLIENT_BATCH_SIZE inputs), Unprocessable (422: over-long input with truncate false).
+    """
+    started = time.perf_counter()
+    count = len(texts) if texts is not None else len(token_ids or ())
+    check_batch_size(count, registry.settings.max_client_batch_size, param)
+    model = registry.get(model_name, TEXT_KINDS, "text embeddings")
+    assert isinstance(model, TextEncoder)
+    check_dimensions(dimensions, model)
+    if texts is not None:
+        items = model.prepare_texts(texts, prompt, truncate, direction, param=param)
+    else:
+        items = model.prepare_ids(token_ids or [], truncate, direction, param=param)
+    pooled = registry.batchers[model.name].run(items)
+    vectors = postprocess(pooled, dimensions, normalize)
+    return Embeddings(vectors, model, sum(len(item) for item in items), time.perf_counter() - started)

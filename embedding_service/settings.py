@@ -1,0 +1,163 @@
+"""Service configuration, read once at start-up (SPEC §4).
+
+Values come from the process environment, then from a `.env` file in the working directory
+(python-dotenv; the environment wins). Every variable is listed in README.md with its default.
+A bad value raises :class:`SettingsError` naming the variable, so the service fails at start-up
+instead of at the first request.
+
+This module must stay light: Gunicorn's master imports it, and the master never imports torch.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Literal, Mapping, Optional
+
+from dotenv import dotenv_values
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+
+class SettingsError(ValueError):
+    """A configuration value is missing, malformed or contradictory; the message names it."""
+
+
+#: Environment variable -> Settings field. Aliases (seed names) map to the same field.
+ENV_FIELDS: dict[str, str] = {
+    "HOST": "host",
+    "PORT": "port",
+    "MODEL_NAME": "model_name",
+    "EMBEDDING_MODEL": "embedding_model",
+    "MODELS": "models",
+    "DEVICE": "device",
+    "DEVICES": "devices",
+    "DTYPE": "dtype",
+    "WORKERS": "workers",
+    "THREADS": "threads",
+    "TIMEOUT": "timeout",
+    "GRACEFUL_TIMEOUT": "graceful_timeout",
+    "MAX_BATCH_SIZE": "max_batch_size",
+    "MAX_BATCH_TOKENS": "max_batch_tokens",
+    "BATCH_TIMEOUT_MS": "batch_timeout_ms",
+    "MAX_CLIENT_BATCH_SIZE": "max_client_batch_size",
+    "MAX_CONTENT_LENGTH": "max_content_length",
+    "LOG_LEVEL": "log_level",
+}
+#: Seed 003 gives the batching timeout in seconds.
+SECONDS_ALIASES = {"BATCH_TIMEOUT": "batch_timeout_ms"}
+
+
+class Settings(BaseModel):
+    """Typed, immutable service settings. Field docs give units and defaults."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    host: str = "0.0.0.0"
+    port: int = Field(8080, ge=1, le=65535)
+    #: Seed 000's default model (any kind); served first and the default of its kind.
+    model_name: Optional[str] = None
+    #: Default text embedding model.
+    embedding_model: Optional[str] = None
+    #: Extra models: comma-separated `[alias=]reference[;option=value...]` or a JSON list.
+    models: Optional[str] = None
+    #: `auto` (GPUs when visible, else CPU), `cpu`, `cuda` or `cuda:N` (single-process use).
+    device: str = "auto"
+    #: Device slots given to Gunicorn workers, e.g. `cuda:0,cuda:1`; empty = derive from DEVICE.
+    devices: tuple[str, ...] = ()
+    #: `auto` (float32 on CPU, float16 on CUDA), `float32`, `float16`, `bfloat16`.
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
+    #: Gunicorn workers; 0 = one per device slot (one on CPU).
+    workers: int = Field(0, ge=0, le=256)
+    #: Request threads per Gunicorn worker (gthread).
+    threads: int = Field(32, ge=1, le=1024)
+    #: Gunicorn worker timeout, seconds.
+    timeout: int = Field(120, ge=1)
+    #: Seconds in-flight requests get to finish after SIGTERM.
+    graceful_timeout: int = Field(30, ge=1)
+    #: Items per forward pass.
+    max_batch_size: int = Field(32, ge=1)
+    #: Padded tokens per forward pass (items x longest item).
+    max_batch_tokens: int = Field(16384, ge=1)
+    #: Milliseconds the batcher may wait to fill a batch.
+    batch_timeout_ms: float = Field(0.0, ge=0, le=10_000)
+    #: Inputs or documents per request (413 beyond); OpenAI's limit.
+    max_client_batch_size: int = Field(2048, ge=1)
+    #: Request body limit in bytes (413 beyond).
+    max_content_length: int = Field(64 * 1024 * 1024, ge=1024)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+
+    @field_validator("devices", mode="before")
+    @classmethod
+    def _split_devices(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("devices")
+    @classmethod
+    def _check_devices(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for item in value:
+            if not is_device_name(item):
+                raise ValueError(f"{item!r} is not a device; use cpu, cuda or cuda:N")
+        return value
+
+    @field_validator("device")
+    @classmethod
+    def _check_device(cls, value: str) -> str:
+        value = value.strip().lower()
+        if value != "auto" and not is_device_name(value):
+            raise ValueError(f"{value!r} is not a device; use auto, cpu, cuda or cuda:N")
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @classmethod
+    def from_env(
+        cls, environ: Optional[Mapping[str, str]] = None, env_file: Optional[str] = ".env"
+    ) -> "Settings":
+        """Read settings from `environ` (default `os.environ`) over the `.env` file.
+
+        raises SettingsError naming the variable whose value is bad.
+        """
+        merged: dict[str, str] = {}
+        if env_file and os.path.isfile(env_file):
+            merged.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+        merged.update(os.environ if environ is None else environ)
+        return cls.from_mapping(merged)
+
+    @classmethod
+    def from_mapping(cls, env: Mapping[str, str]) -> "Settings":
+        """Build settings from a name -> string mapping of environment variables."""
+        values: dict[str, Any] = {}
+        source: dict[str, str] = {}
+        for name, field in ENV_FIELDS.items():
+            raw = env.get(name)
+            if raw is not None and raw.strip() != "":
+                values[field] = raw.strip()
+                source[field] = name
+        for name, field in SECONDS_ALIASES.items():
+            raw = env.get(name)
+            if raw is not None and raw.strip() != "" and field not in values:
+                try:
+                    values[field] = float(raw) * 1000.0
+                except ValueError:
+                    raise SettingsError(f"{name}={raw!r}: expected a number of seconds") from None
+                source[field] = name
+        try:
+            return cls(**values)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            field = str(err["loc"][0]) if err["loc"] else "?"
+            var = source.get(field, field.upper())
+            raw = env.get(var, "")
+            raise SettingsError(f"{var}={raw!r}: {err['msg']}") from None
+
+
+def is_device_name(value: str) -> bool:
+    """True for `cpu`, `cuda`, `cuda:N` (N a non-negative integer)."""
+    if value in ("cpu", "cuda"):
+        return True
+    head, _, tail = value.partition(":")
+    return head == "cuda" and tail.isdigit()

@@ -1,0 +1,59 @@
+"""Gunicorn worker start-up: called from `post_fork` in each worker process (never the master).
+
+Loads the models onto the worker's slot device, sizes torch's CPU threads, and builds the app
+that `embedding_service.wsgi:app` hands to Gunicorn.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Callable, Optional
+
+from flask import Flask
+
+from .devices import cpu_threads
+from .settings import Settings
+
+_app: Optional[Flask] = None
+
+
+def boot(settings: Settings, slot: int, device: str, cpu_workers: int, notify: Optional[Callable[[], None]] = None) -> Flask:
+    """Load models on `device` for worker `slot` and build its app.
+
+    `notify` (Gunicorn's worker heartbeat) is called every second while models load, so a slow
+    load is not mistaken for a hung worker.
+    """
+    global _app
+    import torch
+
+    if device == "cpu":
+        torch.set_num_threads(cpu_threads(cpu_workers))
+    elif device.startswith("cuda"):
+        torch.cuda.set_device(torch.device(device))
+    done = threading.Event()
+    if notify is not None:
+        def beat() -> None:
+            while not done.wait(1.0):
+                notify()
+
+        threading.Thread(target=beat, name="load-heartbeat", daemon=True).start()
+    try:
+        from .app import configure_logging, create_app
+        from .registry import Registry
+
+        configure_logging(settings)
+        registry = Registry.load(settings, device)
+        _app = create_app(settings, registry=registry, worker={"slot": slot})
+    finally:
+        done.set()
+    return _app
+
+
+def current_app() -> Flask:
+    """The booted app, or (when Gunicorn runs without gunicorn.conf.py) one built from the env."""
+    global _app
+    if _app is None:
+        from .app import create_app
+
+        _app = create_app()
+    return _app
