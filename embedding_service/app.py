@@ -35,6 +35,7 @@ def configure_logging(settings: Settings) -> None:
         from transformers.utils import logging as hf_logging
 
         hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
     except ImportError:  # pragma: no cover
         pass
 

