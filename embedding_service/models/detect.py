@@ -110,7 +110,7 @@ def text_config(spec: ModelSpec, files: ModelFiles, config: dict) -> TextConfig:
             path = str(module.get("path", "")).strip("/")
             if kind == "Transformer":
                 transformer_path = path
-            elif kind == "Pooling":
+            elif kind == "Pooling" and not spec.option("pooling"):
                 cfg = files.json(f"{path}/config.json" if path else "config.json")
                 if not isinstance(cfg, dict):
                     raise SettingsError(f"model {name!r}: pooling module {path!r} has no config.json")

@@ -1,0 +1,112 @@
+"""A real Gunicorn (gunicorn.conf.py, 2 CPU workers): both workers serve, a killed worker is
+respawned on its slot, and the master never loads torch (SPEC §5)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+
+from conftest import free_port
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+pytestmark = pytest.mark.slow
+
+
+def wait_healthy(url: str, proc: subprocess.Popen, seconds: float = 90) -> None:
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        assert proc.poll() is None, "gunicorn exited early"
+        try:
+            if requests.get(f"{url}/health", timeout=2).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.3)
+    raise AssertionError("gunicorn did not become healthy")
+
+
+@pytest.fixture(scope="module")
+def gunicorn_server(tmp_path_factory):
+    port = free_port()
+    env = dict(os.environ, WORKERS="2", THREADS="8", PORT=str(port), HOST="127.0.0.1", DEVICE="cpu", LOG_LEVEL="WARNING")
+    env.pop("MODELS", None)
+    log = open(tmp_path_factory.mktemp("gunicorn") / "gunicorn.log", "w+")
+    gunicorn = os.path.join(os.path.dirname(sys.executable), "gunicorn")
+    proc = subprocess.Popen(
+        [gunicorn, "-c", "gunicorn.conf.py", "embedding_service.wsgi:app"], cwd=ROOT, env=env, stdout=log, stderr=log
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(url, proc)
+        yield url, proc
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.seek(0)
+        sys.stdout.write(log.read()[-3000:])
+
+
+def health_by_pid(url: str, rounds: int = 200) -> dict:
+    """Hit /v1/embeddings and /health concurrently; pid -> health body of every worker seen."""
+    seen: dict = {}
+
+    def one(_):
+        requests.post(f"{url}/v1/embeddings", json={"input": ["load " * 50] * 16}, timeout=30)
+        body = requests.get(f"{url}/health", timeout=10).json()
+        seen[body["pid"]] = body
+
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(one, range(rounds)))
+    return seen
+
+
+def mapped_libraries(pid: int) -> str:
+    with open(f"/proc/{pid}/maps") as handle:
+        return handle.read()
+
+
+def test_two_workers_serve_and_master_has_no_torch(gunicorn_server):
+    url, proc = gunicorn_server
+    workers = health_by_pid(url, rounds=64)
+    assert len(workers) == 2, workers
+    assert sorted(w["slot"] for w in workers.values()) == [0, 1]
+    assert all(w["device"] == "cpu" for w in workers.values())
+    assert "libtorch" not in mapped_libraries(proc.pid)
+    assert all("libtorch" in mapped_libraries(pid) for pid in workers)  # the check can see torch
+    resp = requests.post(
+        f"{url}/v1/embeddings",
+        json={"input": ["a cat sits on the mat", "a kitten rests on a rug", "the stock market fell"]},
+        timeout=30,
+    ).json()
+    vectors = [d["embedding"] for d in resp["data"]]
+    assert [len(v) for v in vectors] == [384, 384, 384]
+    dot = lambda a, b: sum(x * y for x, y in zip(a, b))  # noqa: E731
+    assert dot(vectors[0], vectors[1]) > max(dot(vectors[0], vectors[2]), dot(vectors[1], vectors[2]))
+
+
+def test_killed_worker_respawns_on_its_slot(gunicorn_server):
+    url, proc = gunicorn_server
+    workers = health_by_pid(url, rounds=64)
+    victim_pid, victim = next(iter(workers.items()))
+    os.kill(victim_pid, signal.SIGKILL)
+    deadline = time.time() + 90
+    replacement = None
+    while time.time() < deadline and replacement is None:
+        try:
+            seen = health_by_pid(url, rounds=32)
+        except requests.RequestException:
+            continue
+        replacement = next((b for p, b in seen.items() if p not in workers and b["slot"] == victim["slot"]), None)
+    assert replacement is not None, "no respawned worker on the freed slot"
+    assert replacement["device"] == victim["device"]
+    assert "libtorch" not in mapped_libraries(proc.pid)

@@ -1,0 +1,124 @@
+"""Configuration (SPEC §4): defaults, seed names, bad values failing at start-up with the
+variable's name, the MODELS grammar, and device slots for Gunicorn workers."""
+
+from __future__ import annotations
+
+import pytest
+
+from embedding_service.devices import SlotPool, device_list, visible_gpu_count, worker_count
+from embedding_service.models.spec import EMBEDDED_DEFAULT, model_specs
+from embedding_service.registry import Registry
+from embedding_service.settings import Settings, SettingsError
+
+
+def test_defaults():
+    s = Settings.from_mapping({})
+    assert (s.host, s.port, s.max_client_batch_size, s.device, s.batch_timeout_ms) == ("0.0.0.0", 8080, 2048, "auto", 0.0)
+    specs = model_specs(s)
+    assert [spec.name for spec in specs] == [EMBEDDED_DEFAULT]
+    assert specs[0].aliases == ("all-MiniLM-L6-v2",)
+    assert specs[0].reference.endswith("model")  # the bundled directory, not a hub download
+
+
+@pytest.mark.parametrize(
+    "env,variable",
+    [
+        ({"PORT": "eighty"}, "PORT"),
+        ({"PORT": "70000"}, "PORT"),
+        ({"WORKERS": "-1"}, "WORKERS"),
+        ({"DTYPE": "float8"}, "DTYPE"),
+        ({"DEVICE": "tpu"}, "DEVICE"),
+        ({"DEVICES": "cuda:0,gpu1"}, "DEVICES"),
+        ({"MAX_BATCH_SIZE": "0"}, "MAX_BATCH_SIZE"),
+        ({"BATCH_TIMEOUT": "soon"}, "BATCH_TIMEOUT"),
+        ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL"),
+    ],
+)
+def test_bad_values_name_the_variable(env, variable):
+    with pytest.raises(SettingsError) as info:
+        Settings.from_mapping(env)
+    assert str(info.value).startswith(f"{variable}=")
+
+
+def test_seed_names_and_env_file(tmp_path):
+    env_file = tmp_path / ".env"
+    env_file.write_text("PORT=9000\nBATCH_TIMEOUT=0.1\nMAX_BATCH_SIZE=16\n")
+    s = Settings.from_env(environ={"MAX_BATCH_SIZE": "64"}, env_file=str(env_file))
+    assert s.port == 9000 and s.batch_timeout_ms == pytest.approx(100.0) and s.max_batch_size == 64
+
+
+def test_models_grammar(tmp_path):
+    local = tmp_path / "my-model"
+    local.mkdir()
+    (tmp_path / "my-model2").mkdir()
+    s = Settings.from_mapping(
+        {
+            "MODEL_NAME": "all-MiniLM-L6-v2",
+            "MODELS": f"bge=BAAI/bge-m3;pooling=cls;max_length=512,local={local},{local}2",
+        }
+    )
+    specs = model_specs(s)
+    assert [x.name for x in specs] == [EMBEDDED_DEFAULT, "BAAI/bge-m3", "local", "my-model2"]
+    assert specs[1].aliases == ("bge",) and specs[1].options == {"pooling": "cls", "max_length": 512}
+    assert specs[2].reference == str(local)  # known by its alias, never by the server path
+    as_json = Settings.from_mapping({"MODELS": '[{"reference": "BAAI/bge-m3", "aliases": ["bge"], "pooling": "cls"}]'})
+    assert model_specs(as_json)[0].options == {"pooling": "cls"}
+
+
+@pytest.mark.parametrize(
+    "models,fragment",
+    [
+        ("BAAI/bge-m3;pooling=weird", "option pooling='weird'"),
+        ("BAAI/bge-m3;colour=red", "unknown option 'colour'"),
+        ("BAAI/bge-m3;max_length=-3", "positive integer"),
+        ("a=BAAI/bge-m3,a=BAAI/bge-large-zh", "used by both"),
+        ("[{\"name\": \"x\"}]", "reference"),
+    ],
+)
+def test_bad_models_fail_at_startup(models, fragment):
+    with pytest.raises(SettingsError) as info:
+        model_specs(Settings.from_mapping({"MODELS": models}))
+    assert fragment in str(info.value)
+
+
+def test_unloadable_model_names_itself(tmp_path):
+    with pytest.raises(SettingsError) as info:
+        Registry.load(Settings.from_mapping({"EMBEDDING_MODEL": str(tmp_path)}), "cpu")
+    assert "no config.json" in str(info.value)
+
+
+def test_contradictory_pooling_config_fails(tmp_path, tiny):
+    import json
+    import shutil
+
+    path = tmp_path / "two-poolings"
+    shutil.copytree(tiny["bert_cls"], path)
+    (path / "1_Pooling" / "config.json").write_text(
+        json.dumps({"word_embedding_dimension": 32, "pooling_mode_cls_token": True, "pooling_mode_mean_tokens": True})
+    )
+    with pytest.raises(SettingsError) as info:
+        Registry.load(Settings.from_mapping({"MODELS": f"two={path}"}), "cpu")
+    assert "'two'" in str(info.value) and "2 modes" in str(info.value)
+    # An explicit pooling option resolves the contradiction.
+    registry = Registry.load(Settings.from_mapping({"MODELS": f"two={path};pooling=mean"}), "cpu", warmup=False)
+    assert registry.models[0].info()["pooling"] == "mean"
+
+
+def test_device_list_and_slots(monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert visible_gpu_count() == 0
+    assert device_list(Settings.from_mapping({})) == ["cpu"]
+    with pytest.raises(SettingsError):
+        device_list(Settings.from_mapping({"DEVICE": "cuda"}))
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")
+    devices = device_list(Settings.from_mapping({}))
+    assert devices == ["cuda:0", "cuda:1"]
+    assert worker_count(Settings.from_mapping({}), devices) == 2
+    assert worker_count(Settings.from_mapping({}), ["cpu"]) == 1
+    pool = SlotPool(["cuda:0", "cuda:1"], 4)  # two workers per GPU
+    slots = [pool.acquire() for _ in range(4)]
+    assert [pool.device(s) for s in slots] == ["cuda:0", "cuda:1", "cuda:0", "cuda:1"]
+    pool.release(1)
+    assert pool.acquire() == 1  # a restarted worker gets the slot (and GPU) it replaces
+    with pytest.raises(RuntimeError):
+        pool.acquire()
