@@ -42,6 +42,16 @@ ENV_FIELDS: dict[str, str] = {
     "MAX_CONTENT_LENGTH": "max_content_length",
     "LOG_LEVEL": "log_level",
 }
+#: Seed names whose features are not in this version yet. Setting one stops start-up rather than
+#: let an operator believe, say, that an API key protects the service when nothing checks it.
+NOT_YET_SUPPORTED = (
+    "API_KEY",
+    "API_KEYS",
+    "RATE_LIMIT_REQUESTS",
+    "RATE_LIMIT_WINDOW",
+    "MAX_QUEUE_SIZE",
+    "MAX_CONCURRENT_REQUESTS",
+)
 #: Seed 003 gives the batching timeout in seconds.
 SECONDS_ALIASES = {"BATCH_TIMEOUT": "batch_timeout_ms"}
 
@@ -130,6 +140,9 @@ class Settings(BaseModel):
     @classmethod
     def from_mapping(cls, env: Mapping[str, str]) -> "Settings":
         """Build settings from a name -> string mapping of environment variables."""
+        for name in NOT_YET_SUPPORTED:
+            if (env.get(name) or "").strip():
+                raise SettingsError(f"{name} is set, but this version does not implement it yet; unset it")
         values: dict[str, Any] = {}
         source: dict[str, str] = {}
         for name, field in ENV_FIELDS.items():

@@ -110,3 +110,32 @@ def test_killed_worker_respawns_on_its_slot(gunicorn_server):
     assert replacement is not None, "no respawned worker on the freed slot"
     assert replacement["device"] == victim["device"]
     assert "libtorch" not in mapped_libraries(proc.pid)
+
+
+def test_development_server_runs_the_same_app():
+    port = free_port()
+    env = dict(os.environ, PORT=str(port), HOST="127.0.0.1", DEVICE="cpu", LOG_LEVEL="WARNING")
+    env.pop("MODELS", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "embedding_service"], cwd=ROOT, env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_healthy(url, proc)
+        vectors = requests.post(f"{url}/embed_text", json={"texts": ["Hello world", "Test embedding"]}, timeout=30).json()
+        assert [len(v) for v in vectors] == [384, 384]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_bad_configuration_stops_gunicorn_with_the_variable_named():
+    env = dict(os.environ, PORT="not-a-port")
+    gunicorn = os.path.join(os.path.dirname(sys.executable), "gunicorn")
+    done = subprocess.run(
+        [gunicorn, "-c", "gunicorn.conf.py", "embedding_service.wsgi:app"], cwd=ROOT, env=env,
+        capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode != 0
+    assert "PORT='not-a-port'" in done.stderr

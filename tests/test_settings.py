@@ -40,6 +40,13 @@ def test_bad_values_name_the_variable(env, variable):
     assert str(info.value).startswith(f"{variable}=")
 
 
+@pytest.mark.parametrize("variable", ["API_KEY", "RATE_LIMIT_REQUESTS", "MAX_QUEUE_SIZE"])
+def test_unimplemented_protection_is_refused_not_ignored(variable):
+    with pytest.raises(SettingsError) as info:
+        Settings.from_mapping({variable: "10"})
+    assert str(info.value).startswith(f"{variable} is set")
+
+
 def test_seed_names_and_env_file(tmp_path):
     env_file = tmp_path / ".env"
     env_file.write_text("PORT=9000\nBATCH_TIMEOUT=0.1\nMAX_BATCH_SIZE=16\n")

@@ -80,18 +80,22 @@ def _st_files(path: str, pooling_config: dict, max_seq_length: int, prompts=None
     _write_json(os.path.join(path, "config_sentence_transformers.json"), config)
 
 
-def build_bert(path: str, pooling: str = "cls", legacy: bool = False, max_seq_length: int = 64, seed: int = 0) -> str:
-    """Tiny BertModel with a sentence-transformers pooling config (`legacy`: pooling_mode_* flags)."""
+def _save_bert(path: str, hidden: int, layers: int, heads: int, seed: int) -> None:
     from transformers import BertConfig, BertModel
 
     tokenizer = wordpiece_tokenizer()
     torch.manual_seed(seed)
     config = BertConfig(
-        vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-        intermediate_size=64, max_position_embeddings=128, initializer_range=0.2,
+        vocab_size=len(tokenizer), hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
+        intermediate_size=2 * hidden, max_position_embeddings=128, initializer_range=0.2,
     )
     BertModel(config).save_pretrained(path)
     tokenizer.save_pretrained(path)
+
+
+def build_bert(path: str, pooling: str = "cls", legacy: bool = False, max_seq_length: int = 64, seed: int = 0) -> str:
+    """Tiny BertModel with a sentence-transformers pooling config (`legacy`: pooling_mode_* flags)."""
+    _save_bert(path, hidden=32, layers=2, heads=4, seed=seed)
     if legacy:
         flags = {"cls": "pooling_mode_cls_token", "mean": "pooling_mode_mean_tokens", "max": "pooling_mode_max_tokens"}
         pool_cfg = {"word_embedding_dimension": 32, **{flag: False for flag in flags.values()}, flags[pooling]: True}
@@ -103,16 +107,7 @@ def build_bert(path: str, pooling: str = "cls", legacy: bool = False, max_seq_le
 
 def build_plain_bert(path: str, seed: int = 1) -> str:
     """Tiny BertModel without sentence-transformers files (pooling must come from options)."""
-    from transformers import BertConfig, BertModel
-
-    tokenizer = wordpiece_tokenizer()
-    torch.manual_seed(seed)
-    config = BertConfig(
-        vocab_size=len(tokenizer), hidden_size=24, num_hidden_layers=1, num_attention_heads=2,
-        intermediate_size=48, max_position_embeddings=128, initializer_range=0.2,
-    )
-    BertModel(config).save_pretrained(path)
-    tokenizer.save_pretrained(path)
+    _save_bert(path, hidden=24, layers=1, heads=2, seed=seed)
     return path
 
 
