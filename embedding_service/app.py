@@ -12,6 +12,7 @@ from flask import Flask
 from .api import BLUEPRINTS
 from .api.common import ServiceState
 from .errors import register_error_handlers
+from .images import ImageLoader
 from .registry import Registry
 from .settings import Settings
 
@@ -60,7 +61,11 @@ def create_app(
     info = {"pid": os.getpid(), "slot": None, "started": int(time.time())}
     info.update(worker or {})
     app.extensions["embedding_service"] = ServiceState(
-        settings=settings, registry=registry, worker=info, cuda_available=torch.cuda.is_available()
+        settings=settings,
+        registry=registry,
+        images=ImageLoader(settings),
+        worker=info,
+        cuda_available=torch.cuda.is_available(),
     )
     register_error_handlers(app)
     for blueprint in BLUEPRINTS:

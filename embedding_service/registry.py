@@ -24,8 +24,17 @@ def _load_text(spec: ModelSpec, device: str, dtype: str, files: ModelFiles) -> M
     return load_text_model(spec, device, dtype, files)
 
 
+def _load_multimodal(spec: ModelSpec, device: str, dtype: str, files: ModelFiles) -> Model:
+    from .models.multimodal import load_multimodal_model
+
+    return load_multimodal_model(spec, device, dtype, files)
+
+
 #: kind -> loader(spec, device, dtype, files). One module per model family under models/.
-LOADERS: dict[str, Callable[[ModelSpec, str, str, ModelFiles], Model]] = {"text": _load_text}
+LOADERS: dict[str, Callable[[ModelSpec, str, str, ModelFiles], Model]] = {
+    "text": _load_text,
+    "multimodal": _load_multimodal,
+}
 
 
 class Registry:
@@ -58,7 +67,7 @@ class Registry:
             loader = LOADERS.get(kind)
             if loader is None:
                 raise SettingsError(
-                    f"model {spec.name!r} is a {kind} model; this version serves text models only"
+                    f"model {spec.name!r} is a {kind} model; this version serves {' and '.join(LOADERS)} models"
                 )
             try:
                 model = loader(spec, device, settings.dtype, files)
@@ -84,13 +93,17 @@ class Registry:
     def names(self) -> list[str]:
         return [m.name for m in self.models]
 
-    def get(self, name: Optional[str], kinds: Sequence[str], purpose: str) -> Model:
-        """The model called `name` (or the default of the first of `kinds` when `name` is empty).
+    def get(self, name: Optional[str], kinds: Sequence[str], purpose: str, prefer_first: bool = False) -> Model:
+        """The model called `name`; when `name` is empty, the default of the first of `kinds` that
+        has one (with `prefer_first`, the first configured model if it can do the job, as seed
+        000's `/embed_text` uses MODEL_NAME's text tower).
 
         raises ModelNotFound (404) listing the served models; BadRequest (400) when the model is
         of a kind that cannot do `purpose` (e.g. "text embeddings").
         """
         if not name:
+            if prefer_first and self.default.kind in kinds:
+                return self.default
             for kind in kinds:
                 model = self.default_of(kind)
                 if model is not None:

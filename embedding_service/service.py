@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Union
 
 import numpy as np
 
 from .errors import BadRequest, PayloadTooLarge
-from .models.base import PromptChoice, TextEncoder
+from .images import ImageLoader
+from .models.base import ImageEncoder, PromptChoice, TextEncoder
+from .models.multimodal import MultimodalModel
 from .registry import Registry
 
 #: Model kinds whose text side can embed text.
@@ -72,6 +74,7 @@ def embed_text(
     direction: str = "right",
     prompt: PromptChoice = PromptChoice(),
     param: str = "input",
+    prefer_first: bool = False,
 ) -> Embeddings:
     """Embed `texts` (or pre-tokenised `token_ids`) with the named text model.
 
@@ -82,7 +85,7 @@ def embed_text(
     started = time.perf_counter()
     count = len(texts) if texts is not None else len(token_ids or ())
     check_batch_size(count, registry.settings.max_client_batch_size, param)
-    model = registry.get(model_name, TEXT_KINDS, "text embeddings")
+    model = registry.get(model_name, TEXT_KINDS, "text embeddings", prefer_first=prefer_first)
     assert isinstance(model, TextEncoder)
     check_dimensions(dimensions, model)
     if texts is not None:
@@ -92,3 +95,31 @@ def embed_text(
     pooled = registry.batchers[model.name].run(items)
     vectors = postprocess(pooled, dimensions, normalize)
     return Embeddings(vectors, model, sum(len(item) for item in items), time.perf_counter() - started)
+
+
+def embed_images(
+    registry: Registry,
+    loader: ImageLoader,
+    *,
+    model_name: Optional[str],
+    sources: Sequence[Union[str, bytes]],
+    normalize: bool = True,
+    dimensions: Optional[int] = None,
+    param: str = "images",
+) -> Embeddings:
+    """Embed images (data URIs, base64, URLs, allowed local paths or uploaded bytes) with the named
+    multimodal model's image tower.
+
+    Returns Embeddings with (n, dim) float32 vectors in input order (`tokens` is 0). raises
+    ModelNotFound (404); BadRequest (400) when no multimodal model is served; the image errors of
+    `ImageLoader.load` (400/403/413/415/422, message prefixed with the image's index).
+    """
+    started = time.perf_counter()
+    check_batch_size(len(sources), registry.settings.max_client_batch_size, param)
+    model = registry.get(model_name, ("multimodal",), "image embeddings")
+    assert isinstance(model, MultimodalModel) and isinstance(model, ImageEncoder)
+    check_dimensions(dimensions, model)
+    images = loader.load(sources, param=param)
+    items = model.prepare_images(images)
+    pooled = registry.batchers[model.name].run(items)
+    return Embeddings(postprocess(pooled, dimensions, normalize), model, 0, time.perf_counter() - started)

@@ -41,6 +41,13 @@ ENV_FIELDS: dict[str, str] = {
     "MAX_CLIENT_BATCH_SIZE": "max_client_batch_size",
     "MAX_CONTENT_LENGTH": "max_content_length",
     "LOG_LEVEL": "log_level",
+    "IMAGE_MAX_BYTES": "image_max_bytes",
+    "IMAGE_MAX_PIXELS": "image_max_pixels",
+    "IMAGE_FETCH_TIMEOUT": "image_fetch_timeout",
+    "IMAGE_ALLOW_PRIVATE_URLS": "image_allow_private_urls",
+    "IMAGE_URL_ALLOWED_HOSTS": "image_url_allowed_hosts",
+    "IMAGE_LOCAL_DIRS": "image_local_dirs",
+    "IMAGE_FETCH_WORKERS": "image_fetch_workers",
 }
 #: Seed names whose features are not in this version yet. Setting one stops start-up rather than
 #: let an operator believe, say, that an API key protects the service when nothing checks it.
@@ -94,13 +101,40 @@ class Settings(BaseModel):
     #: Request body limit in bytes (413 beyond).
     max_content_length: int = Field(64 * 1024 * 1024, ge=1024)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    #: Largest encoded image accepted (any source), bytes (413 beyond).
+    image_max_bytes: int = Field(20 * 1024 * 1024, ge=1)
+    #: Largest image accepted, width x height, checked from the header before decoding (413 beyond).
+    image_max_pixels: int = Field(40_000_000, ge=1)
+    #: Total seconds to download one image URL, redirects included (422 beyond).
+    image_fetch_timeout: float = Field(10.0, gt=0, le=600)
+    #: Allow image URLs whose host resolves to a private, loopback, link-local or reserved address.
+    image_allow_private_urls: bool = False
+    #: If set, image URLs must be on one of these hosts (exact names, case-insensitive).
+    image_url_allowed_hosts: tuple[str, ...] = ()
+    #: Folders local image paths may be read from; empty = local paths refused (403).
+    image_local_dirs: tuple[str, ...] = ()
+    #: Threads that fetch and decode the images of requests concurrently (per worker).
+    image_fetch_workers: int = Field(8, ge=1, le=256)
 
-    @field_validator("devices", mode="before")
+    @field_validator("devices", "image_url_allowed_hosts", "image_local_dirs", mode="before")
     @classmethod
-    def _split_devices(cls, value: Any) -> Any:
+    def _split_list(cls, value: Any) -> Any:
         if isinstance(value, str):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
+
+    @field_validator("image_url_allowed_hosts")
+    @classmethod
+    def _lower_hosts(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(host.lower().rstrip(".") for host in value)
+
+    @field_validator("image_local_dirs")
+    @classmethod
+    def _check_dirs(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for folder in value:
+            if not os.path.isdir(folder):
+                raise ValueError(f"{folder!r} is not a directory")
+        return tuple(os.path.realpath(folder) for folder in value)
 
     @field_validator("devices")
     @classmethod

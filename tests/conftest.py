@@ -81,3 +81,52 @@ def live_url(app):
     thread.start()
     yield f"http://127.0.0.1:{server.server_port}"
     server.shutdown()
+
+
+@pytest.fixture(scope="session")
+def multimodal(tmp_path_factory) -> dict:
+    """Paths of tiny SigLIP 2, SigLIP and CLIP models."""
+    import tiny_multimodal
+
+    root = tmp_path_factory.mktemp("multimodal")
+    return {
+        "siglip2": tiny_multimodal.build_siglip2(str(root / "siglip2")),
+        "siglip": tiny_multimodal.build_siglip(str(root / "siglip")),
+        "clip": tiny_multimodal.build_clip(str(root / "clip")),
+    }
+
+
+@pytest.fixture(scope="session")
+def mm_app(multimodal):
+    """Seed 000's layout: MODEL_NAME is SigLIP 2; MiniLM is the text default; SigLIP and CLIP too."""
+    settings = Settings.from_mapping(
+        {
+            "MODEL_NAME": multimodal["siglip2"],
+            "EMBEDDING_MODEL": "sentence-transformers/all-MiniLM-L6-v2",
+            "MODELS": f"siglip={multimodal['siglip']},clip={multimodal['clip']}",
+            "DEVICE": "cpu",
+            "LOG_LEVEL": "WARNING",
+        }
+    )
+    return create_app(settings)
+
+
+@pytest.fixture()
+def mm_client(mm_app):
+    return mm_app.test_client()
+
+
+@pytest.fixture()
+def image_settings(mm_app):
+    """Swap the app's image loader for one built with other image settings, for one test."""
+    from embedding_service.images import ImageLoader
+
+    state = mm_app.extensions["embedding_service"]
+    original = state.images
+
+    def apply(**overrides):
+        state.images = ImageLoader(state.settings.model_copy(update=overrides))
+        return state.images
+
+    yield apply
+    state.images = original

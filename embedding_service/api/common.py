@@ -9,6 +9,7 @@ import orjson
 from flask import Response, current_app, request
 
 from ..errors import BadRequest, UnsupportedMediaType
+from ..images import ImageLoader
 from ..registry import Registry
 from ..settings import Settings
 
@@ -21,6 +22,7 @@ class ServiceState:
 
     settings: Settings
     registry: Registry
+    images: ImageLoader
     worker: dict = field(default_factory=dict)
     cuda_available: bool = False
 
@@ -31,6 +33,10 @@ def state() -> ServiceState:
 
 def registry() -> Registry:
     return state().registry
+
+
+def images() -> ImageLoader:
+    return state().images
 
 
 def json_body() -> Any:

@@ -3,20 +3,17 @@ for seed 000 images). Both answer a bare `[[float, ...], ...]` list, one row per
 
 from __future__ import annotations
 
-from flask import Blueprint
+from flask import Blueprint, request
 
 from ..errors import BadRequest
 from ..models.base import PromptChoice
 from ..schemas import EmbedTextRequest, ImageEmbedRequest, TEIEmbedRequest, parse
-from ..service import embed_text
-from .common import json_body, json_response, registry
+from ..service import embed_images, embed_text
+from .common import images, json_body, json_response, registry, state
 
 bp = Blueprint("native", __name__)
 
-IMAGE_MODEL_HINT = (
-    "no image model is configured: set MODEL_NAME (or add to MODELS) a multimodal model such as "
-    "google/siglip2-so400m-patch16-naflex"
-)
+MULTIPART_FIELDS = {"model", "normalize"}
 
 
 @bp.post("/embed_text")
@@ -24,17 +21,27 @@ def embed_text_route():
     """Seed 000: `{"texts": [str]}` or `{"text": str}` -> `[[float]]`."""
     req = parse(EmbedTextRequest, json_body())
     texts = req.items()
-    result = embed_text(registry(), model_name=req.model, texts=texts, normalize=req.normalize, param="texts" if req.texts is not None else "text")
+    result = embed_text(
+        registry(),
+        model_name=req.model,
+        texts=texts,
+        normalize=req.normalize,
+        param="texts" if req.texts is not None else "text",
+        prefer_first=True,  # seed 000: MODEL_NAME's text tower, so text and images share a space
+    )
     return json_response(result.vectors)
 
 
 @bp.post("/embed")
 def embed_route():
-    """TEI (`inputs`) or seed 000 (`images`) -> `[[float]]`."""
+    """TEI (`inputs`), seed 000 (`images`), or a multipart upload of image files -> `[[float]]`."""
+    if request.mimetype == "multipart/form-data":
+        return _embed_uploads()
     body = json_body()
     if isinstance(body, dict) and "images" in body and "inputs" not in body:
-        parse(ImageEmbedRequest, body)
-        raise BadRequest(IMAGE_MODEL_HINT, param="images")
+        req = parse(ImageEmbedRequest, body)
+        result = embed_images(registry(), images(), model_name=req.model, sources=req.images, normalize=req.normalize)
+        return json_response(result.vectors)
     if isinstance(body, dict) and "inputs" not in body:
         raise BadRequest('send "inputs" (text, TEI) or "images" (seed 000)', param="inputs")
     req = parse(TEIEmbedRequest, body)
@@ -49,5 +56,28 @@ def embed_route():
         direction=req.truncation_direction,
         prompt=PromptChoice(prompt_name=req.prompt_name),
         param="inputs",
+    )
+    return json_response(result.vectors)
+
+
+def _embed_uploads():
+    """`multipart/form-data`: every file part is an image, in order; optional form fields
+    `model` and `normalize` (`true`/`false`)."""
+    unknown = sorted(set(request.form) - MULTIPART_FIELDS)
+    if unknown:
+        raise BadRequest(f"unknown form field {unknown[0]!r}; allowed: model, normalize", param=unknown[0])
+    normalize_text = request.form.get("normalize", "true").strip().lower()
+    if normalize_text not in ("true", "false", "1", "0"):
+        raise BadRequest("normalize must be true or false", param="normalize")
+    limit = state().settings.image_max_bytes
+    uploads = [part.stream.read(limit + 1) for key in request.files for part in request.files.getlist(key)]
+    if not uploads:
+        raise BadRequest("the multipart upload has no image files", param="images")
+    result = embed_images(
+        registry(),
+        images(),
+        model_name=request.form.get("model") or None,
+        sources=uploads,
+        normalize=normalize_text in ("true", "1"),
     )
     return json_response(result.vectors)

@@ -14,8 +14,8 @@ from flask import Blueprint
 from ..errors import BadRequest
 from ..models.base import PromptChoice
 from ..schemas import OpenAIEmbeddingRequest, parse
-from ..service import embed_text
-from .common import json_body, json_response, registry, state
+from ..service import embed_images, embed_text
+from .common import images, json_body, json_response, registry, state
 
 bp = Blueprint("openai", __name__)
 
@@ -31,11 +31,7 @@ def embeddings():
     `{"object": "list", "data": [{"object": "embedding", "index", "embedding"}], "model", "usage"}`."""
     req = parse(OpenAIEmbeddingRequest, json_body())
     if req.modality == "image":
-        raise BadRequest(
-            "modality image needs a multimodal model; none is configured (set MODEL_NAME to e.g. "
-            "google/siglip2-so400m-patch16-naflex)",
-            param="modality",
-        )
+        return _respond(_embed_image_input(req), req.encoding_format)
     texts = token_ids = None
     if isinstance(req.input, str):
         texts = [req.input]
@@ -54,8 +50,24 @@ def embeddings():
         prompt=PromptChoice(input_type=req.input_type, instruction=req.instruction),
         param="input",
     )
+    return _respond(result, req.encoding_format)
+
+
+def _embed_image_input(req: OpenAIEmbeddingRequest):
+    """`modality: "image"`: `input` holds images (data URI, base64, URL or allowed local path)."""
+    sources = [req.input] if isinstance(req.input, str) else req.input
+    if not all(isinstance(item, str) for item in sources):
+        raise BadRequest("with modality image, input must be a string or a list of strings (images)", param="input")
+    if req.instruction is not None or req.input_type is not None:
+        raise BadRequest("instruction and input_type apply to text; drop them for modality image", param="modality")
+    return embed_images(
+        registry(), images(), model_name=req.model, sources=sources, dimensions=req.dimensions, param="input"
+    )
+
+
+def _respond(result, encoding_format: str):
     vectors = result.vectors
-    encode = _b64 if req.encoding_format == "base64" else (lambda row: row)
+    encode = _b64 if encoding_format == "base64" else (lambda row: row)
     data = [{"object": "embedding", "index": i, "embedding": encode(vectors[i])} for i in range(len(vectors))]
     return json_response(
         {

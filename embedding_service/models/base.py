@@ -17,6 +17,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 import torch
 
+from ..errors import BadRequest, Unprocessable
 from .spec import ModelSpec
 
 
@@ -98,17 +99,130 @@ class Model(ABC):
 
 
 class TextEncoder(Model):
-    """A model that embeds text (text models, and the text tower of multimodal models)."""
+    """A model that embeds text (text models, and the text tower of multimodal models).
 
-    @abstractmethod
+    Subclasses set `tokenizer` (a fast tokenizer), `max_length`, `vocab_rows` and the prompt
+    attributes below in their constructor; preparing inputs is shared.
+    """
+
+    tokenizer: Any
+    vocab_rows: int = 0
+    prompts: dict = {}
+    default_prompt_name: Optional[str] = None
+    instruction_template: Optional[str] = None
+    lowercase: bool = False
+
+    def __init__(self, spec: ModelSpec, device: str):
+        super().__init__(spec, device)
+        # The tokenizer's truncation side is shared state: one tokenisation at a time per model.
+        self._tokenizer_lock = threading.Lock()
+
+    def resolve_prompt(self, choice: PromptChoice) -> str:
+        """The prefix for this request, from `prompt_name`, `instruction` or `input_type`.
+
+        Follows sentence-transformers: the named prompt is prepended; with no choice the model's
+        `default_prompt_name` applies. For instruction models the instruction fills
+        `instruction_template`; for others it is prepended as given. `input_type` selects the
+        prompt of that name when the model has one. raises BadRequest (400) naming the field.
+        """
+        if choice.prompt_name is not None:
+            if choice.instruction is not None:
+                raise BadRequest("send either prompt_name or instruction, not both", param="prompt_name")
+            if choice.prompt_name not in self.prompts:
+                known = ", ".join(sorted(self.prompts)) or "none"
+                raise BadRequest(
+                    f"model {self.name!r} has no prompt named {choice.prompt_name!r}; its prompts: {known}",
+                    param="prompt_name",
+                )
+            return self.prompts[choice.prompt_name]
+        if choice.instruction is not None:
+            if choice.input_type == "document":
+                raise BadRequest("an instruction applies to queries; drop it for input_type document", param="instruction")
+            if self.instruction_template:
+                return self.instruction_template.replace("{instruction}", choice.instruction)
+            return choice.instruction
+        if choice.input_type is not None:
+            return self.prompts.get(choice.input_type, "")
+        if self.default_prompt_name:
+            return self.prompts[self.default_prompt_name]
+        return ""
+
     def prepare_texts(
-        self, texts: Sequence[str], prompt: PromptChoice, truncate: bool, direction: str
+        self, texts: Sequence[str], prompt: PromptChoice, truncate: bool, direction: str, param: str = "input"
     ) -> list[Tokens]:
-        """Apply the prompt and tokenise; over-long inputs are cut on `direction` ("left" or
-        "right") when `truncate`, else raise Unprocessable (422) naming the input and the limit.
-        raises BadRequest (400) for an unknown prompt name or input type."""
+        """Apply the prompt (and lower-casing where the model wants it) and tokenise with the
+        tokenizer's own truncation at `max_length` on `direction` ("left" or "right").
 
-    @abstractmethod
-    def prepare_ids(self, ids: Sequence[Sequence[int]], truncate: bool, direction: str) -> list[Tokens]:
+        Without `truncate` an over-long input raises Unprocessable (422) naming it and the limit;
+        an unknown prompt raises BadRequest (400).
+        """
+        prefix = self.resolve_prompt(prompt)
+        inputs = [prefix + text for text in texts] if prefix else list(texts)
+        if self.lowercase:
+            inputs = [text.lower() for text in inputs]
+        with self._tokenizer_lock:
+            self.tokenizer.truncation_side = direction
+            encoded = self.tokenizer(
+                inputs,
+                truncation=truncate,
+                max_length=self.max_length if truncate else None,
+                padding=False,
+                return_attention_mask=False,
+                return_token_type_ids=False,
+                verbose=False,
+            )["input_ids"]
+        items = [Tokens(list(ids)) for ids in encoded]
+        if not truncate:
+            self._check_lengths(items, param)
+        return items
+
+    def prepare_ids(
+        self, ids: Sequence[Sequence[int]], truncate: bool, direction: str, param: str = "input"
+    ) -> list[Tokens]:
         """Token-id inputs, fed as given (no special tokens added); raises BadRequest (400) for ids
         outside the vocabulary, Unprocessable (422) for over-long inputs without truncation."""
+        items = []
+        for index, row in enumerate(ids):
+            bad = next((t for t in row if not 0 <= t < self.vocab_rows), None)
+            if bad is not None:
+                raise BadRequest(
+                    f"{param}[{index}]: token id {bad} is outside the vocabulary of model {self.name!r} "
+                    f"(0..{self.vocab_rows - 1})",
+                    param=param,
+                )
+            row = list(row)
+            if len(row) > self.max_length and truncate:
+                row = row[-self.max_length :] if direction == "left" else row[: self.max_length]
+            items.append(Tokens(row))
+        if not truncate:
+            self._check_lengths(items, param)
+        return items
+
+    def _check_lengths(self, items: Sequence[Tokens], param: str) -> None:
+        for index, item in enumerate(items):
+            if len(item) > self.max_length:
+                raise Unprocessable(
+                    f"{param}[{index}] has {len(item)} tokens; model {self.name!r} accepts at most "
+                    f"{self.max_length} (send truncate: true to cut it)",
+                    param=param,
+                )
+
+
+@dataclass
+class ImageItem:
+    """One preprocessed image: the processor's tensors for it (batch dimension removed) and its
+    number of patches, which counts as its length for batching."""
+
+    tensors: dict
+    patches: int
+
+    def __len__(self) -> int:
+        return self.patches
+
+
+class ImageEncoder(ABC):
+    """A model that embeds images (the image tower of multimodal models)."""
+
+    @abstractmethod
+    def prepare_images(self, images: Sequence[Any]) -> list[ImageItem]:
+        """Run the model's own image processor on RGB PIL images, one ImageItem per image."""

@@ -62,6 +62,7 @@ OPTIONS = {
     "instruction_template": str,
     "lowercase": _bool,
     "trust_remote_code": _bool,
+    "max_num_patches": _positive_int,
 }
 
 

@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import inspect
 import logging
-import threading
 import time
 from typing import Optional, Sequence
 
 import numpy as np
 import torch
 
-from ..errors import BadRequest, Unprocessable
 from ..settings import SettingsError
 from .base import PromptChoice, TextEncoder, Tokens, resolve_dtype
 from .detect import TextConfig, resolve_max_length, text_config
@@ -28,9 +26,6 @@ from .pooling import pool
 from .spec import ModelSpec
 
 log = logging.getLogger("embedding_service.models")
-
-INPUT_TYPE_PROMPTS = {"query": "query", "document": "document"}
-
 
 class TextEmbedder(TextEncoder):
     """A transformers encoder or decoder turned into a sentence embedder.
@@ -47,6 +42,10 @@ class TextEmbedder(TextEncoder):
 
         started = time.perf_counter()
         self.text: TextConfig = text_config(spec, files, config)
+        self.prompts = self.text.prompts
+        self.default_prompt_name = self.text.default_prompt_name
+        self.instruction_template = self.text.instruction_template
+        self.lowercase = self.text.lowercase
         sub = {"subfolder": self.text.transformer_path} if self.text.transformer_path else {}
         remote = bool(spec.option("trust_remote_code", False))
         self.tokenizer = AutoTokenizer.from_pretrained(spec.reference, trust_remote_code=remote, **sub)
@@ -66,8 +65,6 @@ class TextEmbedder(TextEncoder):
         self.dimension = int(getattr(self.model.config, "hidden_size", 0)) or self._probe_dimension()
         params = inspect.signature(self.model.forward).parameters
         self._position_ids = "position_ids" in params and self.padding_side == "left"
-        # The tokenizer's truncation side is shared state: one tokenisation at a time per model.
-        self._tokenizer_lock = threading.Lock()
         self.load_seconds = time.perf_counter() - started
 
     def _pad_id(self) -> int:
@@ -89,89 +86,6 @@ class TextEmbedder(TextEncoder):
             padding_side=self.padding_side,
         )
         return data
-
-    # ---------------------------------------------------------------- prompts
-    def resolve_prompt(self, choice: PromptChoice) -> str:
-        """The prefix for this request, from `prompt_name`, `instruction` or `input_type`.
-
-        Follows sentence-transformers: the named prompt is prepended; with no choice the model's
-        `default_prompt_name` applies. For instruction models the instruction fills the template;
-        for others it is prepended as given. raises BadRequest (400) naming the field.
-        """
-        if choice.prompt_name is not None:
-            if choice.instruction is not None:
-                raise BadRequest("send either prompt_name or instruction, not both", param="prompt_name")
-            if choice.prompt_name not in self.text.prompts:
-                known = ", ".join(sorted(self.text.prompts)) or "none"
-                raise BadRequest(
-                    f"model {self.name!r} has no prompt named {choice.prompt_name!r}; its prompts: {known}",
-                    param="prompt_name",
-                )
-            return self.text.prompts[choice.prompt_name]
-        if choice.instruction is not None:
-            if choice.input_type == "document":
-                raise BadRequest("an instruction applies to queries; drop it for input_type document", param="instruction")
-            if self.text.instruction_template:
-                return self.text.instruction_template.replace("{instruction}", choice.instruction)
-            return choice.instruction
-        if choice.input_type is not None:
-            return self.text.prompts.get(INPUT_TYPE_PROMPTS[choice.input_type], "")
-        if self.text.default_prompt_name:
-            return self.text.prompts[self.text.default_prompt_name]
-        return ""
-
-    # ---------------------------------------------------------------- inputs
-    def prepare_texts(
-        self, texts: Sequence[str], prompt: PromptChoice, truncate: bool, direction: str, param: str = "input"
-    ) -> list[Tokens]:
-        prefix = self.resolve_prompt(prompt)
-        inputs = [prefix + text for text in texts] if prefix else list(texts)
-        if self.text.lowercase:
-            inputs = [text.lower() for text in inputs]
-        with self._tokenizer_lock:
-            self.tokenizer.truncation_side = direction
-            encoded = self.tokenizer(
-                inputs,
-                truncation=truncate,
-                max_length=self.max_length if truncate else None,
-                padding=False,
-                return_attention_mask=False,
-                return_token_type_ids=False,
-                verbose=False,
-            )["input_ids"]
-        items = [Tokens(list(ids)) for ids in encoded]
-        if not truncate:
-            self._check_lengths(items, param)
-        return items
-
-    def prepare_ids(
-        self, ids: Sequence[Sequence[int]], truncate: bool, direction: str, param: str = "input"
-    ) -> list[Tokens]:
-        items = []
-        for index, row in enumerate(ids):
-            bad = next((t for t in row if not 0 <= t < self.vocab_rows), None)
-            if bad is not None:
-                raise BadRequest(
-                    f"{param}[{index}]: token id {bad} is outside the vocabulary of model {self.name!r} "
-                    f"(0..{self.vocab_rows - 1})",
-                    param=param,
-                )
-            row = list(row)
-            if len(row) > self.max_length and truncate:
-                row = row[-self.max_length :] if direction == "left" else row[: self.max_length]
-            items.append(Tokens(row))
-        if not truncate:
-            self._check_lengths(items, param)
-        return items
-
-    def _check_lengths(self, items: Sequence[Tokens], param: str) -> None:
-        for index, item in enumerate(items):
-            if len(item) > self.max_length:
-                raise Unprocessable(
-                    f"{param}[{index}] has {len(item)} tokens; model {self.name!r} accepts at most "
-                    f"{self.max_length} (send truncate: true to cut it)",
-                    param=param,
-                )
 
     # ---------------------------------------------------------------- forward
     def forward(self, items: Sequence[Tokens]) -> np.ndarray:

@@ -1,0 +1,146 @@
+"""Multimodal models: SigLIP 2 (NaFlex), SigLIP and CLIP; images and text in one space (SPEC §1).
+
+Recipes followed:
+- SigLIP / SigLIP 2 text: `get_text_features` on lower-cased text padded to `max_length=64` (the
+  text tower's position count) with no attention mask, as trained; never padded to the longest.
+- CLIP text: `get_text_features` with the attention mask, padded to the tokenizer's 77 (CLIP's
+  causal mask makes padding after EOS irrelevant); the tokenizer lower-cases itself.
+- Images: `get_image_features` on the model's own image processor output (`max_num_patches` for
+  NaFlex, default from the processor), from RGB images with EXIF orientation applied (images.py).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from ..settings import SettingsError
+from .base import ImageEncoder, ImageItem, PromptChoice, TextEncoder, Tokens, resolve_dtype
+from .files import ModelFiles
+from .spec import ModelSpec
+
+#: model_type -> (lower-case text, pass the attention mask to the text tower)
+FAMILIES = {"siglip2": (True, False), "siglip": (True, False), "clip": (False, True)}
+
+
+def _features(output: Any) -> torch.Tensor:
+    """`get_*_features` returns a tensor (transformers 4) or an output with `pooler_output` (5)."""
+    return output if isinstance(output, torch.Tensor) else output.pooler_output
+
+
+class MultimodalModel(TextEncoder, ImageEncoder):
+    """Image and text towers of one contrastive model. `forward` takes a batch of Tokens (text)
+    or of ImageItems (images), never both, and returns (batch, dimension) float32 features."""
+
+    kind = "multimodal"
+
+    def __init__(self, spec: ModelSpec, device: str, dtype: str, config: dict):
+        super().__init__(spec, device)
+        from transformers import AutoImageProcessor, AutoModel, AutoTokenizer
+
+        started = time.perf_counter()
+        self.family = str(config.get("model_type", "")).lower()
+        if self.family not in FAMILIES:
+            raise SettingsError(f"model {spec.name!r}: multimodal model_type {self.family!r} is not supported (siglip2, siglip, clip)")
+        self.lowercase, self.use_text_mask = FAMILIES[self.family]
+        if spec.option("lowercase") is not None:
+            self.lowercase = spec.option("lowercase")
+        remote = bool(spec.option("trust_remote_code", False))
+        self.tokenizer = AutoTokenizer.from_pretrained(spec.reference, trust_remote_code=remote)
+        if not getattr(self.tokenizer, "is_fast", False):
+            raise SettingsError(f"model {spec.name!r}: a fast (tokenizer.json) tokenizer is required")
+        processor_options = {}
+        if spec.option("max_num_patches"):
+            if self.family != "siglip2":
+                raise SettingsError(f"model {spec.name!r}: max_num_patches applies to SigLIP 2 (NaFlex) models only")
+            processor_options["max_num_patches"] = spec.option("max_num_patches")
+        self.image_processor = AutoImageProcessor.from_pretrained(spec.reference, **processor_options)
+        self.max_num_patches = getattr(self.image_processor, "max_num_patches", None)
+        self.dtype = resolve_dtype(spec.option("dtype") or dtype, device)
+        self.model = AutoModel.from_pretrained(spec.reference, dtype=self.dtype, trust_remote_code=remote)
+        self.model.to(device).eval()
+        positions = int(self.model.config.text_config.max_position_embeddings)
+        self.max_length = min(spec.option("max_length") or positions, positions)
+        self.pad_length = self.max_length  # always padded to the full length, as trained
+        self.padding_side = spec.option("padding_side") or self.tokenizer.padding_side
+        self.pad_id = next(
+            (int(t) for t in (self.tokenizer.pad_token_id, self.tokenizer.eos_token_id) if t is not None), 0
+        )
+        self.vocab_rows = self.model.text_model.embeddings.token_embedding.num_embeddings
+        self.dimension = int(self.forward(self.prepare_texts(["a"], PromptChoice(), True, "right")).shape[1])
+        self.load_seconds = time.perf_counter() - started
+
+    def info(self) -> dict:
+        data = super().info()
+        data.update(
+            family=self.family,
+            text_padding=f"max_length={self.pad_length}",
+            padding_side=self.padding_side,
+            text_attention_mask=self.use_text_mask,
+            lowercase=self.lowercase,
+            max_num_patches=self.max_num_patches,
+        )
+        return data
+
+    # ---------------------------------------------------------------- images
+    def prepare_images(self, images: Sequence[Any]) -> list[ImageItem]:
+        """Run the model's image processor on RGB PIL images; one ImageItem per image."""
+        batch = self.image_processor(images=list(images), return_tensors="pt")
+        keys = [k for k in ("pixel_values", "pixel_attention_mask", "spatial_shapes") if k in batch]
+        items = []
+        for index in range(len(images)):
+            tensors = {key: batch[key][index] for key in keys}
+            if "pixel_attention_mask" in tensors:
+                patches = int(tensors["pixel_attention_mask"].sum())
+            else:
+                patches = int(np.prod(tensors["pixel_values"].shape[-2:])) // max(1, self._patch_area())
+            items.append(ImageItem(tensors, max(1, patches)))
+        return items
+
+    def _patch_area(self) -> int:
+        patch = getattr(self.model.config.vision_config, "patch_size", 1)
+        return int(patch) * int(patch)
+
+    # ---------------------------------------------------------------- forward
+    def forward(self, items: Sequence[Any]) -> np.ndarray:
+        with torch.inference_mode():
+            if isinstance(items[0], Tokens):
+                features = self._text_forward(items)
+            else:
+                features = self._image_forward(items)
+        return features.to("cpu", torch.float32).numpy()
+
+    def _text_forward(self, items: Sequence[Tokens]) -> torch.Tensor:
+        ids = np.full((len(items), self.pad_length), self.pad_id, dtype=np.int64)
+        mask = np.zeros((len(items), self.pad_length), dtype=np.int64)
+        left = self.padding_side == "left"
+        for row, item in enumerate(items):
+            span = slice(self.pad_length - len(item), self.pad_length) if left else slice(0, len(item))
+            ids[row, span] = item.ids
+            mask[row, span] = 1
+        kwargs = {"input_ids": torch.from_numpy(ids).to(self.device)}
+        if self.use_text_mask:
+            kwargs["attention_mask"] = torch.from_numpy(mask).to(self.device)
+        return _features(self.model.get_text_features(**kwargs))
+
+    def _image_forward(self, items: Sequence[ImageItem]) -> torch.Tensor:
+        kwargs = {}
+        for key in items[0].tensors:
+            stacked = torch.stack([item.tensors[key] for item in items]).to(self.device)
+            kwargs[key] = stacked.to(self.dtype) if key == "pixel_values" else stacked
+        return _features(self.model.get_image_features(**kwargs))
+
+    def warmup(self) -> None:
+        from PIL import Image
+
+        with self.lock:
+            self.forward(self.prepare_texts(["warm-up"], PromptChoice(), True, "right"))
+            self.forward(self.prepare_images([Image.new("RGB", (32, 32), (127, 127, 127))]))
+
+
+def load_multimodal_model(spec: ModelSpec, device: str, dtype: str, files: ModelFiles) -> MultimodalModel:
+    """Load a `multimodal` model (SigLIP 2, SigLIP, CLIP) onto `device`."""
+    return MultimodalModel(spec, device, dtype, files.config())
