@@ -37,6 +37,13 @@ LOADERS: dict[str, Callable[[ModelSpec, str, str, ModelFiles], Model]] = {
 }
 
 
+#: How to configure a model of each kind, for the 400 when none is served.
+KIND_HINTS = {
+    "multimodal": "; set MODEL_NAME (or add to MODELS) a multimodal model such as google/siglip2-so400m-patch16-naflex",
+    "rerank": "; add a reranker to MODELS, such as Qwen/Qwen3-Reranker-0.6B",
+}
+
+
 class Registry:
     """Loaded models. `get(name, kinds)` resolves a request's `model` field."""
 
@@ -93,7 +100,14 @@ class Registry:
     def names(self) -> list[str]:
         return [m.name for m in self.models]
 
-    def get(self, name: Optional[str], kinds: Sequence[str], purpose: str, prefer_first: bool = False) -> Model:
+    def get(
+        self,
+        name: Optional[str],
+        kinds: Sequence[str],
+        purpose: str,
+        prefer_first: bool = False,
+        missing_param: str = "model",
+    ) -> Model:
         """The model called `name`; when `name` is empty, the default of the first of `kinds` that
         has one (with `prefer_first`, the first configured model if it can do the job, as seed
         000's `/embed_text` uses MODEL_NAME's text tower).
@@ -108,7 +122,11 @@ class Registry:
                 model = self.default_of(kind)
                 if model is not None:
                     return model
-            raise BadRequest(f"no model that can do {purpose} is configured; served: {', '.join(self.names())}", param="model")
+            hint = KIND_HINTS.get(kinds[-1], "")
+            raise BadRequest(
+                f"no model that can do {purpose} is configured (served: {', '.join(self.names())}){hint}",
+                param=missing_param,
+            )
         model = self._by_label.get(name)
         if model is None:
             served = ", ".join(f"{m.name} (aliases: {', '.join(m.aliases)})" if m.aliases else m.name for m in self.models)

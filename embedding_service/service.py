@@ -116,7 +116,7 @@ def embed_images(
     """
     started = time.perf_counter()
     check_batch_size(len(sources), registry.settings.max_client_batch_size, param)
-    model = registry.get(model_name, ("multimodal",), "image embeddings")
+    model = registry.get(model_name, ("multimodal",), "image embeddings", missing_param=param)
     assert isinstance(model, MultimodalModel) and isinstance(model, ImageEncoder)
     check_dimensions(dimensions, model)
     images = loader.load(sources, param=param)

@@ -45,7 +45,7 @@ JSON_CASES = [
     ("/v1/embeddings", {"input": "a", "temperature": 1}, 400, "temperature", "unknown field 'temperature'"),
     ("/v1/embeddings", {"input": [[1, 999999]]}, 400, "input", "outside the vocabulary"),
     ("/v1/embeddings", {"input": "a", "model": "text-embedding-3-small"}, 404, "model", "sentence-transformers/all-MiniLM-L6-v2"),
-    ("/v1/embeddings", {"input": "a", "modality": "image"}, 400, "modality", "MODEL_NAME"),
+    ("/v1/embeddings", {"input": "a", "modality": "image"}, 400, "input", "MODEL_NAME"),
     ("/embed", {"inputs": "a", "truncate": False, "truncation_direction": "up"}, 400, "truncation_direction", "left"),
     ("/embed", {"inputs": "a", "prompt_name": "query"}, 400, "prompt_name", "no prompt named 'query'"),
     ("/embed", {"inputs": "a", "normalize": "yes"}, 400, "normalize", "boolean"),
