@@ -32,6 +32,9 @@ def test_defaults():
         ({"MAX_BATCH_SIZE": "0"}, "MAX_BATCH_SIZE"),
         ({"BATCH_TIMEOUT": "soon"}, "BATCH_TIMEOUT"),
         ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL"),
+        ({"IMAGE_LOCAL_DIRS": "/no/such/folder"}, "IMAGE_LOCAL_DIRS"),
+        ({"IMAGE_FETCH_TIMEOUT": "0"}, "IMAGE_FETCH_TIMEOUT"),
+        ({"IMAGE_ALLOW_PRIVATE_URLS": "maybe"}, "IMAGE_ALLOW_PRIVATE_URLS"),
     ],
 )
 def test_bad_values_name_the_variable(env, variable):
