@@ -30,10 +30,30 @@ def _load_multimodal(spec: ModelSpec, device: str, dtype: str, files: ModelFiles
     return load_multimodal_model(spec, device, dtype, files)
 
 
+def _load_reranker(spec: ModelSpec, device: str, dtype: str, files: ModelFiles) -> Model:
+    from .models.detect import is_decoder
+
+    config = files.config()
+    architectures = [str(a) for a in config.get("architectures") or []]
+    if any(a.endswith("ForSequenceClassification") for a in architectures):
+        from .models.cross_encoder import CrossEncoderReranker
+
+        return CrossEncoderReranker(spec, device, dtype, files, config)
+    if is_decoder(config):
+        from .models.qwen3_reranker import Qwen3Reranker
+
+        return Qwen3Reranker(spec, device, dtype, files, config)
+    raise SettingsError(
+        f"model {spec.name!r}: a reranker must be a sequence-classification cross-encoder or a "
+        "Qwen3-Reranker-style causal LM"
+    )
+
+
 #: kind -> loader(spec, device, dtype, files). One module per model family under models/.
 LOADERS: dict[str, Callable[[ModelSpec, str, str, ModelFiles], Model]] = {
     "text": _load_text,
     "multimodal": _load_multimodal,
+    "rerank": _load_reranker,
 }
 
 

@@ -143,6 +143,52 @@ class OllamaEmbeddingsRequest(Strict):
         return _check_text_list(value, "prompt")
 
 
+DocumentInput = Union[StrictStr, dict[str, Any]]
+
+
+class RerankRequest(Strict):
+    """`POST /rerank`, `/v1/rerank`, `/v2/rerank` (Cohere; seed 004's `texts`; TEI's
+    `return_text` and `truncate`). `priority` is accepted and has no effect."""
+
+    query: StrictStr
+    documents: Optional[list[DocumentInput]] = None
+    texts: Optional[list[StrictStr]] = None
+    top_n: Optional[StrictInt] = None
+    return_documents: Optional[StrictBool] = None
+    return_text: Optional[StrictBool] = None
+    instruction: Optional[StrictStr] = None
+    model: Optional[StrictStr] = None
+    raw_scores: StrictBool = False
+    truncate: StrictBool = True
+    max_chunks_per_doc: Optional[StrictInt] = None
+    max_tokens_per_doc: Optional[StrictInt] = None
+    rank_fields: Optional[list[StrictStr]] = None
+    priority: Optional[StrictInt] = None
+
+    @field_validator("query", mode="before")
+    @classmethod
+    def _query(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("query is an empty string")
+        return value
+
+    @field_validator("top_n", "max_chunks_per_doc", "max_tokens_per_doc")
+    @classmethod
+    def _positive(cls, value: Optional[int], info) -> Optional[int]:
+        if value is not None and value < 1:
+            raise ValueError(f"{info.field_name} must be at least 1; got {value}")
+        return value
+
+    def items(self) -> tuple[list, str]:
+        """The documents and the field they came in (`documents` or `texts`)."""
+        if (self.documents is None) == (self.texts is None):
+            raise BadRequest('send exactly one of "documents" or "texts"', param="documents")
+        docs, field = (self.documents, "documents") if self.documents is not None else (self.texts, "texts")
+        if not docs:
+            raise BadRequest(f"{field} must not be an empty list", param=field)
+        return docs, field
+
+
 def parse(schema: Type[T], data: Any) -> T:
     """Validate `data` against `schema`; raises BadRequest (400) naming the first bad field."""
     if not isinstance(data, dict):

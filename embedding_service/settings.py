@@ -27,6 +27,7 @@ ENV_FIELDS: dict[str, str] = {
     "PORT": "port",
     "MODEL_NAME": "model_name",
     "EMBEDDING_MODEL": "embedding_model",
+    "RERANK_MODEL": "rerank_model",
     "MODELS": "models",
     "DEVICE": "device",
     "DEVICES": "devices",
@@ -74,6 +75,8 @@ class Settings(BaseModel):
     model_name: Optional[str] = None
     #: Default text embedding model.
     embedding_model: Optional[str] = None
+    #: Default reranker (its kind is `rerank` whatever detection says).
+    rerank_model: Optional[str] = None
     #: Extra models: comma-separated `[alias=]reference[;option=value...]` or a JSON list.
     models: Optional[str] = None
     #: `auto` (GPUs when visible, else CPU), `cpu`, `cuda` or `cuda:N` (single-process use).

@@ -74,12 +74,8 @@ def client(app):
 @pytest.fixture(scope="session")
 def live_url(app):
     """The same app on a real HTTP server (werkzeug, threaded) for the official SDKs."""
-    from werkzeug.serving import make_server
-
-    server = make_server("127.0.0.1", free_port(), app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
+    url, server = serve(app)
+    yield url
     server.shutdown()
 
 
@@ -130,3 +126,52 @@ def image_settings(mm_app):
 
     yield apply
     state.images = original
+
+
+def serve(app):
+    """Run `app` on a real threaded HTTP server; returns (url, server)."""
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", free_port(), app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{server.server_port}", server
+
+
+@pytest.fixture(scope="session")
+def rerankers(tmp_path_factory) -> dict:
+    import tiny_rerankers
+
+    root = tmp_path_factory.mktemp("rerankers")
+    return {
+        "qwen3": tiny_rerankers.build_qwen3_reranker(str(root / "qwen3-reranker")),
+        "bert": tiny_rerankers.build_bert_cross_encoder(str(root / "bert-ce")),
+        "xlmr": tiny_rerankers.build_xlmr_cross_encoder(str(root / "xlmr-ce")),
+    }
+
+
+@pytest.fixture(scope="session")
+def rr_app(rerankers):
+    """RERANK_MODEL is the tiny Qwen3-Reranker; the two cross-encoders are served too."""
+    settings = Settings.from_mapping(
+        {
+            "EMBEDDING_MODEL": "sentence-transformers/all-MiniLM-L6-v2",
+            "RERANK_MODEL": rerankers["qwen3"],
+            "MODELS": f"bert-ce={rerankers['bert']},xlmr-ce={rerankers['xlmr']}",
+            "DEVICE": "cpu",
+            "MAX_BATCH_SIZE": "4",
+            "LOG_LEVEL": "WARNING",
+        }
+    )
+    return create_app(settings)
+
+
+@pytest.fixture()
+def rr_client(rr_app):
+    return rr_app.test_client()
+
+
+@pytest.fixture(scope="session")
+def rr_url(rr_app):
+    url, server = serve(rr_app)
+    yield url
+    server.shutdown()

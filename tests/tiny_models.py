@@ -32,7 +32,7 @@ def _write_json(path: str, data) -> None:
         json.dump(data, handle, indent=2)
 
 
-def wordpiece_tokenizer(model_max_length: int = 128) -> PreTrainedTokenizerFast:
+def wordpiece_tokenizer(model_max_length: int = 128, **extra) -> PreTrainedTokenizerFast:
     """A BERT-style WordPiece tokenizer: lower-cases, `[CLS] text [SEP]`."""
     tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
     tok.normalizer = normalizers.BertNormalizer(lowercase=True)
@@ -45,7 +45,7 @@ def wordpiece_tokenizer(model_max_length: int = 128) -> PreTrainedTokenizerFast:
     tok.decoder = decoders.WordPiece()
     return PreTrainedTokenizerFast(
         tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]", sep_token="[SEP]",
-        mask_token="[MASK]", model_max_length=model_max_length,
+        mask_token="[MASK]", model_max_length=model_max_length, **extra,
     )
 
 

@@ -176,6 +176,37 @@ class TextEncoder(Model):
             self._check_lengths(items, param)
         return items
 
+    def prepare_chunks(
+        self, texts: Sequence[str], prompt: PromptChoice, max_chunks: int, param: str = "documents"
+    ) -> tuple[list[Tokens], list[int]]:
+        """Tokenise with the tokenizer's own overflow windows: a text longer than `max_length`
+        becomes up to `max_chunks` windows overlapping by a quarter, each with the model's special
+        tokens. Returns the items and, for each, the index of the text it came from."""
+        prefix = self.resolve_prompt(prompt)
+        inputs = [prefix + text for text in texts] if prefix else list(texts)
+        if self.lowercase:
+            inputs = [text.lower() for text in inputs]
+        with self._tokenizer_lock:
+            self.tokenizer.truncation_side = "right"
+            encoded = self.tokenizer(
+                inputs,
+                truncation=True,
+                max_length=self.max_length,
+                stride=self.max_length // 4,
+                return_overflowing_tokens=True,
+                padding=False,
+                return_attention_mask=False,
+                return_token_type_ids=False,
+                verbose=False,
+            )
+        items, owners, seen = [], [], {}
+        for ids, owner in zip(encoded["input_ids"], encoded["overflow_to_sample_mapping"]):
+            seen[owner] = seen.get(owner, 0) + 1
+            if seen[owner] <= max_chunks:
+                items.append(Tokens(list(ids)))
+                owners.append(int(owner))
+        return items, owners
+
     def prepare_ids(
         self, ids: Sequence[Sequence[int]], truncate: bool, direction: str, param: str = "input"
     ) -> list[Tokens]:
@@ -226,3 +257,38 @@ class ImageEncoder(ABC):
     @abstractmethod
     def prepare_images(self, images: Sequence[Any]) -> list[ImageItem]:
         """Run the model's own image processor on RGB PIL images, one ImageItem per image."""
+
+
+@dataclass
+class PairItem:
+    """One tokenised (query, document) pair or pair chunk: `ids` as fed, segment `type_ids` for
+    models that use them, and `owner`, the index of the document it scores."""
+
+    ids: list[int]
+    owner: int
+    type_ids: Optional[list[int]] = None
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+class Reranker(Model):
+    """A (query, document) -> relevance model. `forward` returns (batch, 1) float32 log-odds of
+    relevance, so relevance = sigmoid(raw) for every family (SPEC §1 recipes)."""
+
+    kind = "rerank"
+    #: Whether `instruction` means something to this model (Qwen3-Reranker) or is refused.
+    takes_instruction = False
+
+    @abstractmethod
+    def prepare_pairs(
+        self,
+        query: str,
+        documents: Sequence[str],
+        instruction: Optional[str],
+        truncate: bool,
+        max_chunks: Optional[int],
+    ) -> list[PairItem]:
+        """Tokenise each pair. Without `max_chunks` an over-long document is cut to fit (or, with
+        `truncate` false, raises Unprocessable (422)); with it, a long document becomes up to
+        `max_chunks` overlapping pair chunks sharing the document's `owner` index."""

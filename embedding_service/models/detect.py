@@ -167,7 +167,9 @@ def position_limit(config: dict) -> Optional[int]:
     return limit
 
 
-def resolve_max_length(name: str, text: TextConfig, tokenizer_max: Optional[int], config: dict) -> int:
+def resolve_max_length(
+    name: str, option: Optional[int], seq_length: Optional[int], tokenizer_max: Optional[int], config: dict
+) -> int:
     """Tokens per input: the `max_length` option, else `max_seq_length` (sentence-transformers),
     else the tokenizer's `model_max_length`, else the position embeddings; never above those.
 
@@ -176,9 +178,7 @@ def resolve_max_length(name: str, text: TextConfig, tokenizer_max: Optional[int]
     limit = position_limit(config)
     if tokenizer_max is not None and tokenizer_max >= 1_000_000:  # transformers' "no limit" sentinel
         tokenizer_max = None
-    if text.max_length_option and limit is not None and text.max_length_option > limit:
-        raise SettingsError(
-            f"model {name!r}: max_length {text.max_length_option} exceeds its {limit} position embeddings"
-        )
-    chosen = text.max_length_option or text.max_seq_length or tokenizer_max or limit or 512
+    if option and limit is not None and option > limit:
+        raise SettingsError(f"model {name!r}: max_length {option} exceeds its {limit} position embeddings")
+    chosen = option or seq_length or tokenizer_max or limit or 512
     return int(min(chosen, limit) if limit is not None else chosen)

@@ -70,6 +70,10 @@ class MultimodalModel(TextEncoder, ImageEncoder):
             (int(t) for t in (self.tokenizer.pad_token_id, self.tokenizer.eos_token_id) if t is not None), 0
         )
         self.vocab_rows = self.model.text_model.embeddings.token_embedding.num_embeddings
+        # The model's own image-text score: sigmoid(cos * exp(logit_scale) + logit_bias) (SigLIP).
+        self.logit_scale = float(self.model.logit_scale.detach().float().exp())
+        bias = getattr(self.model, "logit_bias", None)
+        self.logit_bias = float(bias.detach().float().reshape(-1)[0]) if bias is not None else 0.0
         self.dimension = int(self.forward(self.prepare_texts(["a"], PromptChoice(), True, "right")).shape[1])
         self.load_seconds = time.perf_counter() - started
 

@@ -170,7 +170,7 @@ def _parse_models_text(text: str) -> list[ModelSpec]:
 
 
 def model_specs(settings: Settings) -> list[ModelSpec]:
-    """The models to serve, in order: MODEL_NAME, EMBEDDING_MODEL, then MODELS.
+    """The models to serve, in order: MODEL_NAME, EMBEDDING_MODEL, RERANK_MODEL, then MODELS.
 
     The first of each kind is that kind's default. With nothing configured: the embedded
     all-MiniLM-L6-v2. Duplicate names or aliases raise SettingsError.
@@ -179,6 +179,8 @@ def model_specs(settings: Settings) -> list[ModelSpec]:
     for var, value in (("MODEL_NAME", settings.model_name), ("EMBEDDING_MODEL", settings.embedding_model)):
         if value:
             specs.append(_make(value, None, (), {}))
+    if settings.rerank_model:
+        specs.append(_make(settings.rerank_model, None, (), {"kind": "rerank"}))
     if settings.models:
         specs.extend(_parse_models_text(settings.models))
     if not specs:

@@ -55,7 +55,11 @@ class TextEmbedder(TextEncoder):
         self.model = AutoModel.from_pretrained(spec.reference, dtype=self.dtype, trust_remote_code=remote, **sub)
         self.model.to(device).eval()
         self.max_length = resolve_max_length(
-            spec.name, self.text, getattr(self.tokenizer, "model_max_length", None), config
+            spec.name,
+            self.text.max_length_option,
+            self.text.max_seq_length,
+            getattr(self.tokenizer, "model_max_length", None),
+            config,
         )
         self.padding_side = self.text.padding_side or (
             "left" if self.text.pooling == "lasttoken" else self.tokenizer.padding_side

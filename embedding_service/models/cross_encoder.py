@@ -1,0 +1,129 @@
+"""Sequence-classification cross-encoders (BERT, XLM-R such as bge-reranker-v2-m3, ms-marco
+MiniLM) as rerankers.
+
+Recipe: `sentence_transformers.CrossEncoder(path).predict(pairs)`: the pair tokenised together,
+one forward pass of `AutoModelForSequenceClassification`; one label -> sigmoid(logit). Here the
+query is kept whole and only the document is cut to fit (`only_second`), which equals
+sentence-transformers' `longest_first` whenever the query is the shorter side. Two labels ->
+softmax(...)[1], returned as the log-odds logit[1] - logit[0].
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+
+from ..errors import Unprocessable
+from ..settings import SettingsError
+from .base import PairItem, Reranker, resolve_dtype
+from .detect import resolve_max_length
+from .files import ModelFiles
+from .spec import ModelSpec
+
+#: Overlap between neighbouring chunks of a long document, as a fraction of the window.
+CHUNK_OVERLAP = 0.25
+
+
+class CrossEncoderReranker(Reranker):
+    """`AutoModelForSequenceClassification` with one or two labels."""
+
+    def __init__(self, spec: ModelSpec, device: str, dtype: str, files: ModelFiles, config: dict):
+        super().__init__(spec, device)
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        started = time.perf_counter()
+        remote = bool(spec.option("trust_remote_code", False))
+        self.tokenizer = AutoTokenizer.from_pretrained(spec.reference, trust_remote_code=remote)
+        if not getattr(self.tokenizer, "is_fast", False):
+            raise SettingsError(f"model {spec.name!r}: a fast (tokenizer.json) tokenizer is required")
+        self.dtype = resolve_dtype(spec.option("dtype") or dtype, device)
+        self.model = AutoModelForSequenceClassification.from_pretrained(
+            spec.reference, dtype=self.dtype, trust_remote_code=remote
+        )
+        self.model.to(device).eval()
+        self.num_labels = int(self.model.config.num_labels)
+        if self.num_labels not in (1, 2):
+            raise SettingsError(f"model {spec.name!r}: a reranker needs 1 or 2 labels, it has {self.num_labels}")
+        sbert = files.json("sentence_bert_config.json") or {}
+        self.max_length = resolve_max_length(
+            spec.name,
+            spec.option("max_length"),
+            sbert.get("max_seq_length") if isinstance(sbert, dict) else None,
+            getattr(self.tokenizer, "model_max_length", None),
+            config,
+        )
+        self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        # Segment ids only where the tokenizer produces them (BERT), as the recipe feeds them.
+        self.uses_type_ids = "token_type_ids" in getattr(self.tokenizer, "model_input_names", ()) and (
+            int(getattr(self.model.config, "type_vocab_size", 1) or 1) > 1
+        )
+        self.dimension = 1
+        self.load_seconds = time.perf_counter() - started
+
+    def info(self) -> dict:
+        data = super().info()
+        data.update(family="cross-encoder", num_labels=self.num_labels, score="sigmoid(logit)")
+        return data
+
+    def prepare_pairs(
+        self, query: str, documents: Sequence[str], instruction: Optional[str], truncate: bool, max_chunks: Optional[int]
+    ) -> list[PairItem]:
+        queries = [query] * len(documents)
+        if not truncate and not max_chunks:
+            full = self.tokenizer(queries, list(documents), truncation=False, return_attention_mask=False)["input_ids"]
+            for index, ids in enumerate(full):
+                if len(ids) > self.max_length:
+                    raise Unprocessable(
+                        f"documents[{index}] with the query is {len(ids)} tokens; model {self.name!r} accepts at "
+                        f"most {self.max_length} (send truncate: true or max_chunks_per_doc)",
+                        param="documents",
+                    )
+        options = dict(max_length=self.max_length, return_attention_mask=False, return_token_type_ids=True)
+        if max_chunks:
+            query_len = len(self.tokenizer(query, add_special_tokens=False)["input_ids"])
+            window = max(1, self.max_length - query_len - 4)
+            options.update(return_overflowing_tokens=True, stride=int(window * CHUNK_OVERLAP))
+        try:
+            encoded = self.tokenizer(queries, list(documents), truncation="only_second", **options)
+        except Exception:  # the query alone is longer than the window: cut both, longest first
+            encoded = self.tokenizer(queries, list(documents), truncation="longest_first", **{
+                k: v for k, v in options.items() if k not in ("return_overflowing_tokens", "stride")
+            })
+        owners = encoded.get("overflow_to_sample_mapping") or list(range(len(documents)))
+        items, per_owner = [], {}
+        for row, owner in enumerate(owners):
+            owner = int(owner)
+            per_owner[owner] = per_owner.get(owner, 0) + 1
+            if max_chunks and per_owner[owner] > max_chunks:
+                continue
+            type_ids = encoded["token_type_ids"][row] if self.uses_type_ids else None
+            items.append(PairItem(list(encoded["input_ids"][row]), owner, list(type_ids) if type_ids else None))
+        return items
+
+    def forward(self, items: Sequence[PairItem]) -> np.ndarray:
+        longest = max(len(item) for item in items)
+        ids = np.full((len(items), longest), self.pad_id, dtype=np.int64)
+        mask = np.zeros((len(items), longest), dtype=np.int64)
+        types = np.zeros((len(items), longest), dtype=np.int64)
+        for row, item in enumerate(items):
+            ids[row, : len(item)] = item.ids
+            mask[row, : len(item)] = 1
+            if item.type_ids is not None:
+                types[row, : len(item)] = item.type_ids
+        kwargs = {
+            "input_ids": torch.from_numpy(ids).to(self.device),
+            "attention_mask": torch.from_numpy(mask).to(self.device),
+        }
+        if self.uses_type_ids:
+            kwargs["token_type_ids"] = torch.from_numpy(types).to(self.device)
+        with torch.inference_mode():
+            logits = self.model(**kwargs).logits.float()
+        raw = logits[:, :1] if self.num_labels == 1 else logits[:, 1:2] - logits[:, 0:1]
+        return raw.cpu().numpy()
+
+    def warmup(self) -> None:
+        with self.lock:
+            self.forward(self.prepare_pairs("warm-up", ["warm-up"], None, True, None))

@@ -1,0 +1,136 @@
+"""Causal-LM rerankers in the Qwen3-Reranker style: the model answers "yes" or "no".
+
+Recipe (Qwen/Qwen3-Reranker-0.6B model card): the pair is formatted as
+`<Instruct>: {instruction}\\n<Query>: {query}\\n<Document>: {doc}`, tokenised and cut to
+`max_length - len(prefix) - len(suffix)`, wrapped in the official chat prefix and suffix, padded
+on the left; score = softmax(logit_no, logit_yes)[yes] at the last position. We return the
+log-odds logit_yes - logit_no, whose sigmoid is exactly that softmax.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+
+from ..errors import Unprocessable
+from ..settings import SettingsError
+from .base import PairItem, Reranker, resolve_dtype
+from .detect import resolve_max_length
+from .files import ModelFiles
+from .spec import ModelSpec
+
+PREFIX = (
+    "<|im_start|>system\nJudge whether the Document meets the requirements based on the Query and the "
+    'Instruct provided. Note that the answer can only be "yes" or "no".<|im_end|>\n<|im_start|>user\n'
+)
+SUFFIX = "<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n"
+DEFAULT_INSTRUCTION = "Given a web search query, retrieve relevant passages that answer the query"
+PAIR_TEMPLATE = "<Instruct>: {instruction}\n<Query>: {query}\n<Document>: {doc}"
+CHUNK_OVERLAP = 0.25
+
+
+class Qwen3Reranker(Reranker):
+    """`AutoModelForCausalLM` scored on its next-token "yes" vs "no" logits."""
+
+    takes_instruction = True
+
+    def __init__(self, spec: ModelSpec, device: str, dtype: str, files: ModelFiles, config: dict):
+        super().__init__(spec, device)
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        started = time.perf_counter()
+        remote = bool(spec.option("trust_remote_code", False))
+        self.tokenizer = AutoTokenizer.from_pretrained(spec.reference, trust_remote_code=remote)
+        self.tokenizer.truncation_side = "right"  # the recipe cuts the end of the formatted pair
+        self.dtype = resolve_dtype(spec.option("dtype") or dtype, device)
+        self.model = AutoModelForCausalLM.from_pretrained(spec.reference, dtype=self.dtype, trust_remote_code=remote)
+        self.model.to(device).eval()
+        vocab = self.tokenizer.get_vocab()
+        if "yes" not in vocab or "no" not in vocab:
+            raise SettingsError(f"model {spec.name!r}: its tokenizer has no 'yes'/'no' tokens; not a Qwen3-style reranker")
+        self.yes_id, self.no_id = vocab["yes"], vocab["no"]
+        self.prefix_ids = self.tokenizer.encode(PREFIX, add_special_tokens=False)
+        self.suffix_ids = self.tokenizer.encode(SUFFIX, add_special_tokens=False)
+        sbert = files.json("sentence_bert_config.json") or {}
+        self.max_length = resolve_max_length(
+            spec.name,
+            spec.option("max_length"),
+            sbert.get("max_seq_length") if isinstance(sbert, dict) else None,
+            getattr(self.tokenizer, "model_max_length", None),
+            config,
+        )
+        self.body_length = self.max_length - len(self.prefix_ids) - len(self.suffix_ids)
+        if self.body_length < 16:
+            raise SettingsError(f"model {spec.name!r}: max_length {self.max_length} leaves no room for the pair")
+        self.pad_id = next((int(t) for t in (self.tokenizer.pad_token_id, self.tokenizer.eos_token_id) if t is not None), 0)
+        params = inspect.signature(self.model.forward).parameters
+        self._logits_to_keep = "logits_to_keep" in params
+        self.dimension = 1
+        self.load_seconds = time.perf_counter() - started
+
+    def info(self) -> dict:
+        data = super().info()
+        data.update(family="qwen3-reranker", default_instruction=DEFAULT_INSTRUCTION, score="softmax(no, yes)[yes]")
+        return data
+
+    def prepare_pairs(
+        self, query: str, documents: Sequence[str], instruction: Optional[str], truncate: bool, max_chunks: Optional[int]
+    ) -> list[PairItem]:
+        instruction = instruction or DEFAULT_INSTRUCTION
+        if max_chunks:
+            return self._chunked(query, documents, instruction, max_chunks)
+        texts = [PAIR_TEMPLATE.format(instruction=instruction, query=query, doc=doc) for doc in documents]
+        if not truncate:
+            full = self.tokenizer(texts, truncation=False, return_attention_mask=False)["input_ids"]
+            for index, ids in enumerate(full):
+                if len(ids) > self.body_length:
+                    raise Unprocessable(
+                        f"documents[{index}] with the query is {len(ids) + len(self.prefix_ids) + len(self.suffix_ids)} "
+                        f"tokens; model {self.name!r} accepts at most {self.max_length} "
+                        "(send truncate: true or max_chunks_per_doc)",
+                        param="documents",
+                    )
+        encoded = self.tokenizer(
+            texts, truncation="longest_first", max_length=self.body_length, return_attention_mask=False
+        )["input_ids"]
+        return [PairItem(self.prefix_ids + list(ids) + self.suffix_ids, index) for index, ids in enumerate(encoded)]
+
+    def _chunked(self, query: str, documents: Sequence[str], instruction: str, max_chunks: int) -> list[PairItem]:
+        head = self.tokenizer.encode(PAIR_TEMPLATE.format(instruction=instruction, query=query, doc=""))
+        window = max(8, self.body_length - len(head))
+        step = max(1, window - int(window * CHUNK_OVERLAP))
+        items = []
+        for index, doc in enumerate(documents):
+            doc_ids = self.tokenizer.encode(doc, add_special_tokens=False)
+            starts = range(0, max(1, len(doc_ids) - window + step), step) if len(doc_ids) > window else [0]
+            for start in list(starts)[:max_chunks]:
+                body = (head + doc_ids[start : start + window])[: self.body_length]
+                items.append(PairItem(self.prefix_ids + body + self.suffix_ids, index))
+        return items
+
+    def forward(self, items: Sequence[PairItem]) -> np.ndarray:
+        longest = max(len(item) for item in items)
+        ids = np.full((len(items), longest), self.pad_id, dtype=np.int64)
+        mask = np.zeros((len(items), longest), dtype=np.int64)
+        for row, item in enumerate(items):
+            ids[row, longest - len(item) :] = item.ids
+            mask[row, longest - len(item) :] = 1
+        attention = torch.from_numpy(mask).to(self.device)
+        kwargs = {
+            "input_ids": torch.from_numpy(ids).to(self.device),
+            "attention_mask": attention,
+            "position_ids": (attention.cumsum(dim=1) - 1).clamp(min=0),
+        }
+        if self._logits_to_keep:
+            kwargs["logits_to_keep"] = 1
+        with torch.inference_mode():
+            logits = self.model(**kwargs).logits[:, -1, :].float()
+        return (logits[:, self.yes_id] - logits[:, self.no_id]).unsqueeze(1).cpu().numpy()
+
+    def warmup(self) -> None:
+        with self.lock:
+            self.forward(self.prepare_pairs("warm-up", ["warm-up"], None, True, None))
