@@ -7,7 +7,8 @@ restarted worker reuses it. Run: `gunicorn -c gunicorn.conf.py embedding_service
 
 import sys
 
-from embedding_service.devices import SlotPool, device_list, worker_count
+from embedding_service.cpu_share import CpuShare
+from embedding_service.devices import SlotPool, cpu_cores, device_list, worker_count
 from embedding_service.settings import Settings, SettingsError
 
 try:
@@ -30,6 +31,8 @@ errorlog = "-"
 # Headers: Gunicorn's own limits apply (limit_request_line 4094, fields 100, field size 8190).
 
 _pool = SlotPool(_devices, workers)
+# Shared-memory busy flags, one per slot: CPU workers size torch's threads per forward pass.
+_cpu_share = CpuShare(workers, cpu_cores())
 
 
 def pre_fork(server, worker):
@@ -43,7 +46,7 @@ def post_fork(server, worker):
     from embedding_service.worker import boot
 
     server.log.info("worker %s: slot %s on %s", worker.pid, worker.slot, worker.device)
-    boot(_settings, worker.slot, worker.device, _pool.cpu_workers, notify=worker.notify)
+    boot(_settings, worker.slot, worker.device, _pool.cpu_workers, notify=worker.notify, cpu_share=_cpu_share)
 
 
 def child_exit(server, worker):

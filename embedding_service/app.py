@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from typing import Optional
 
-from flask import Flask
+from flask import Flask, g, request
 
 from .api import BLUEPRINTS
 from .api.common import ServiceState
+from .batching import Timing, current_timing
+from .errors import Unavailable
 from .errors import register_error_handlers
 from .images import ImageLoader
 from .registry import Registry
@@ -68,6 +71,41 @@ def create_app(
         cuda_available=torch.cuda.is_available(),
     )
     register_error_handlers(app)
+    install_request_hooks(app, settings)
     for blueprint in BLUEPRINTS:
         app.register_blueprint(blueprint)
     return app
+
+
+def install_request_hooks(app: Flask, settings: Settings) -> None:
+    """Per-request timing headers (TEI's `X-Total-Time`, `X-Tokenization-Time`, `X-Queue-Time`,
+    `X-Inference-Time`, milliseconds) and the MAX_CONCURRENT_REQUESTS limit (503 + Retry-After)."""
+    in_flight = threading.BoundedSemaphore(settings.max_concurrent_requests) if settings.max_concurrent_requests else None
+
+    @app.before_request
+    def _start() -> None:
+        g.started = time.perf_counter()
+        g.timing = Timing()
+        current_timing.set(g.timing)
+        if in_flight is not None and request.method == "POST":
+            if not in_flight.acquire(blocking=False):
+                raise Unavailable(
+                    f"{settings.max_concurrent_requests} requests are in flight (MAX_CONCURRENT_REQUESTS); retry shortly",
+                    headers={"Retry-After": "1"},
+                )
+            g.holds_slot = True
+
+    @app.after_request
+    def _headers(response):
+        timing = getattr(g, "timing", None)
+        if timing is not None:
+            response.headers["X-Total-Time"] = f"{(time.perf_counter() - g.started) * 1000:.3f}"
+            response.headers["X-Tokenization-Time"] = f"{timing.tokenization * 1000:.3f}"
+            response.headers["X-Queue-Time"] = f"{timing.queue * 1000:.3f}"
+            response.headers["X-Inference-Time"] = f"{timing.inference * 1000:.3f}"
+        return response
+
+    @app.teardown_request
+    def _release(_exc) -> None:
+        if in_flight is not None and g.pop("holds_slot", False):
+            in_flight.release()

@@ -1,22 +1,35 @@
-"""Batching: how prepared items reach a model's forward pass.
+"""Dynamic batching (SPEC §5): one :class:`Batcher` per loaded model, owning that model's queue.
 
-One :class:`Batcher` per loaded model. `run(items)` returns one row per item, in input order.
-Items are grouped by length to cut padding and packed into batches of at most `MAX_BATCH_SIZE`
-items and `MAX_BATCH_TOKENS` padded tokens (items x longest item); each batch runs under the
-model's inference lock, one forward pass at a time.
-
-This version runs a request's batches on the request's own thread (requests take turns at the
-lock); cross-request dynamic batching with a queue and backpressure is the next step (issue 5)
-and keeps this interface.
+Request threads prepare their items (tokenise, decode images) and call `run(items)`, which
+enqueues them and waits. The batcher's own thread takes work as it comes: an idle model takes the
+first request at once; work that arrives during a forward pass forms the next batch; with
+`BATCH_TIMEOUT_MS` > 0 it may wait that long to fill a batch. Each batch holds at most
+`MAX_BATCH_SIZE` items and `MAX_BATCH_TOKENS` padded tokens (items x longest item), groups items
+of similar length to cut padding, always includes the oldest waiting item (no starvation), and
+runs one forward pass at a time under the model's inference lock. A request larger than a batch is
+split and reassembled in order. If a forward pass raises, only the requests with items in that
+batch fail. Past `MAX_QUEUE_SIZE` queued items a request is refused at once with 503.
 """
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+import contextvars
+import logging
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
+from .errors import InternalError, ServiceError, Unavailable
 from .models.base import Model
+
+log = logging.getLogger("embedding_service.batching")
+
+#: How many queued items, from the oldest, a batch is chosen among (to group similar lengths).
+LOOKAHEAD_BATCHES = 4
 
 
 def plan_batches(lengths: Sequence[int], max_items: int, max_tokens: int) -> list[list[int]]:
@@ -39,19 +52,171 @@ def plan_batches(lengths: Sequence[int], max_items: int, max_tokens: int) -> lis
     return batches
 
 
-class Batcher:
-    """Runs a model's forward passes; owns the batching limits for that model."""
+@dataclass
+class Timing:
+    """Per-request timings in seconds, summed over the request's model calls (TEI's headers)."""
 
-    def __init__(self, model: Model, max_batch_size: int, max_batch_tokens: int):
+    tokenization: float = 0.0
+    queue: float = 0.0
+    inference: float = 0.0
+
+
+#: The current request's timings; the app sets a fresh one per request.
+current_timing: contextvars.ContextVar[Optional[Timing]] = contextvars.ContextVar("timing", default=None)
+
+
+@dataclass
+class _Job:
+    items: Sequence[Any]
+    out: np.ndarray
+    remaining: int
+    enqueued: float
+    done: threading.Event = field(default_factory=threading.Event)
+    error: Optional[ServiceError] = None
+    started: Optional[float] = None
+    inference: float = 0.0
+
+
+@dataclass
+class BatcherStats:
+    """Counters since start: forward passes, items, the largest batch, requests refused, and the
+    seconds spent in forward passes (busy_seconds / wall time = the model's utilisation)."""
+
+    batches: int = 0
+    items: int = 0
+    largest_batch: int = 0
+    rejected: int = 0
+    busy_seconds: float = 0.0
+
+
+class Batcher:
+    """Owns one model's queue and the thread that runs its forward passes."""
+
+    def __init__(
+        self, model: Model, max_batch_size: int, max_batch_tokens: int, batch_timeout_ms: float = 0.0, max_queue_size: int = 0
+    ):
         self.model = model
         self.max_batch_size = max_batch_size
         self.max_batch_tokens = max_batch_tokens
+        self.batch_timeout = batch_timeout_ms / 1000.0
+        self.max_queue_size = max_queue_size
+        #: Optional CPU share (cpu_share.SlotShare): sizes torch's threads around each pass.
+        self.cpu_share = None
+        self.stats = BatcherStats()
+        self._pending: deque[tuple[_Job, int]] = deque()
+        self._cond = threading.Condition()
+        self._thread = threading.Thread(target=self._loop, name=f"batcher-{model.name}", daemon=True)
+        self._thread.start()
+
+    @property
+    def queued(self) -> int:
+        """Items waiting for a forward pass now."""
+        return len(self._pending)
 
     def run(self, items: Sequence[Any]) -> np.ndarray:
-        """Embed prepared items: (len(items), dimension) float32, input order kept."""
-        out = np.empty((len(items), self.model.dimension), dtype=np.float32)
-        for batch in plan_batches([len(item) for item in items], self.max_batch_size, self.max_batch_tokens):
+        """Embed or score prepared items: (len(items), dimension) float32, input order kept.
+
+        raises Unavailable (503, Retry-After) when the queue is full; InternalError (500) when
+        the forward pass of a batch holding these items failed.
+        """
+        if not items:
+            return np.zeros((0, self.model.dimension), dtype=np.float32)
+        job = _Job(items, np.empty((len(items), self.model.dimension), dtype=np.float32), len(items), time.perf_counter())
+        with self._cond:
+            if self.max_queue_size and self._pending and len(self._pending) + len(items) > self.max_queue_size:
+                self.stats.rejected += 1
+                raise Unavailable(
+                    f"model {self.model.name!r} is busy: {len(self._pending)} items queued (MAX_QUEUE_SIZE "
+                    f"{self.max_queue_size}); retry shortly",
+                    headers={"Retry-After": "1"},
+                )
+            self._pending.extend((job, index) for index in range(len(items)))
+            self._cond.notify()
+        job.done.wait()
+        timing = current_timing.get()
+        if timing is not None:
+            timing.queue += (job.started or job.enqueued) - job.enqueued
+            timing.inference += job.inference
+        if job.error is not None:
+            raise job.error
+        return job.out
+
+    # ---------------------------------------------------------------- the batcher thread
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while not self._pending:
+                    self._cond.wait()
+                if self.batch_timeout > 0:
+                    deadline = time.perf_counter() + self.batch_timeout
+                    while len(self._pending) < self.max_batch_size:
+                        remaining = deadline - time.perf_counter()
+                        if remaining <= 0:
+                            break
+                        self._cond.wait(remaining)
+                batch = self._take()
+            if batch:
+                self._execute(batch)
+
+    def _take(self) -> list[tuple[_Job, int]]:
+        """Remove and return the next batch: among the oldest queued items of the oldest item's
+        type, the length group that contains the oldest item."""
+        while self._pending and self._pending[0][0].error is not None:
+            self._pending.popleft()  # a failed request's leftover items
+        if not self._pending:
+            return []
+        kind = type(self._pending[0][0].items[self._pending[0][1]])
+        window = self.max_batch_size * LOOKAHEAD_BATCHES
+        positions = []
+        for position, (job, index) in enumerate(self._pending):
+            if len(positions) >= window:
+                break
+            if job.error is None and type(job.items[index]) is kind:
+                positions.append(position)
+        lengths = [len(self._pending[p][0].items[self._pending[p][1]]) for p in positions]
+        chosen = next(b for b in plan_batches(lengths, self.max_batch_size, self.max_batch_tokens) if 0 in b)
+        taken = {positions[i] for i in chosen}
+        batch = [self._pending[p] for p in sorted(taken)]
+        self._pending = deque(
+            entry for p, entry in enumerate(self._pending) if p not in taken and entry[0].error is None
+        )
+        return batch
+
+    def _execute(self, batch: list[tuple[_Job, int]]) -> None:
+        started = time.perf_counter()
+        for job, _ in batch:
+            if job.started is None:
+                job.started = started
+        try:
             with self.model.lock:
-                rows = self.model.forward([items[i] for i in batch])
-            out[batch] = rows
-        return out
+                if self.cpu_share is not None:
+                    self.cpu_share.enter()
+                try:
+                    rows = self.model.forward([job.items[index] for job, index in batch])
+                finally:
+                    if self.cpu_share is not None:
+                        self.cpu_share.leave()
+        except Exception:
+            log.exception("forward pass of %d items failed on model %s", len(batch), self.model.name)
+            failure = InternalError(
+                f"inference failed on model {self.model.name!r} for a batch holding this request; retry it"
+            )
+            for job in {id(job): job for job, _ in batch}.values():
+                job.error = failure
+                job.done.set()
+            return
+        elapsed = time.perf_counter() - started
+        self.stats.batches += 1
+        self.stats.busy_seconds += elapsed
+        self.stats.items += len(batch)
+        self.stats.largest_batch = max(self.stats.largest_batch, len(batch))
+        finished = []
+        for row, (job, index) in enumerate(batch):
+            job.out[index] = rows[row]
+            job.remaining -= 1
+            if job.remaining == 0:
+                finished.append(job)
+        for job in {id(job): job for job, _ in batch}.values():
+            job.inference += elapsed
+        for job in finished:
+            job.done.set()

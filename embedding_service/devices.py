@@ -51,19 +51,26 @@ def device_list(settings: Settings) -> list[str]:
 
 
 def worker_count(settings: Settings, devices: list[str]) -> int:
-    """WORKERS, else one per GPU, else one on CPU (one process using every core batches best)."""
+    """WORKERS, else one per GPU, else on CPU max(2, cores // 4): several workers share the cores
+    (cpu_share.py) and measured faster than one worker using them all (CONCURRENCY_ANALYSIS.md)."""
     if settings.workers:
         return settings.workers
-    return len(devices) if any(d.startswith("cuda") for d in devices) else 1
+    if any(d.startswith("cuda") for d in devices):
+        return len(devices)
+    return max(2, cpu_cores() // 4)
+
+
+def cpu_cores() -> int:
+    """Cores this process may run on (affinity, so container CPU sets count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - non-Linux
+        return os.cpu_count() or 1
 
 
 def cpu_threads(cpu_workers: int) -> int:
     """Torch intra-op threads for one CPU worker: cores // CPU workers, at least 1."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - non-Linux
-        cores = os.cpu_count() or 1
-    return max(1, cores // max(1, cpu_workers))
+    return max(1, cpu_cores() // max(1, cpu_workers))
 
 
 class SlotPool:

@@ -76,7 +76,14 @@ class Registry:
             for label in (model.name, *model.aliases):
                 self._by_label[label] = model
         self.batchers = {
-            model.name: Batcher(model, settings.max_batch_size, settings.max_batch_tokens) for model in self.models
+            model.name: Batcher(
+                model,
+                settings.max_batch_size,
+                settings.max_batch_tokens,
+                settings.batch_timeout_ms,
+                settings.max_queue_size,
+            )
+            for model in self.models
         }
         self.load_seconds = sum(model.load_seconds for model in self.models)
 

@@ -13,6 +13,7 @@ from typing import Optional, Sequence, Union
 
 import numpy as np
 
+from .batching import current_timing
 from .errors import BadRequest, PayloadTooLarge
 from .images import ImageLoader
 from .models.base import ImageEncoder, PromptChoice, TextEncoder
@@ -32,6 +33,12 @@ class Embeddings:
     model: TextEncoder
     tokens: int
     seconds: float
+
+
+def _count_tokenization(since: float) -> None:
+    timing = current_timing.get()
+    if timing is not None:
+        timing.tokenization += time.perf_counter() - since
 
 
 def check_batch_size(count: int, limit: int, param: str) -> None:
@@ -88,10 +95,12 @@ def embed_text(
     model = registry.get(model_name, TEXT_KINDS, "text embeddings", prefer_first=prefer_first)
     assert isinstance(model, TextEncoder)
     check_dimensions(dimensions, model)
+    prepared = time.perf_counter()
     if texts is not None:
         items = model.prepare_texts(texts, prompt, truncate, direction, param=param)
     else:
         items = model.prepare_ids(token_ids or [], truncate, direction, param=param)
+    _count_tokenization(prepared)
     pooled = registry.batchers[model.name].run(items)
     vectors = postprocess(pooled, dimensions, normalize)
     return Embeddings(vectors, model, sum(len(item) for item in items), time.perf_counter() - started)
@@ -119,7 +128,9 @@ def embed_images(
     model = registry.get(model_name, ("multimodal",), "image embeddings", missing_param=param)
     assert isinstance(model, MultimodalModel) and isinstance(model, ImageEncoder)
     check_dimensions(dimensions, model)
+    prepared = time.perf_counter()
     images = loader.load(sources, param=param)
     items = model.prepare_images(images)
+    _count_tokenization(prepared)
     pooled = registry.batchers[model.name].run(items)
     return Embeddings(postprocess(pooled, dimensions, normalize), model, 0, time.perf_counter() - started)

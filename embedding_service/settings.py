@@ -40,6 +40,9 @@ ENV_FIELDS: dict[str, str] = {
     "MAX_BATCH_TOKENS": "max_batch_tokens",
     "BATCH_TIMEOUT_MS": "batch_timeout_ms",
     "MAX_CLIENT_BATCH_SIZE": "max_client_batch_size",
+    "CPU_SHARE": "cpu_share",
+    "MAX_QUEUE_SIZE": "max_queue_size",
+    "MAX_CONCURRENT_REQUESTS": "max_concurrent_requests",
     "MAX_CONTENT_LENGTH": "max_content_length",
     "LOG_LEVEL": "log_level",
     "IMAGE_MAX_BYTES": "image_max_bytes",
@@ -57,8 +60,6 @@ NOT_YET_SUPPORTED = (
     "API_KEYS",
     "RATE_LIMIT_REQUESTS",
     "RATE_LIMIT_WINDOW",
-    "MAX_QUEUE_SIZE",
-    "MAX_CONCURRENT_REQUESTS",
 )
 #: Seed 003 gives the batching timeout in seconds.
 SECONDS_ALIASES = {"BATCH_TIMEOUT": "batch_timeout_ms"}
@@ -99,6 +100,12 @@ class Settings(BaseModel):
     max_batch_tokens: int = Field(16384, ge=1)
     #: Milliseconds the batcher may wait to fill a batch.
     batch_timeout_ms: float = Field(0.0, ge=0, le=10_000)
+    #: CPU workers size torch's threads per forward pass by how many workers are busy (cpu_share.py).
+    cpu_share: bool = True
+    #: Items queued per model before requests are refused with 503 (0 = no limit).
+    max_queue_size: int = Field(8192, ge=0)
+    #: Inference requests in flight per worker before 503 (0 = no limit beyond THREADS).
+    max_concurrent_requests: int = Field(0, ge=0)
     #: Inputs or documents per request (413 beyond); OpenAI's limit.
     max_client_batch_size: int = Field(2048, ge=1)
     #: Request body limit in bytes (413 beyond).

@@ -11,17 +11,26 @@ from typing import Callable, Optional
 
 from flask import Flask
 
+from .cpu_share import CpuShare, SlotShare
 from .devices import cpu_threads
 from .settings import Settings
 
 _app: Optional[Flask] = None
 
 
-def boot(settings: Settings, slot: int, device: str, cpu_workers: int, notify: Optional[Callable[[], None]] = None) -> Flask:
+def boot(
+    settings: Settings,
+    slot: int,
+    device: str,
+    cpu_workers: int,
+    notify: Optional[Callable[[], None]] = None,
+    cpu_share: Optional[CpuShare] = None,
+) -> Flask:
     """Load models on `device` for worker `slot` and build its app.
 
     `notify` (Gunicorn's worker heartbeat) is called every second while models load, so a slow
-    load is not mistaken for a hung worker.
+    load is not mistaken for a hung worker. On CPU, `cpu_share` (made by the master) lets each
+    forward pass use the cores that no other worker's pass is using.
     """
     global _app
     import torch
@@ -43,6 +52,9 @@ def boot(settings: Settings, slot: int, device: str, cpu_workers: int, notify: O
 
         configure_logging(settings)
         registry = Registry.load(settings, device)
+        if device == "cpu" and cpu_share is not None and settings.cpu_share:
+            for batcher in registry.batchers.values():
+                batcher.cpu_share = SlotShare(cpu_share, slot)
         _app = create_app(settings, registry=registry, worker={"slot": slot})
     finally:
         done.set()

