@@ -1,0 +1,179 @@
+"""The dynamic batcher: shared forward passes, order, splitting, failure isolation, backpressure;
+and the same properties through the HTTP layer on the real MiniLM."""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+import requests
+
+from conftest import serve
+from embedding_service.app import create_app
+from embedding_service.batching import Batcher, plan_batches
+from embedding_service.errors import InternalError, Unavailable
+from embedding_service.models.base import Tokens
+from embedding_service.settings import Settings
+
+
+class FakeModel:
+    """forward returns [first id, length] per item, after `delay` seconds; records batch sizes."""
+
+    name = "fake"
+    dimension = 2
+
+    def __init__(self, delay: float = 0.02, poison: int = -1):
+        self.lock = threading.Lock()
+        self.delay = delay
+        self.poison = poison
+        self.batches: list[int] = []
+
+    def forward(self, items):
+        time.sleep(self.delay)
+        self.batches.append(len(items))
+        if any(item.ids[0] == self.poison for item in items):
+            raise RuntimeError("poisoned batch")
+        return np.array([[item.ids[0], len(item)] for item in items], dtype=np.float32)
+
+
+def tokens(first: int, length: int = 3) -> Tokens:
+    return Tokens([first] + [0] * (length - 1))
+
+
+def test_plan_batches_respects_items_and_tokens():
+    lengths = [5, 100, 7, 6, 100, 8]
+    batches = plan_batches(lengths, max_items=3, max_tokens=250)
+    assert sorted(i for b in batches for i in b) == list(range(6))
+    for batch in batches:
+        assert len(batch) <= 3 and max(lengths[i] for i in batch) * len(batch) <= 250 or len(batch) == 1
+    assert [1, 4] in batches  # the two long items together, away from the short ones
+
+
+def test_concurrent_requests_share_forward_passes_and_keep_order():
+    model = FakeModel(delay=0.05)
+    batcher = Batcher(model, max_batch_size=16, max_batch_tokens=10_000)
+    with ThreadPoolExecutor(12) as pool:
+        results = list(pool.map(lambda i: batcher.run([tokens(i, 2 + i % 3)]), range(12)))
+    for i, out in enumerate(results):
+        assert out.tolist() == [[i, 2 + i % 3]]
+    assert batcher.stats.batches < 12 and batcher.stats.largest_batch > 1
+    assert sum(model.batches) == 12
+
+
+def test_large_request_is_split_and_reassembled_in_order():
+    model = FakeModel(delay=0.0)
+    batcher = Batcher(model, max_batch_size=8, max_batch_tokens=10_000)
+    items = [tokens(i, 1 + (i * 7) % 13) for i in range(70)]
+    out = batcher.run(items)
+    assert out[:, 0].tolist() == list(range(70))
+    assert out[:, 1].tolist() == [len(item) for item in items]
+    assert max(model.batches) <= 8 and len(model.batches) >= 9
+
+
+def test_a_failing_batch_fails_only_its_requests():
+    model = FakeModel(delay=0.05, poison=99)
+    batcher = Batcher(model, max_batch_size=1, max_batch_tokens=10_000)  # one item per pass
+    with ThreadPoolExecutor(4) as pool:
+        futures = [pool.submit(batcher.run, [tokens(n)]) for n in (1, 99, 2, 3)]
+        outcomes = []
+        for future in futures:
+            try:
+                outcomes.append(future.result()[0, 0])
+            except InternalError as err:
+                outcomes.append(err)
+    assert isinstance(outcomes[1], InternalError) and "retry" in outcomes[1].message
+    assert "poisoned" not in outcomes[1].message
+    assert [outcomes[0], outcomes[2], outcomes[3]] == [1, 2, 3]
+    assert batcher.run([tokens(5)])[0, 0] == 5  # the batcher thread survived
+
+
+def test_queue_full_is_503_with_retry_after_then_drains():
+    model = FakeModel(delay=0.2)
+    batcher = Batcher(model, max_batch_size=2, max_batch_tokens=10_000, max_queue_size=3)
+    outcomes = []
+
+    def submit(n):
+        try:
+            outcomes.append(("ok", n, batcher.run([tokens(n)])[0, 0]))
+        except Unavailable as err:
+            outcomes.append(("busy", n, err.headers.get("Retry-After")))
+
+    threads = [threading.Thread(target=submit, args=(n,)) for n in range(10)]
+    for thread in threads:
+        thread.start()
+        time.sleep(0.005)
+    for thread in threads:
+        thread.join()
+    busy = [o for o in outcomes if o[0] == "busy"]
+    accepted = [o for o in outcomes if o[0] == "ok"]
+    assert busy and all(o[2] == "1" for o in busy)
+    assert accepted and all(o[1] == o[2] for o in accepted)  # every accepted item got its own row
+    assert batcher.stats.rejected == len(busy)
+    assert batcher.run([tokens(42)])[0, 0] == 42 and batcher.queued == 0
+
+
+def test_items_of_different_types_never_share_a_pass():
+    class Other:
+        def __init__(self, n):
+            self.ids = [n]
+
+        def __len__(self):
+            return 1
+
+    kinds = []
+
+    class TypedModel(FakeModel):
+        def forward(self, items):
+            kinds.append({type(item).__name__ for item in items})
+            return super().forward(items)
+
+    batcher = Batcher(TypedModel(delay=0.03), max_batch_size=16, max_batch_tokens=10_000)
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda n: batcher.run([tokens(n) if n % 2 else Other(n)]), range(8)))
+    assert all(len(k) == 1 for k in kinds)
+
+
+# ------------------------------------------------------------------ through HTTP, real MiniLM
+@pytest.fixture(scope="module")
+def busy_server():
+    """MiniLM behind a small queue (MAX_QUEUE_SIZE=4) on a threaded server."""
+    app = create_app(Settings.from_mapping({"MAX_QUEUE_SIZE": "4", "MAX_BATCH_SIZE": "4", "DEVICE": "cpu", "LOG_LEVEL": "WARNING"}))
+    url, server = serve(app)
+    yield url, app
+    server.shutdown()
+
+
+def test_http_burst_gets_503s_and_correct_vectors(busy_server):
+    url, app = busy_server
+    texts = [f"sentence number {i} about cats and markets " * 6 for i in range(48)]
+    expected = {t: np.array(requests.post(f"{url}/embed", json={"inputs": t}, timeout=60).json()[0]) for t in texts[:6]}
+    with ThreadPoolExecutor(48) as pool:
+        responses = list(pool.map(lambda t: requests.post(f"{url}/embed", json={"inputs": t}, timeout=60), texts))
+    statuses = [r.status_code for r in responses]
+    assert 503 in statuses and 200 in statuses, statuses
+    for text, resp in zip(texts, responses):
+        if resp.status_code == 503:
+            assert resp.headers["Retry-After"] == "1" and "MAX_QUEUE_SIZE" in resp.json()["error"]["message"]
+        elif text in expected:
+            assert np.abs(np.array(resp.json()[0]) - expected[text]).max() <= 1e-5
+    after = requests.post(f"{url}/embed", json={"inputs": texts[0]}, timeout=60)
+    assert after.status_code == 200 and np.abs(np.array(after.json()[0]) - expected[texts[0]]).max() <= 1e-5
+
+
+def test_http_requests_are_batched_and_equal_unbatched(live_url, app):
+    texts = [f"a short text {i}" for i in range(24)]
+    alone = [np.array(requests.post(f"{live_url}/embed", json={"inputs": t}, timeout=60).json()[0]) for t in texts]
+    stats = app.extensions["embedding_service"].registry.batchers["sentence-transformers/all-MiniLM-L6-v2"].stats
+    before_batches, before_items = stats.batches, stats.items
+    with ThreadPoolExecutor(24) as pool:
+        responses = list(pool.map(lambda t: requests.post(f"{live_url}/embed", json={"inputs": t}, timeout=60), texts))
+    passes, items = stats.batches - before_batches, stats.items - before_items
+    assert items == 24 and passes < 24, (passes, items)
+    for vector, resp in zip(alone, responses):
+        assert np.abs(np.array(resp.json()[0]) - vector).max() <= 1e-5
+        for header in ("X-Total-Time", "X-Queue-Time", "X-Inference-Time", "X-Tokenization-Time"):
+            assert float(resp.headers[header]) >= 0
+        assert float(resp.headers["X-Inference-Time"]) > 0
