@@ -222,6 +222,30 @@ def print_table(results: list[Result], baseline: Optional[dict]) -> None:
         )
 
 
+def markdown_table(results: list[Result], baseline: Optional[dict]) -> str:
+    """The same table as print_table, as Markdown (for CONCURRENCY_ANALYSIS.md)."""
+    head = "| server | endpoint | concurrency | inputs | req/s | items/s | p50 ms | p90 ms | p99 ms | max ms | errors |"
+    rule = "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+    if baseline:
+        head += " items/s ÷ in-process batch-32 |"
+        rule += "---:|"
+    lines = [head, rule]
+    for r in results:
+        line = (
+            f"| {r.label} | {r.endpoint} | {r.concurrency} | {r.inputs} | {r.requests_per_s:.1f} | {r.items_per_s:.1f} | "
+            f"{r.p50_ms:.1f} | {r.p90_ms:.1f} | {r.p99_ms:.1f} | {r.max_ms:.1f} | {r.errors or 0} |"
+        )
+        if baseline:
+            line += f" {r.items_per_s / baseline['batch32_texts_per_s']:.2f} |"
+        lines.append(line)
+    if baseline:
+        lines.append(
+            f"\nIn-process baseline, same run: batch-32 `encode` {baseline['batch32_texts_per_s']:.1f} texts/s; "
+            f"single text p50 {baseline['single_p50_ms']:.2f} ms ({baseline['torch_threads']} torch threads)."
+        )
+    return "\n".join(lines)
+
+
 def plot(results: list[Result], path: str) -> None:
     try:
         import matplotlib
@@ -261,6 +285,7 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     parser.add_argument("--baseline-model", default=None, help="model directory for --baseline (default: bundled MiniLM)")
     parser.add_argument("--json", default=None, help="write results as JSON to this file")
     parser.add_argument("--plot", default=None, help="write a throughput / p99 PNG (needs matplotlib)")
+    parser.add_argument("--markdown", action="store_true", help="also print the table as Markdown")
     return parser.parse_args(argv)
 
 
@@ -281,6 +306,9 @@ def main(argv: Optional[list[str]] = None) -> int:
             )
             results.append(result)
     print_table(results, baseline)
+    if args.markdown:
+        print()
+        print(markdown_table(results, baseline))
     if args.json:
         with open(args.json, "w") as handle:
             json.dump({"baseline": baseline, "results": [asdict(r) for r in results], "argv": sys.argv[1:]}, handle, indent=2)
