@@ -5,18 +5,28 @@ The master imports only torch-free modules (settings, devices); each worker load
 restarted worker reuses it. Run: `gunicorn -c gunicorn.conf.py embedding_service.wsgi:app`.
 """
 
+import os
+import shutil
 import sys
+import tempfile
 
 from embedding_service.cpu_share import CpuShare
 from embedding_service.devices import SlotPool, cpu_cores, device_list, worker_count
+from embedding_service.logs import gunicorn_logconfig
+from embedding_service.models.spec import model_specs
 from embedding_service.settings import Settings, SettingsError
 
 try:
     _settings = Settings.from_env()
     _devices = device_list(_settings)
+    model_specs(_settings)  # the MODELS grammar fails here, in the master, before any fork
 except SettingsError as _exc:
     sys.stderr.write(f"embedding_service: configuration error: {_exc}\n")
     sys.exit(2)
+
+# Prometheus multiprocess mode: every worker writes its values here; /metrics sums them.
+# Set before any worker imports prometheus_client; wiped in on_starting.
+os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", os.path.join(tempfile.gettempdir(), f"embedding-metrics-{_settings.port}"))
 
 bind = f"{_settings.host}:{_settings.port}"
 workers = worker_count(_settings, _devices)
@@ -26,13 +36,21 @@ timeout = _settings.timeout
 graceful_timeout = _settings.graceful_timeout
 preload_app = False
 loglevel = _settings.log_level.lower()
-accesslog = "-"
+accesslog = None  # the app logs one access line per request, with its request id (logs.py)
 errorlog = "-"
+logconfig_dict = gunicorn_logconfig(_settings)
 # Headers: Gunicorn's own limits apply (limit_request_line 4094, fields 100, field size 8190).
 
 _pool = SlotPool(_devices, workers)
 # Shared-memory busy flags, one per slot: CPU workers size torch's threads per forward pass.
 _cpu_share = CpuShare(workers, cpu_cores())
+
+
+def on_starting(server):
+    """Master, once: start metrics from zero."""
+    directory = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    shutil.rmtree(directory, ignore_errors=True)
+    os.makedirs(directory, exist_ok=True)
 
 
 def pre_fork(server, worker):
@@ -42,13 +60,24 @@ def pre_fork(server, worker):
 
 
 def post_fork(server, worker):
-    """Worker: load models onto the slot's device and build the app."""
-    from embedding_service.worker import boot
+    """Worker: build the app and load the models onto the slot's device (in the background, so
+    the worker answers /health and /ready at once); SIGTERM turns /ready to 503."""
+    from embedding_service.worker import boot, mark_draining
 
     server.log.info("worker %s: slot %s on %s", worker.pid, worker.slot, worker.device)
-    boot(_settings, worker.slot, worker.device, _pool.cpu_workers, notify=worker.notify, cpu_share=_cpu_share)
+    boot(_settings, worker.slot, worker.device, _pool.cpu_workers, cpu_share=_cpu_share)
+    graceful_exit = worker.handle_exit  # installed by the worker after post_fork (init_signals)
+
+    def handle_exit(sig, frame):
+        mark_draining()
+        graceful_exit(sig, frame)
+
+    worker.handle_exit = handle_exit
 
 
 def child_exit(server, worker):
-    """Master: a worker exited; free its slot for the replacement."""
+    """Master: a worker exited; free its slot for the replacement and retire its live gauges."""
     _pool.release(getattr(worker, "slot", None))
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)

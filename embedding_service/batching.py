@@ -13,7 +13,6 @@ batch fail. Past `MAX_QUEUE_SIZE` queued items a request is refused at once with
 
 from __future__ import annotations
 
-import contextvars
 import logging
 import threading
 import time
@@ -23,6 +22,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
+from .context import current_stats
 from .errors import InternalError, ServiceError, Unavailable
 from .models.base import Model
 
@@ -50,19 +50,6 @@ def plan_batches(lengths: Sequence[int], max_items: int, max_tokens: int) -> lis
     if current:
         batches.append(current)
     return batches
-
-
-@dataclass
-class Timing:
-    """Per-request timings in seconds, summed over the request's model calls (TEI's headers)."""
-
-    tokenization: float = 0.0
-    queue: float = 0.0
-    inference: float = 0.0
-
-
-#: The current request's timings; the app sets a fresh one per request.
-current_timing: contextvars.ContextVar[Optional[Timing]] = contextvars.ContextVar("timing", default=None)
 
 
 @dataclass
@@ -102,6 +89,8 @@ class Batcher:
         self.max_queue_size = max_queue_size
         #: Optional CPU share (cpu_share.SlotShare): sizes torch's threads around each pass.
         self.cpu_share = None
+        #: Optional metrics observer (metrics.BatchObserver).
+        self.observer = None
         self.stats = BatcherStats()
         self._pending: deque[tuple[_Job, int]] = deque()
         self._cond = threading.Condition()
@@ -132,11 +121,16 @@ class Batcher:
                 )
             self._pending.extend((job, index) for index in range(len(items)))
             self._cond.notify()
+            depth = len(self._pending)
+        if self.observer is not None:
+            self.observer.queued(self.model.name, depth)
         job.done.wait()
-        timing = current_timing.get()
-        if timing is not None:
-            timing.queue += (job.started or job.enqueued) - job.enqueued
-            timing.inference += job.inference
+        stats = current_stats.get()
+        if stats is not None:
+            stats.queue += (job.started or job.enqueued) - job.enqueued
+            stats.inference += job.inference
+        if self.observer is not None:
+            self.observer.waited(self.model.name, (job.started or job.enqueued) - job.enqueued)
         if job.error is not None:
             raise job.error
         return job.out
@@ -210,6 +204,10 @@ class Batcher:
         self.stats.busy_seconds += elapsed
         self.stats.items += len(batch)
         self.stats.largest_batch = max(self.stats.largest_batch, len(batch))
+        if self.observer is not None:
+            items = [job.items[index] for job, index in batch]
+            self.observer.batch(self.model.name, len(batch), sum(len(item) for item in items), elapsed)
+            self.observer.queued(self.model.name, len(self._pending))
         finished = []
         for row, (job, index) in enumerate(batch):
             job.out[index] = rows[row]

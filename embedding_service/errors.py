@@ -87,6 +87,7 @@ _HTTP_TO_ERROR = {
     405: MethodNotAllowed,
     413: PayloadTooLarge,
     415: UnsupportedMediaType,
+    429: RateLimited,
 }
 _HTTP_MESSAGES = {
     404: "no route {method} {path}; GET / lists the routes",
@@ -143,6 +144,8 @@ def register_error_handlers(app: Flask) -> None:
             message = template.format(
                 method=request.method, path=request.path, limit=app.config.get("MAX_CONTENT_LENGTH")
             )
+        elif code == 429:
+            message = f"rate limit exceeded ({exc.description}); retry after Retry-After seconds"
         else:
             message = exc.name.lower() if code < 500 else "internal error"
         headers = {}

@@ -23,7 +23,7 @@ from .models.base import PromptChoice, Reranker, TextEncoder
 from .models.multimodal import MultimodalModel
 from .registry import Registry
 from .schemas import RerankRequest
-from .service import check_batch_size
+from .service import check_batch_size, check_input_chars, note_usage
 
 RERANK_KINDS = ("rerank", "text", "multimodal")
 #: Cohere bills one search unit per query with up to 100 documents (or chunks).
@@ -139,6 +139,9 @@ def rerank(registry: Registry, loader: ImageLoader, req: RerankRequest, api_vers
     check_batch_size(len(docs), registry.settings.max_client_batch_size, field)
     pairs = [_document(doc, i, field, req.rank_fields) for i, doc in enumerate(docs)]
     kinds, contents = [p[0] for p in pairs], [p[1] for p in pairs]
+    limit = registry.settings.max_input_chars
+    check_input_chars([req.query], limit, "query")
+    check_input_chars([c if k == "text" else "" for c, k in zip(contents, kinds)], limit, field)
     if req.model:
         model = registry.get(req.model, RERANK_KINDS, "reranking")
     else:
@@ -153,6 +156,7 @@ def rerank(registry: Registry, loader: ImageLoader, req: RerankRequest, api_vers
         it = iter(texts_capped)
         contents = [next(it) if k == "text" else c for c, k in zip(contents, kinds)]
         scored = _with_embeddings(registry, loader, model, req, kinds, contents)
+    note_usage(model.name, len(docs), scored.tokens)
     order = sorted(range(len(docs)), key=lambda i: (-scored.scores[i], i))
     if req.top_n is not None:
         order = order[: req.top_n]

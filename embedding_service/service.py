@@ -13,7 +13,7 @@ from typing import Optional, Sequence, Union
 
 import numpy as np
 
-from .batching import current_timing
+from .context import current_stats
 from .errors import BadRequest, PayloadTooLarge
 from .images import ImageLoader
 from .models.base import ImageEncoder, PromptChoice, TextEncoder
@@ -36,9 +36,16 @@ class Embeddings:
 
 
 def _count_tokenization(since: float) -> None:
-    timing = current_timing.get()
-    if timing is not None:
-        timing.tokenization += time.perf_counter() - since
+    stats = current_stats.get()
+    if stats is not None:
+        stats.tokenization += time.perf_counter() - since
+
+
+def note_usage(model: str, items: int, tokens: int) -> None:
+    """Record the request's model, inputs and tokens for the access log and metrics."""
+    stats = current_stats.get()
+    if stats is not None:
+        stats.model, stats.items, stats.tokens = model, stats.items + items, stats.tokens + tokens
 
 
 def check_batch_size(count: int, limit: int, param: str) -> None:
@@ -47,6 +54,16 @@ def check_batch_size(count: int, limit: int, param: str) -> None:
         raise PayloadTooLarge(
             f"{param} has {count} items; at most {limit} per request (MAX_CLIENT_BATCH_SIZE)", param=param
         )
+
+
+def check_input_chars(texts: Sequence[str], limit: int, param: str) -> None:
+    """raises PayloadTooLarge (413) for a text longer than MAX_INPUT_CHARS characters, before any
+    tokenising: a tokenizer's cost grows with the text, not with the model's window."""
+    for index, text in enumerate(texts):
+        if len(text) > limit:
+            raise PayloadTooLarge(
+                f"{param}[{index}] has {len(text)} characters; at most {limit} per input (MAX_INPUT_CHARS)", param=param
+            )
 
 
 def postprocess(vectors: np.ndarray, dimensions: Optional[int], normalize: bool) -> np.ndarray:
@@ -92,6 +109,8 @@ def embed_text(
     started = time.perf_counter()
     count = len(texts) if texts is not None else len(token_ids or ())
     check_batch_size(count, registry.settings.max_client_batch_size, param)
+    if texts is not None:
+        check_input_chars(texts, registry.settings.max_input_chars, param)
     model = registry.get(model_name, TEXT_KINDS, "text embeddings", prefer_first=prefer_first)
     assert isinstance(model, TextEncoder)
     check_dimensions(dimensions, model)
@@ -103,7 +122,9 @@ def embed_text(
     _count_tokenization(prepared)
     pooled = registry.batchers[model.name].run(items)
     vectors = postprocess(pooled, dimensions, normalize)
-    return Embeddings(vectors, model, sum(len(item) for item in items), time.perf_counter() - started)
+    tokens = sum(len(item) for item in items)
+    note_usage(model.name, len(items), tokens)
+    return Embeddings(vectors, model, tokens, time.perf_counter() - started)
 
 
 def embed_images(
@@ -133,4 +154,5 @@ def embed_images(
     items = model.prepare_images(images)
     _count_tokenization(prepared)
     pooled = registry.batchers[model.name].run(items)
+    note_usage(model.name, len(items), 0)
     return Embeddings(postprocess(pooled, dimensions, normalize), model, 0, time.perf_counter() - started)

@@ -14,7 +14,7 @@ import os
 from typing import Any, Literal, Mapping, Optional
 
 from dotenv import dotenv_values
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 
 class SettingsError(ValueError):
@@ -52,15 +52,18 @@ ENV_FIELDS: dict[str, str] = {
     "IMAGE_URL_ALLOWED_HOSTS": "image_url_allowed_hosts",
     "IMAGE_LOCAL_DIRS": "image_local_dirs",
     "IMAGE_FETCH_WORKERS": "image_fetch_workers",
+    "API_KEYS": "api_keys",
+    "AUTH_PUBLIC_PATHS": "auth_public_paths",
+    "RATE_LIMIT_REQUESTS": "rate_limit_requests",
+    "RATE_LIMIT_WINDOW": "rate_limit_window",
+    "RATE_LIMIT_STORAGE_URI": "rate_limit_storage_uri",
+    "MAX_INPUT_CHARS": "max_input_chars",
+    "CORS_ORIGINS": "cors_origins",
+    "LOG_FORMAT": "log_format",
+    "METRICS": "metrics",
 }
-#: Seed names whose features are not in this version yet. Setting one stops start-up rather than
-#: let an operator believe, say, that an API key protects the service when nothing checks it.
-NOT_YET_SUPPORTED = (
-    "API_KEY",
-    "API_KEYS",
-    "RATE_LIMIT_REQUESTS",
-    "RATE_LIMIT_WINDOW",
-)
+#: Seed 000/003 name for a single key; merged into API_KEYS.
+SINGLE_KEY = "API_KEY"
 #: Seed 003 gives the batching timeout in seconds.
 SECONDS_ALIASES = {"BATCH_TIMEOUT": "batch_timeout_ms"}
 
@@ -125,8 +128,29 @@ class Settings(BaseModel):
     image_local_dirs: tuple[str, ...] = ()
     #: Threads that fetch and decode the images of requests concurrently (per worker).
     image_fetch_workers: int = Field(8, ge=1, le=256)
+    #: Accepted API keys (`Authorization: Bearer <key>`); empty = no authentication.
+    api_keys: tuple[SecretStr, ...] = ()
+    #: Paths served without a key even when keys are set (`/docs` covers its assets).
+    auth_public_paths: tuple[str, ...] = ("/health", "/ready", "/metrics", "/", "/docs", "/openapi.json")
+    #: Requests per window per API key (per client address without auth); 0 = no limit.
+    rate_limit_requests: int = Field(0, ge=0)
+    #: Rate-limit window, seconds.
+    rate_limit_window: int = Field(60, ge=1)
+    #: Flask-Limiter storage: `memory://` (per worker) or `redis://host:port/db` (shared by workers).
+    rate_limit_storage_uri: str = "memory://"
+    #: Characters per text input, checked before tokenising (413 beyond).
+    max_input_chars: int = Field(200_000, ge=1)
+    #: Origins allowed by CORS (flask-cors); empty = CORS off.
+    cors_origins: tuple[str, ...] = ()
+    #: `text` or `json` (one JSON object per log line).
+    log_format: Literal["text", "json"] = "text"
+    #: Serve Prometheus metrics at /metrics.
+    metrics: bool = True
 
-    @field_validator("devices", "image_url_allowed_hosts", "image_local_dirs", mode="before")
+    @field_validator(
+        "devices", "image_url_allowed_hosts", "image_local_dirs", "api_keys", "auth_public_paths", "cors_origins",
+        mode="before",
+    )
     @classmethod
     def _split_list(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -162,6 +186,18 @@ class Settings(BaseModel):
             raise ValueError(f"{value!r} is not a device; use auto, cpu, cuda or cuda:N")
         return value
 
+    @field_validator("rate_limit_storage_uri")
+    @classmethod
+    def _check_storage(cls, value: str) -> str:
+        if not value.startswith(("memory://", "redis://", "rediss://", "redis+unix://")):
+            raise ValueError("use memory:// or redis://host:port/db")
+        return value
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        return value.lower() if isinstance(value, str) else value
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper(cls, value: Any) -> Any:
@@ -184,13 +220,16 @@ class Settings(BaseModel):
     @classmethod
     def from_mapping(cls, env: Mapping[str, str]) -> "Settings":
         """Build settings from a name -> string mapping of environment variables."""
-        for name in NOT_YET_SUPPORTED:
-            if (env.get(name) or "").strip():
-                raise SettingsError(f"{name} is set, but this version does not implement it yet; unset it")
         values: dict[str, Any] = {}
         source: dict[str, str] = {}
+        keys = [k for k in ((env.get(SINGLE_KEY) or "").strip(), *(env.get("API_KEYS") or "").split(",")) if k.strip()]
+        if keys:
+            values["api_keys"] = tuple(k.strip() for k in keys)
+            source["api_keys"] = "API_KEYS"
         for name, field in ENV_FIELDS.items():
             raw = env.get(name)
+            if field == "api_keys":
+                continue
             if raw is not None and raw.strip() != "":
                 values[field] = raw.strip()
                 source[field] = name
@@ -208,7 +247,7 @@ class Settings(BaseModel):
             err = exc.errors()[0]
             field = str(err["loc"][0]) if err["loc"] else "?"
             var = source.get(field, field.upper())
-            raw = env.get(var, "")
+            raw = "<hidden>" if var == "API_KEYS" else env.get(var, "")
             raise SettingsError(f"{var}={raw!r}: {err['msg']}") from None
 
 

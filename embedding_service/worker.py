@@ -1,14 +1,15 @@
 """Gunicorn worker start-up: called from `post_fork` in each worker process (never the master).
 
-Loads the models onto the worker's slot device, sizes torch's CPU threads, and builds the app
-that `embedding_service.wsgi:app` hands to Gunicorn.
+Sizes torch's CPU threads, builds the app that `embedding_service.wsgi:app` hands to Gunicorn,
+and loads the models onto the worker's slot device while the worker already answers probes.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 import time
-from typing import Callable, Optional
+from typing import Optional
 
 from flask import Flask
 
@@ -17,6 +18,8 @@ from .devices import cpu_threads
 from .settings import Settings
 
 _app: Optional[Flask] = None
+#: Gunicorn's exit code for "worker failed to boot": the master stops instead of respawning.
+WORKER_BOOT_ERROR = 3
 
 
 def boot(
@@ -24,14 +27,14 @@ def boot(
     slot: int,
     device: str,
     cpu_workers: int,
-    notify: Optional[Callable[[], None]] = None,
     cpu_share: Optional[CpuShare] = None,
 ) -> Flask:
-    """Load models on `device` for worker `slot` and build its app.
+    """Build worker `slot`'s app and start loading its models onto `device` in the background.
 
-    `notify` (Gunicorn's worker heartbeat) is called every second while models load, so a slow
-    load is not mistaken for a hung worker. On CPU, `cpu_share` (made by the master) lets each
-    forward pass use the cores that no other worker's pass is using.
+    The worker answers at once: `/health` 200, `/ready` and inference routes 503 until the models
+    are loaded and warmed. If loading fails the worker exits with Gunicorn's boot-error code, so a
+    misconfigured service stops instead of respawning forever. On CPU, `cpu_share` (made by the
+    master) lets each forward pass use the cores no other worker's pass is using.
     """
     global _app
     import torch
@@ -40,27 +43,27 @@ def boot(
         torch.set_num_threads(cpu_threads(cpu_workers))
     elif device.startswith("cuda"):
         torch.cuda.set_device(torch.device(device))
-    done = threading.Event()
-    if notify is not None:
-        def beat() -> None:
-            while not done.wait(1.0):
-                notify()
+    from .app import create_app
 
-        threading.Thread(target=beat, name="load-heartbeat", daemon=True).start()
-    try:
-        from .app import configure_logging, create_app
-        from .registry import Registry
-
-        configure_logging(settings)
-        registry = Registry.load(settings, device)
+    def loaded(registry) -> None:
         if device == "cpu" and cpu_share is not None and settings.cpu_share:
             for batcher in registry.batchers.values():
                 batcher.cpu_share = SlotShare(cpu_share, slot)
-        _app = create_app(settings, registry=registry, worker={"slot": slot})
-    finally:
-        done.set()
+
+    def failed(_exc: BaseException) -> None:
+        os._exit(WORKER_BOOT_ERROR)
+
+    _app = create_app(
+        settings, worker={"slot": slot}, load_async=True, device=device, on_loaded=loaded, on_load_error=failed
+    )
     start_malloc_trimmer()
     return _app
+
+
+def mark_draining() -> None:
+    """SIGTERM reached this worker: `/ready` answers 503 while in-flight requests finish."""
+    if _app is not None:
+        _app.extensions["embedding_service"].phase = "draining"
 
 
 def start_malloc_trimmer(every: float = 5.0) -> None:

@@ -19,17 +19,22 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 pytestmark = pytest.mark.slow
 
 
-def wait_healthy(url: str, proc: subprocess.Popen, seconds: float = 90) -> None:
+def wait_healthy(url: str, proc: subprocess.Popen, seconds: float = 90, workers: int = 1) -> None:
+    """Wait until `workers` distinct worker processes have answered /ready with 200."""
     deadline = time.time() + seconds
+    ready: set = set()
     while time.time() < deadline:
         assert proc.poll() is None, "gunicorn exited early"
         try:
-            if requests.get(f"{url}/health", timeout=2).status_code == 200:
-                return
+            resp = requests.get(f"{url}/ready", timeout=2, headers={"Connection": "close"})
+            if resp.status_code == 200:
+                ready.add(resp.json()["pid"])
+                if len(ready) >= workers:
+                    return
         except requests.RequestException:
             pass
-        time.sleep(0.3)
-    raise AssertionError("gunicorn did not become healthy")
+        time.sleep(0.1)
+    raise AssertionError(f"gunicorn did not become ready ({len(ready)} of {workers} workers)")
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +49,7 @@ def gunicorn_server(tmp_path_factory):
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_healthy(url, proc)
+        wait_healthy(url, proc, workers=2)
         yield url, proc
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -109,6 +114,12 @@ def test_killed_worker_respawns_on_its_slot(gunicorn_server):
         replacement = next((b for p, b in seen.items() if p not in workers and b["slot"] == victim["slot"]), None)
     assert replacement is not None, "no respawned worker on the freed slot"
     assert replacement["device"] == victim["device"]
+    ready_pids: set = set()
+    while time.time() < deadline and replacement["pid"] not in ready_pids:
+        resp = requests.get(f"{url}/ready", timeout=5, headers={"Connection": "close"})
+        if resp.status_code == 200:
+            ready_pids.add(resp.json()["pid"])
+    assert replacement["pid"] in ready_pids, "the respawned worker never became ready"
     assert "libtorch" not in mapped_libraries(proc.pid)
 
 

@@ -42,7 +42,7 @@ def test_ten_thousand_requests_no_errors_and_flat_memory(tmp_path):
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_healthy(url, proc)
+        wait_healthy(url, proc, workers=2)
         texts = benchmark.make_texts(1024)
 
         def load(count: int) -> benchmark.Result:

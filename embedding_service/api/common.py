@@ -8,7 +8,7 @@ from typing import Any, Optional
 import orjson
 from flask import Response, current_app, request
 
-from ..errors import BadRequest, UnsupportedMediaType
+from ..errors import BadRequest, Unavailable, UnsupportedMediaType
 from ..images import ImageLoader
 from ..registry import Registry
 from ..settings import Settings
@@ -18,13 +18,17 @@ JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 
 @dataclass
 class ServiceState:
-    """What the views need, fixed at start-up: settings, loaded models and this worker's slot."""
+    """What the views need: settings, the models (None while loading), this worker's slot, and
+    its phase: `loading`, `ready`, `draining` (after SIGTERM) or `failed`."""
 
     settings: Settings
-    registry: Registry
+    registry: Optional[Registry]
     images: ImageLoader
     worker: dict = field(default_factory=dict)
     cuda_available: bool = False
+    model_names: list = field(default_factory=list)
+    device: str = "cpu"
+    phase: str = "loading"
 
 
 def state() -> ServiceState:
@@ -32,7 +36,11 @@ def state() -> ServiceState:
 
 
 def registry() -> Registry:
-    return state().registry
+    """The loaded models; raises Unavailable (503, Retry-After) while they are still loading."""
+    loaded = state().registry
+    if loaded is None:
+        raise Unavailable("the models are still loading; retry shortly (GET /ready says when)", headers={"Retry-After": "5"})
+    return loaded
 
 
 def images() -> ImageLoader:

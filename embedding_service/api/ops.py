@@ -6,9 +6,10 @@ from __future__ import annotations
 import os
 from dataclasses import asdict
 
-from flask import Blueprint, current_app
+from flask import Blueprint, Response, current_app
 
 from .. import __version__
+from ..errors import NotFound
 from .common import json_response, registry, state
 
 bp = Blueprint("ops", __name__)
@@ -16,26 +17,31 @@ bp = Blueprint("ops", __name__)
 
 @bp.get("/health")
 def health():
-    """`{"status": "ok", "model", "device", "cuda_available", "pid", "slot", "models"}`."""
+    """Liveness, never touching a model: `{"status": "ok", "model", "device", "cuda_available",
+    "pid", "slot", "phase", "models"}`."""
     st = state()
-    reg = st.registry
     return json_response(
         {
             "status": "ok",
-            "model": reg.default.name,
-            "device": reg.device,
+            "model": st.model_names[0] if st.model_names else None,
+            "device": st.device,
             "cuda_available": st.cuda_available,
             "pid": os.getpid(),
             "slot": st.worker.get("slot"),
-            "models": reg.names(),
+            "phase": st.phase,
+            "models": st.model_names,
         }
     )
 
 
 @bp.get("/ready")
 def ready():
-    """200 once every model is loaded and warmed (models load before the app serves)."""
-    return json_response({"status": "ready", "models": registry().names()})
+    """200 once every model is loaded and warmed; 503 while loading, draining or failed."""
+    st = state()
+    if st.phase != "ready":
+        body = {"status": st.phase, "pid": os.getpid(), "models": st.model_names}
+        return json_response(body, status=503, headers={"Retry-After": "5"})
+    return json_response({"status": "ready", "pid": os.getpid(), "models": st.model_names})
 
 
 @bp.get("/")
@@ -48,15 +54,26 @@ def index():
         for method in sorted(rule.methods - {"HEAD", "OPTIONS"})
     )
     return json_response(
-        {"service": "embedding_service", "version": __version__, "models": registry().names(), "routes": routes}
+        {"service": "embedding_service", "version": __version__, "models": state().model_names, "routes": routes}
     )
+
+
+@bp.get("/metrics")
+def metrics():
+    """Prometheus text exposition, summed over all Gunicorn workers."""
+    if not state().settings.metrics:
+        raise NotFound("metrics are off (METRICS=false)")
+    from ..metrics import render
+
+    body, content_type = render()
+    return Response(body, status=200, content_type=content_type)
 
 
 @bp.get("/info")
 def info():
     """TEI-style description of the default model, every model, and the batching limits."""
     st = state()
-    reg = st.registry
+    reg = registry()
     default = reg.default.info()
     s = st.settings
     return json_response(

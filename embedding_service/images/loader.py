@@ -29,6 +29,18 @@ BASE64ISH = re.compile(r"^[A-Za-z0-9+/_\-\s]+={0,2}\s*$")
 MIN_BASE64 = 64
 
 
+def source_kind(source: Union[str, bytes]) -> str:
+    """`upload`, `data_uri`, `url`, `base64` or `path`, for metrics (a cheap guess, no I/O)."""
+    if isinstance(source, bytes):
+        return "upload"
+    text = source.strip()
+    if text[:5].lower() == "data:":
+        return "data_uri"
+    if SCHEME.match(text):
+        return "url"
+    return "base64" if len(text) >= MIN_BASE64 and BASE64ISH.match(text) and not text.startswith("/") else "path"
+
+
 class ImageLoader:
     """Loads request images on a small thread pool (fetching and decoding run concurrently)."""
 
@@ -36,6 +48,8 @@ class ImageLoader:
         self.settings = settings
         self.fetcher = UrlFetcher(settings)
         self.pool = ThreadPoolExecutor(settings.image_fetch_workers, thread_name_prefix="image-load")
+        #: Optional metrics observer (metrics.ImageObserver): image(source, outcome).
+        self.observer = None
 
     def load(self, sources: Sequence[Union[str, bytes]], param: str = "images") -> list[Image.Image]:
         """RGB images in input order; raises the first failing image's error (by index), its
@@ -56,7 +70,16 @@ class ImageLoader:
         return images
 
     def load_one(self, source: Union[str, bytes]) -> Image.Image:
-        return decode_image(self.read(source), self.settings.image_max_pixels)
+        kind = source_kind(source)
+        try:
+            image = decode_image(self.read(source), self.settings.image_max_pixels)
+        except ServiceError as err:
+            if self.observer is not None:
+                self.observer.image(kind, str(err.status))
+            raise
+        if self.observer is not None:
+            self.observer.image(kind, "ok")
+        return image
 
     def read(self, source: Union[str, bytes]) -> bytes:
         """The encoded bytes of one source (see module doc); raises 400/403/413/422 errors."""

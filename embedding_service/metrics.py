@@ -1,0 +1,78 @@
+"""Prometheus metrics (prometheus_client), summed over Gunicorn workers.
+
+Under Gunicorn, `gunicorn.conf.py` points PROMETHEUS_MULTIPROC_DIR at a directory it wipes at
+start, before any worker imports this module; each worker writes its values there, `child_exit`
+marks dead workers, and /metrics sums every worker's files (counters of dead workers included, so
+totals survive a restart). Without that variable (development server, tests) the usual
+in-process registry is used.
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+REQUESTS = Counter("embedding_requests_total", "HTTP requests by route, method and status.", ["route", "method", "status"])
+REQUEST_SECONDS = Histogram(
+    "embedding_request_duration_seconds", "Time from request to response, seconds.", ["route"], buckets=LATENCY_BUCKETS
+)
+QUEUE_SECONDS = Histogram(
+    "embedding_queue_duration_seconds", "Time a request waited for its first forward pass, seconds.", ["model"],
+    buckets=LATENCY_BUCKETS,
+)
+INFERENCE_SECONDS = Histogram(
+    "embedding_inference_duration_seconds", "Duration of one forward pass, seconds.", ["model"], buckets=LATENCY_BUCKETS
+)
+BATCH_SIZE = Histogram(
+    "embedding_batch_size", "Items per forward pass.", ["model"], buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+)
+ITEMS = Counter("embedding_items_total", "Inputs, documents or images run through a model.", ["model"])
+TOKENS = Counter("embedding_tokens_total", "Tokens fed to a model (special tokens included).", ["model"])
+QUEUE_DEPTH = Gauge("embedding_queue_depth", "Items waiting for a forward pass.", ["model"], multiprocess_mode="livesum")
+IMAGES = Counter("embedding_images_total", "Images read, by source and outcome.", ["source", "outcome"])
+LOAD_SECONDS = Gauge(
+    "embedding_model_load_seconds", "Seconds a worker took to load and warm a model.", ["model"], multiprocess_mode="max"
+)
+READY_WORKERS = Gauge("embedding_ready_workers", "Workers that have loaded every model.", multiprocess_mode="livesum")
+
+
+class BatchObserver:
+    """What the batchers report (see batching.Batcher.observer)."""
+
+    def batch(self, model: str, items: int, tokens: int, seconds: float) -> None:
+        BATCH_SIZE.labels(model).observe(items)
+        INFERENCE_SECONDS.labels(model).observe(seconds)
+        ITEMS.labels(model).inc(items)
+        TOKENS.labels(model).inc(tokens)
+
+    def queued(self, model: str, depth: int) -> None:
+        QUEUE_DEPTH.labels(model).set(depth)
+
+    def waited(self, model: str, seconds: float) -> None:
+        QUEUE_SECONDS.labels(model).observe(seconds)
+
+
+class ImageObserver:
+    """What the image loader reports: one call per image read."""
+
+    def image(self, source: str, outcome: str) -> None:
+        IMAGES.labels(source, outcome).inc()
+
+
+def observe_request(route: str, method: str, status: int, seconds: float) -> None:
+    REQUESTS.labels(route, method, str(status)).inc()
+    REQUEST_SECONDS.labels(route).observe(seconds)
+
+
+def render() -> tuple[bytes, str]:
+    """The text exposition: every worker's values summed in multiprocess mode."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
