@@ -8,6 +8,7 @@ library's exception text; unexpected exceptions become a 500 that names the requ
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from typing import Optional
@@ -112,7 +113,11 @@ def error_response(err: ServiceError) -> Response:
                 "code": err.status,
             }
         }
-    resp = Response(orjson.dumps(body), status=err.status, mimetype="application/json")
+    try:
+        payload = orjson.dumps(body)
+    except TypeError:  # a lone surrogate from a client's field name: escape it instead of failing
+        payload = json.dumps(body).encode()
+    resp = Response(payload, status=err.status, mimetype="application/json")
     for key, value in err.headers.items():
         resp.headers[key] = value
     return resp

@@ -7,16 +7,41 @@ dimensions) are checked in `embedding_service.service`, not here.
 
 from __future__ import annotations
 
-from typing import Any, Literal, Optional, Type, TypeVar, Union
+from typing import Annotated, Any, Literal, Optional, Type, TypeVar, Union
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    field_validator,
+)
 
 from .errors import BadRequest
 
 T = TypeVar("T", bound=BaseModel)
 
-TextInput = Union[StrictStr, list[StrictStr]]
-TokenInput = Union[list[StrictInt], list[list[StrictInt]]]
+def _integral(value: Any) -> Any:
+    """JSON Schema counts 173.0 as an integer; so do we (never booleans or strings)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+# The constraints below show in /openapi.json; the before-validators reject the same inputs first,
+# with messages that name the field and the index.
+JsonInt = Annotated[StrictInt, BeforeValidator(_integral)]
+NonEmptyStr = Annotated[StrictStr, Field(min_length=1)]
+NonEmptyList = Annotated[list[NonEmptyStr], Field(min_length=1)]
+TokenIds = Annotated[list[Annotated[JsonInt, Field(ge=0)]], Field(min_length=1)]
+TextInput = Union[NonEmptyStr, NonEmptyList]
+TokenInput = Union[TokenIds, Annotated[list[TokenIds], Field(min_length=1)]]
+PositiveInt = Annotated[JsonInt, Field(ge=1)]
 INPUT_SHAPES = "a string, a list of strings, a list of token ids or a list of lists of token ids"
 
 
@@ -44,7 +69,7 @@ class OpenAIEmbeddingRequest(Strict):
     input: Union[TextInput, TokenInput]
     model: Optional[StrictStr] = None
     encoding_format: Literal["float", "base64"] = "float"
-    dimensions: Optional[StrictInt] = None
+    dimensions: Optional[PositiveInt] = None
     user: Optional[StrictStr] = None
     instruction: Optional[StrictStr] = None
     input_type: Optional[Literal["query", "document"]] = None
@@ -67,7 +92,7 @@ class TEIEmbedRequest(Strict):
     truncate: StrictBool = True
     truncation_direction: Literal["left", "right"] = "right"
     prompt_name: Optional[StrictStr] = None
-    dimensions: Optional[StrictInt] = None
+    dimensions: Optional[PositiveInt] = None
 
     @field_validator("truncation_direction", mode="before")
     @classmethod
@@ -83,16 +108,26 @@ class TEIEmbedRequest(Strict):
 class ImageEmbedRequest(Strict):
     """`POST /embed` with `images` (seed 000)."""
 
-    images: list[StrictStr] = Field(min_length=1)
+    images: NonEmptyList
     model: Optional[StrictStr] = None
     normalize: StrictBool = True
+
+
+def _exactly_one(*fields: str) -> ConfigDict:
+    """Strict config whose JSON schema says: exactly one of `fields` (none of them null)."""
+    return ConfigDict(
+        extra="forbid", json_schema_extra={"oneOf": [{"required": [name]} for name in fields]}
+    )
 
 
 class EmbedTextRequest(Strict):
     """`POST /embed_text` (seed 000): `texts` or `text`."""
 
-    texts: Optional[list[StrictStr]] = None
-    text: Optional[StrictStr] = None
+    model_config = _exactly_one("texts", "text")
+
+    # Not Optional: omitted is fine, null is not (the schema says so too).
+    texts: NonEmptyList = None  # type: ignore[assignment]
+    text: NonEmptyStr = None  # type: ignore[assignment]
     model: Optional[StrictStr] = None
     normalize: StrictBool = True
 
@@ -119,8 +154,8 @@ class OllamaEmbedRequest(Strict):
     input: TextInput
     model: Optional[StrictStr] = None
     truncate: StrictBool = True
-    dimensions: Optional[StrictInt] = None
-    keep_alive: Optional[Union[StrictStr, StrictInt, float]] = None
+    dimensions: Optional[PositiveInt] = None
+    keep_alive: Optional[Union[StrictStr, JsonInt, StrictFloat]] = None
     options: Optional[dict[str, Any]] = None
 
     @field_validator("input", mode="before")
@@ -132,9 +167,9 @@ class OllamaEmbedRequest(Strict):
 class OllamaEmbeddingsRequest(Strict):
     """`POST /api/embeddings` (Ollama's legacy route)."""
 
-    prompt: StrictStr
+    prompt: NonEmptyStr
     model: Optional[StrictStr] = None
-    keep_alive: Optional[Union[StrictStr, StrictInt, float]] = None
+    keep_alive: Optional[Union[StrictStr, JsonInt, StrictFloat]] = None
     options: Optional[dict[str, Any]] = None
 
     @field_validator("prompt", mode="before")
@@ -143,27 +178,29 @@ class OllamaEmbeddingsRequest(Strict):
         return _check_text_list(value, "prompt")
 
 
-DocumentInput = Union[StrictStr, dict[str, Any]]
+DocumentInput = Union[NonEmptyStr, dict[str, Any]]
 
 
 class RerankRequest(Strict):
     """`POST /rerank`, `/v1/rerank`, `/v2/rerank` (Cohere; seed 004's `texts`; TEI's
     `return_text` and `truncate`). `priority` is accepted and has no effect."""
 
-    query: StrictStr
-    documents: Optional[list[DocumentInput]] = None
-    texts: Optional[list[StrictStr]] = None
-    top_n: Optional[StrictInt] = None
+    model_config = _exactly_one("documents", "texts")
+
+    query: Annotated[StrictStr, Field(pattern=r"\S")]
+    documents: Annotated[list[DocumentInput], Field(min_length=1)] = None  # type: ignore[assignment]
+    texts: NonEmptyList = None  # type: ignore[assignment]
+    top_n: Optional[PositiveInt] = None
     return_documents: Optional[StrictBool] = None
     return_text: Optional[StrictBool] = None
     instruction: Optional[StrictStr] = None
     model: Optional[StrictStr] = None
     raw_scores: StrictBool = False
     truncate: StrictBool = True
-    max_chunks_per_doc: Optional[StrictInt] = None
-    max_tokens_per_doc: Optional[StrictInt] = None
+    max_chunks_per_doc: Optional[PositiveInt] = None
+    max_tokens_per_doc: Optional[PositiveInt] = None
     rank_fields: Optional[list[StrictStr]] = None
-    priority: Optional[StrictInt] = None
+    priority: Optional[JsonInt] = None
 
     @field_validator("query", mode="before")
     @classmethod
@@ -172,12 +209,17 @@ class RerankRequest(Strict):
             raise ValueError("query is an empty string")
         return value
 
-    @field_validator("top_n", "max_chunks_per_doc", "max_tokens_per_doc")
+    @field_validator("top_n", "max_chunks_per_doc", "max_tokens_per_doc", mode="before")
     @classmethod
-    def _positive(cls, value: Optional[int], info) -> Optional[int]:
-        if value is not None and value < 1:
+    def _positive(cls, value: Any, info) -> Any:
+        if isinstance(value, int) and not isinstance(value, bool) and value < 1:
             raise ValueError(f"{info.field_name} must be at least 1; got {value}")
         return value
+
+    @field_validator("documents", "texts", mode="before")
+    @classmethod
+    def _documents(cls, value: Any, info) -> Any:
+        return value if value is None else _check_text_list(value, info.field_name)
 
     def items(self) -> tuple[list, str]:
         """The documents and the field they came in (`documents` or `texts`)."""

@@ -39,7 +39,7 @@ JSON_CASES = [
     ("/v1/embeddings", {}, 400, "input", "missing required field 'input'"),
     ("/v1/embeddings", {"input": "a", "encoding_format": "xml"}, 400, "encoding_format", "float"),
     ("/v1/embeddings", {"input": "a", "input_type": "passage"}, 400, "input_type", "query"),
-    ("/v1/embeddings", {"input": "a", "dimensions": 0}, 400, "dimensions", "between 1 and 384"),
+    ("/v1/embeddings", {"input": "a", "dimensions": 0}, 400, "dimensions", "greater than or equal to 1"),
     ("/v1/embeddings", {"input": "a", "dimensions": 385}, 400, "dimensions", "between 1 and 384"),
     ("/v1/embeddings", {"input": "a", "dimensions": "64"}, 400, "dimensions", "integer"),
     ("/v1/embeddings", {"input": "a", "temperature": 1}, 400, "temperature", "unknown field 'temperature'"),

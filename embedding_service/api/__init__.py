@@ -1,5 +1,5 @@
 """One blueprint per API family."""
 
-from . import native, ollama, openai, ops, rerank
+from . import docs, native, ollama, openai, ops, rerank
 
-BLUEPRINTS = (ops.bp, native.bp, openai.bp, ollama.bp, rerank.bp)
+BLUEPRINTS = (ops.bp, docs.bp, native.bp, openai.bp, ollama.bp, rerank.bp)

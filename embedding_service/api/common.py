@@ -66,7 +66,13 @@ def json_body() -> Any:
 
 def json_response(payload: Any, status: int = 200, headers: Optional[dict] = None) -> Response:
     """Serialise with orjson (numpy arrays included, no per-float Python loop)."""
-    resp = Response(orjson.dumps(payload, option=JSON_OPTIONS), status=status, mimetype="application/json")
+    try:
+        body = orjson.dumps(payload, option=JSON_OPTIONS)
+    except TypeError:  # lone surrogates echoed from a client (e.g. returned documents)
+        import json
+
+        body = json.dumps(payload, default=lambda o: o.tolist()).encode()
+    resp = Response(body, status=status, mimetype="application/json")
     for key, value in (headers or {}).items():
         resp.headers[key] = value
     return resp

@@ -63,9 +63,9 @@ def embed_route():
 def _embed_uploads():
     """`multipart/form-data`: every file part is an image, in order; optional form fields
     `model` and `normalize` (`true`/`false`)."""
-    unknown = sorted(set(request.form) - MULTIPART_FIELDS)
+    unknown = sorted(str(name) if name is not None else "" for name in set(request.form) - MULTIPART_FIELDS)
     if unknown:
-        raise BadRequest(f"unknown form field {unknown[0]!r}; allowed: model, normalize", param=unknown[0])
+        raise BadRequest(f"unknown form field {unknown[0]!r}; allowed: model, normalize, and files", param=unknown[0])
     normalize_text = request.form.get("normalize", "true").strip().lower()
     if normalize_text not in ("true", "false", "1", "0"):
         raise BadRequest("normalize must be true or false", param="normalize")

@@ -1,0 +1,69 @@
+"""`GET /openapi.json` (generated, openapi.py) and `GET /docs` (Swagger UI from the local files of
+the PyPI package swagger-ui-bundle; no CDN)."""
+
+from __future__ import annotations
+
+import os
+
+from flask import Blueprint, Response, send_from_directory
+
+from ..errors import NotFound
+from ..openapi import Limits, build_spec
+from .common import json_response, state
+
+bp = Blueprint("docs", __name__)
+
+PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>embedding_service API</title>
+<link rel="stylesheet" href="/docs/swagger-ui.css"></head>
+<body><div id="swagger-ui"></div>
+<script src="/docs/swagger-ui-bundle.js"></script>
+<script src="/docs/swagger-ui-standalone-preset.js"></script>
+<script>window.ui = SwaggerUIBundle({url: "/openapi.json", dom_id: "#swagger-ui",
+  presets: [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset], layout: "StandaloneLayout"});</script>
+</body></html>"""
+ASSETS = {"swagger-ui.css", "swagger-ui-bundle.js", "swagger-ui-standalone-preset.js", "favicon-32x32.png", "favicon-16x16.png"}
+
+
+def current_limits() -> Limits:
+    st = state()
+    s = st.settings
+    limits = Limits(
+        model_names=[""] + st.model_names,
+        text_model_names=[""] + st.model_names,
+        max_items=s.max_client_batch_size,
+        max_chars=s.max_input_chars,
+        auth=bool(s.api_keys),
+        rate_limited=bool(s.rate_limit_requests),
+    )
+    if st.registry is not None:
+        models = st.registry.models
+        labels = lambda ms: [""] + [label for m in ms for label in (m.name, *m.aliases)]  # noqa: E731
+        text = [m for m in models if m.kind in ("text", "multimodal")]
+        limits.model_names = labels(models)
+        limits.text_model_names = labels(text)
+        if text:
+            limits.max_dimensions = min(m.dimension for m in text)
+            limits.max_token_id = min(m.vocab_rows for m in text) - 1
+    return limits
+
+
+@bp.get("/openapi.json")
+def openapi():
+    """The OpenAPI 3.1 description of every route, with this deployment's limits."""
+    return json_response(build_spec(current_limits()))
+
+
+@bp.get("/docs")
+def docs():
+    """Swagger UI."""
+    return Response(PAGE, mimetype="text/html")
+
+
+@bp.get("/docs/<path:name>")
+def docs_asset(name: str):
+    if name not in ASSETS:
+        raise NotFound(f"no route GET /docs/{name}; GET / lists the routes")
+    import swagger_ui_bundle
+
+    return send_from_directory(os.path.abspath(swagger_ui_bundle.swagger_ui_path), name, max_age=3600)

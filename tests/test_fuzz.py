@@ -1,0 +1,94 @@
+"""Fuzzing (issue 6): schemathesis against /openapi.json with every check on, and hypothesis
+properties of the request schemas."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, given, settings as hyp_settings, strategies as st
+from schemathesis.config import SchemathesisConfig
+
+from embedding_service.app import create_app
+from embedding_service.errors import BadRequest
+from embedding_service.schemas import OpenAIEmbeddingRequest, RerankRequest, TEIEmbedRequest, parse
+from embedding_service.settings import Settings
+
+# What the schema cannot say: image strings that are not images (400/403/413/415/422 on routes
+# taking images), token counts past a model's window with truncate false (422), and 413 as a
+# valid rejection everywhere.
+IMAGE_ROUTES = "^/(embed|v1/embeddings|embeddings|rerank|v1/rerank|v2/rerank)$"
+NEGATIVE = ["400", "401", "403", "404", "405", "406", "409", "413", "415", "422", "428", "429"]
+CONFIG = {
+    "checks": {
+        "enabled": True,
+        "negative_data_rejection": {"expected-statuses": NEGATIVE},
+        "positive_data_acceptance": {"expected-statuses": ["2xx", "413", "422"]},
+    },
+    # Reproducible in CI; FUZZ_EXAMPLES=500 make test searches deeper, at random.
+    "generation": {"max-examples": int(os.environ.get("FUZZ_EXAMPLES", "60")), "deterministic": "FUZZ_EXAMPLES" not in os.environ},
+    "operations": [
+        {
+            "include-path-regex": IMAGE_ROUTES,
+            "checks": {"positive_data_acceptance": {"expected-statuses": ["2xx", "400", "403", "413", "415", "422"]}},
+        }
+    ],
+}
+
+
+# Built at collection: schemathesis' lazy fixture loader does not run under pytest 9.
+FUZZ_APP = create_app(Settings.from_mapping({"DEVICE": "cpu", "LOG_LEVEL": "WARNING", "MAX_CLIENT_BATCH_SIZE": "64"}))
+schema = schemathesis.openapi.from_wsgi("/openapi.json", FUZZ_APP, config=SchemathesisConfig.from_dict(CONFIG))
+
+
+@pytest.mark.slow
+@schema.parametrize()
+def test_openapi_contract(case):
+    case.call_and_validate()
+
+
+# ------------------------------------------------------------------ hypothesis on the schemas
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4),
+    max_leaves=12,
+)
+FIELDS = st.dictionaries(
+    st.sampled_from(["input", "inputs", "model", "dimensions", "encoding_format", "query", "documents", "top_n", "x"]),
+    JSON,
+    max_size=5,
+)
+
+
+@pytest.mark.parametrize("schema_class", [OpenAIEmbeddingRequest, TEIEmbedRequest, RerankRequest])
+@hyp_settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=st.one_of(JSON, FIELDS))
+def test_parse_accepts_or_names_the_field(schema_class, body):
+    """Any JSON either parses or raises BadRequest whose param is one of the body's fields."""
+    try:
+        parsed = parse(schema_class, body)
+    except BadRequest as err:
+        assert err.status == 400 and err.message
+        if isinstance(body, dict) and err.param is not None:
+            assert err.param in body or err.param in schema_class.model_fields
+        return
+    assert isinstance(parsed, schema_class)
+    # Whatever parsed is a fixed point: dumping and parsing again gives the same request.
+    assert parse(schema_class, parsed.model_dump(exclude_unset=True)) == parsed
+
+
+@hyp_settings(max_examples=200)
+@given(texts=st.lists(st.text(min_size=1, max_size=50), min_size=1, max_size=8))
+def test_valid_text_lists_always_parse(texts):
+    req = parse(OpenAIEmbeddingRequest, {"input": texts})
+    assert req.input == texts
+    req = parse(TEIEmbedRequest, {"inputs": texts, "truncation_direction": "Left"})
+    assert req.inputs == texts and req.truncation_direction == "left"
+
+
+@hyp_settings(max_examples=200)
+@given(ids=st.lists(st.lists(st.integers(min_value=0, max_value=10**6), min_size=1, max_size=8), min_size=1, max_size=4))
+def test_token_id_inputs_parse_as_ids(ids):
+    req = parse(OpenAIEmbeddingRequest, {"input": ids})
+    assert req.input == ids
