@@ -83,6 +83,7 @@ def create_app(
         app.register_blueprint(blueprint)
 
     def attach(loaded: Registry) -> None:
+        loaded.settings = settings  # request limits (batch size, characters) follow this app's settings
         if settings.metrics:
             from .metrics import LOAD_SECONDS, READY_WORKERS, BatchObserver
 

@@ -89,6 +89,7 @@ def info():
             "max_queue_size": s.max_queue_size,
             "version": __version__,
             "device": reg.device,
+            "pid": os.getpid(),
             "models": [m.info() for m in reg.models],
             "batching": {
                 name: {**asdict(batcher.stats), "queued": batcher.queued} for name, batcher in reg.batchers.items()
