@@ -64,6 +64,26 @@ ENV_FIELDS: dict[str, str] = {
 }
 #: Seed 000/003 name for a single key; merged into API_KEYS.
 SINGLE_KEY = "API_KEY"
+#: Variables the service's environment may carry that Settings does not read itself: they are
+#: read by the libraries (Hugging Face hub cache, CUDA, prometheus_client) or by Python and the
+#: images. Images, compose files and manifests set nothing outside ENV_FIELDS and these.
+EXTERNAL_ENV = (
+    "HF_HOME",
+    "HF_HUB_CACHE",
+    "HF_HUB_OFFLINE",
+    "CUDA_VISIBLE_DEVICES",
+    "PROMETHEUS_MULTIPROC_DIR",
+    "PYTHONDONTWRITEBYTECODE",
+    "PYTHONUNBUFFERED",
+    "DEBIAN_FRONTEND",
+    "VIRTUAL_ENV",
+    "PATH",
+)
+
+
+def known_env_names() -> set[str]:
+    """Every environment variable name the service understands (settings, seed aliases, external)."""
+    return set(ENV_FIELDS) | set(SECONDS_ALIASES) | {SINGLE_KEY} | set(EXTERNAL_ENV)
 #: Seed 003 gives the batching timeout in seconds.
 SECONDS_ALIASES = {"BATCH_TIMEOUT": "batch_timeout_ms"}
 
