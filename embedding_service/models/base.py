@@ -40,6 +40,23 @@ class PromptChoice:
     instruction: Optional[str] = None
 
 
+def pad_batch(
+    rows: Sequence[Sequence[int]], pad_id: int, left: bool, length: Optional[int] = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pad token rows to `length` (default: the longest) on the left or the right.
+
+    Returns (ids, mask), both (len(rows), length) int64; mask is 1 on real tokens.
+    """
+    width = length or max(len(row) for row in rows)
+    ids = np.full((len(rows), width), pad_id, dtype=np.int64)
+    mask = np.zeros((len(rows), width), dtype=np.int64)
+    for index, row in enumerate(rows):
+        span = slice(width - len(row), width) if left else slice(0, len(row))
+        ids[index, span] = row
+        mask[index, span] = 1
+    return ids, mask
+
+
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 

@@ -18,8 +18,8 @@ import torch
 
 from ..errors import Unprocessable
 from ..settings import SettingsError
-from .base import PairItem, Reranker, resolve_dtype
-from .detect import resolve_max_length
+from .base import PairItem, Reranker, pad_batch, resolve_dtype
+from .detect import files_max_length
 from .files import ModelFiles
 from .spec import ModelSpec
 
@@ -47,14 +47,7 @@ class CrossEncoderReranker(Reranker):
         self.num_labels = int(self.model.config.num_labels)
         if self.num_labels not in (1, 2):
             raise SettingsError(f"model {spec.name!r}: a reranker needs 1 or 2 labels, it has {self.num_labels}")
-        sbert = files.json("sentence_bert_config.json") or {}
-        self.max_length = resolve_max_length(
-            spec.name,
-            spec.option("max_length"),
-            sbert.get("max_seq_length") if isinstance(sbert, dict) else None,
-            getattr(self.tokenizer, "model_max_length", None),
-            config,
-        )
+        self.max_length = files_max_length(spec, files, self.tokenizer, config)
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         # Segment ids only where the tokenizer produces them (BERT), as the recipe feeds them.
         self.uses_type_ids = "token_type_ids" in getattr(self.tokenizer, "model_input_names", ()) and (
@@ -104,13 +97,9 @@ class CrossEncoderReranker(Reranker):
         return items
 
     def forward(self, items: Sequence[PairItem]) -> np.ndarray:
-        longest = max(len(item) for item in items)
-        ids = np.full((len(items), longest), self.pad_id, dtype=np.int64)
-        mask = np.zeros((len(items), longest), dtype=np.int64)
-        types = np.zeros((len(items), longest), dtype=np.int64)
+        ids, mask = pad_batch([item.ids for item in items], self.pad_id, left=False)
+        types = np.zeros_like(ids)
         for row, item in enumerate(items):
-            ids[row, : len(item)] = item.ids
-            mask[row, : len(item)] = 1
             if item.type_ids is not None:
                 types[row, : len(item)] = item.type_ids
         kwargs = {

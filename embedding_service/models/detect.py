@@ -182,3 +182,14 @@ def resolve_max_length(
         raise SettingsError(f"model {name!r}: max_length {option} exceeds its {limit} position embeddings")
     chosen = option or seq_length or tokenizer_max or limit or 512
     return int(min(chosen, limit) if limit is not None else chosen)
+
+
+def files_max_length(spec: ModelSpec, files: ModelFiles, tokenizer, config: dict) -> int:
+    """resolve_max_length for models without sentence-transformers pooling (rerankers): the
+    `max_length` option, `sentence_bert_config.json`'s `max_seq_length`, the tokenizer, positions."""
+    sbert = files.json("sentence_bert_config.json")
+    seq_length = sbert.get("max_seq_length") if isinstance(sbert, dict) else None
+    return resolve_max_length(
+        spec.name, spec.option("max_length"), seq_length if isinstance(seq_length, int) else None,
+        getattr(tokenizer, "model_max_length", None), config,
+    )

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from ..settings import SettingsError
-from .base import ImageEncoder, ImageItem, PromptChoice, TextEncoder, Tokens, resolve_dtype
+from .base import ImageEncoder, ImageItem, PromptChoice, TextEncoder, Tokens, pad_batch, resolve_dtype
 from .files import ModelFiles
 from .spec import ModelSpec
 
@@ -118,13 +118,7 @@ class MultimodalModel(TextEncoder, ImageEncoder):
         return features.to("cpu", torch.float32).numpy()
 
     def _text_forward(self, items: Sequence[Tokens]) -> torch.Tensor:
-        ids = np.full((len(items), self.pad_length), self.pad_id, dtype=np.int64)
-        mask = np.zeros((len(items), self.pad_length), dtype=np.int64)
-        left = self.padding_side == "left"
-        for row, item in enumerate(items):
-            span = slice(self.pad_length - len(item), self.pad_length) if left else slice(0, len(item))
-            ids[row, span] = item.ids
-            mask[row, span] = 1
+        ids, mask = pad_batch([item.ids for item in items], self.pad_id, self.padding_side == "left", self.pad_length)
         kwargs = {"input_ids": torch.from_numpy(ids).to(self.device)}
         if self.use_text_mask:
             kwargs["attention_mask"] = torch.from_numpy(mask).to(self.device)

@@ -18,8 +18,8 @@ import torch
 
 from ..errors import Unprocessable
 from ..settings import SettingsError
-from .base import PairItem, Reranker, resolve_dtype
-from .detect import resolve_max_length
+from .base import PairItem, Reranker, pad_batch, resolve_dtype
+from .detect import files_max_length
 from .files import ModelFiles
 from .spec import ModelSpec
 
@@ -55,14 +55,7 @@ class Qwen3Reranker(Reranker):
         self.yes_id, self.no_id = vocab["yes"], vocab["no"]
         self.prefix_ids = self.tokenizer.encode(PREFIX, add_special_tokens=False)
         self.suffix_ids = self.tokenizer.encode(SUFFIX, add_special_tokens=False)
-        sbert = files.json("sentence_bert_config.json") or {}
-        self.max_length = resolve_max_length(
-            spec.name,
-            spec.option("max_length"),
-            sbert.get("max_seq_length") if isinstance(sbert, dict) else None,
-            getattr(self.tokenizer, "model_max_length", None),
-            config,
-        )
+        self.max_length = files_max_length(spec, files, self.tokenizer, config)
         self.body_length = self.max_length - len(self.prefix_ids) - len(self.suffix_ids)
         if self.body_length < 16:
             raise SettingsError(f"model {spec.name!r}: max_length {self.max_length} leaves no room for the pair")
@@ -113,12 +106,7 @@ class Qwen3Reranker(Reranker):
         return items
 
     def forward(self, items: Sequence[PairItem]) -> np.ndarray:
-        longest = max(len(item) for item in items)
-        ids = np.full((len(items), longest), self.pad_id, dtype=np.int64)
-        mask = np.zeros((len(items), longest), dtype=np.int64)
-        for row, item in enumerate(items):
-            ids[row, longest - len(item) :] = item.ids
-            mask[row, longest - len(item) :] = 1
+        ids, mask = pad_batch([item.ids for item in items], self.pad_id, left=True)
         attention = torch.from_numpy(mask).to(self.device)
         kwargs = {
             "input_ids": torch.from_numpy(ids).to(self.device),

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from ..settings import SettingsError
-from .base import PromptChoice, TextEncoder, Tokens, resolve_dtype
+from .base import PromptChoice, TextEncoder, Tokens, pad_batch, resolve_dtype
 from .detect import TextConfig, resolve_max_length, text_config
 from .files import ModelFiles
 from .pooling import pool
@@ -93,13 +93,7 @@ class TextEmbedder(TextEncoder):
 
     # ---------------------------------------------------------------- forward
     def forward(self, items: Sequence[Tokens]) -> np.ndarray:
-        longest = max(len(item) for item in items)
-        ids = np.full((len(items), longest), self.pad_id, dtype=np.int64)
-        mask = np.zeros((len(items), longest), dtype=np.int64)
-        for row, item in enumerate(items):
-            span = slice(longest - len(item), longest) if self.padding_side == "left" else slice(0, len(item))
-            ids[row, span] = item.ids
-            mask[row, span] = 1
+        ids, mask = pad_batch([item.ids for item in items], self.pad_id, self.padding_side == "left")
         input_ids = torch.from_numpy(ids).to(self.device)
         attention = torch.from_numpy(mask).to(self.device)
         kwargs = {"input_ids": input_ids, "attention_mask": attention}
