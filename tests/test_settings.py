@@ -135,3 +135,14 @@ def test_device_list_and_slots(monkeypatch):
     assert pool.acquire() == 1  # a restarted worker gets the slot (and GPU) it replaces
     with pytest.raises(RuntimeError):
         pool.acquire()
+
+
+def test_readme_lists_every_variable():
+    import os
+
+    from embedding_service.settings import ENV_FIELDS, EXTERNAL_ENV, SECONDS_ALIASES, SINGLE_KEY
+
+    with open(os.path.join(os.path.dirname(os.path.dirname(__file__)), "README.md"), encoding="utf-8") as handle:
+        readme = handle.read()
+    names = [*ENV_FIELDS, *SECONDS_ALIASES, SINGLE_KEY, *EXTERNAL_ENV]
+    assert [n for n in names if f"`{n}`" not in readme] == []
