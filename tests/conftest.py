@@ -19,6 +19,17 @@ from embedding_service.models.spec import bundled_default_path  # noqa: E402
 from embedding_service.settings import Settings  # noqa: E402
 
 
+def build_all(tmp_path_factory, folder: str, builders: dict) -> dict:
+    """Build each tiny model once per session: {key: (builder, directory name)} -> {key: path}."""
+    root = tmp_path_factory.mktemp(folder)
+    return {key: build(str(root / name)) for key, (build, name) in builders.items()}
+
+
+def app_from(env: dict):
+    """An app on the CPU, quiet, configured by `env` (environment variable names)."""
+    return create_app(Settings.from_mapping({"DEVICE": "cpu", "LOG_LEVEL": "WARNING", **env}))
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -82,29 +93,21 @@ def live_url(app):
 @pytest.fixture(scope="session")
 def multimodal(tmp_path_factory) -> dict:
     """Paths of tiny SigLIP 2, SigLIP and CLIP models."""
-    import tiny_multimodal
+    import tiny_multimodal as tm
 
-    root = tmp_path_factory.mktemp("multimodal")
-    return {
-        "siglip2": tiny_multimodal.build_siglip2(str(root / "siglip2")),
-        "siglip": tiny_multimodal.build_siglip(str(root / "siglip")),
-        "clip": tiny_multimodal.build_clip(str(root / "clip")),
-    }
+    return build_all(tmp_path_factory, "multimodal", {
+        "siglip2": (tm.build_siglip2, "siglip2"), "siglip": (tm.build_siglip, "siglip"), "clip": (tm.build_clip, "clip"),
+    })
 
 
 @pytest.fixture(scope="session")
 def mm_app(multimodal):
     """Seed 000's layout: MODEL_NAME is SigLIP 2; MiniLM is the text default; SigLIP and CLIP too."""
-    settings = Settings.from_mapping(
-        {
-            "MODEL_NAME": multimodal["siglip2"],
-            "EMBEDDING_MODEL": "sentence-transformers/all-MiniLM-L6-v2",
-            "MODELS": f"siglip={multimodal['siglip']},clip={multimodal['clip']}",
-            "DEVICE": "cpu",
-            "LOG_LEVEL": "WARNING",
-        }
-    )
-    return create_app(settings)
+    return app_from({
+        "MODEL_NAME": multimodal["siglip2"],
+        "EMBEDDING_MODEL": "sentence-transformers/all-MiniLM-L6-v2",
+        "MODELS": f"siglip={multimodal['siglip']},clip={multimodal['clip']}",
+    })
 
 
 @pytest.fixture()
@@ -139,30 +142,24 @@ def serve(app):
 
 @pytest.fixture(scope="session")
 def rerankers(tmp_path_factory) -> dict:
-    import tiny_rerankers
+    import tiny_rerankers as tr
 
-    root = tmp_path_factory.mktemp("rerankers")
-    return {
-        "qwen3": tiny_rerankers.build_qwen3_reranker(str(root / "qwen3-reranker")),
-        "bert": tiny_rerankers.build_bert_cross_encoder(str(root / "bert-ce")),
-        "xlmr": tiny_rerankers.build_xlmr_cross_encoder(str(root / "xlmr-ce")),
-    }
+    return build_all(tmp_path_factory, "rerankers", {
+        "qwen3": (tr.build_qwen3_reranker, "qwen3-reranker"),
+        "bert": (tr.build_bert_cross_encoder, "bert-ce"),
+        "xlmr": (tr.build_xlmr_cross_encoder, "xlmr-ce"),
+    })
 
 
 @pytest.fixture(scope="session")
 def rr_app(rerankers):
     """RERANK_MODEL is the tiny Qwen3-Reranker; the two cross-encoders are served too."""
-    settings = Settings.from_mapping(
-        {
-            "EMBEDDING_MODEL": "sentence-transformers/all-MiniLM-L6-v2",
-            "RERANK_MODEL": rerankers["qwen3"],
-            "MODELS": f"bert-ce={rerankers['bert']},xlmr-ce={rerankers['xlmr']}",
-            "DEVICE": "cpu",
-            "MAX_BATCH_SIZE": "4",
-            "LOG_LEVEL": "WARNING",
-        }
-    )
-    return create_app(settings)
+    return app_from({
+        "EMBEDDING_MODEL": "sentence-transformers/all-MiniLM-L6-v2",
+        "RERANK_MODEL": rerankers["qwen3"],
+        "MODELS": f"bert-ce={rerankers['bert']},xlmr-ce={rerankers['xlmr']}",
+        "MAX_BATCH_SIZE": "4",
+    })
 
 
 @pytest.fixture()

@@ -73,11 +73,23 @@ def test_dockerfile_contract(path):
     assert expected in cmd
     assert "torch==2.13.0" in text and ("whl/cpu" in text) == path.startswith("cpu/")
     assert text.index("COPY requirements.txt") < text.index("pip install") < text.index("COPY --chown=app:app embedding_service")
-    assert "ARG BAKE_MODELS" in text and "snapshot_download" in text
-    assert text.index("snapshot_download") < text.index("VOLUME"), "baked models must be written before VOLUME"
+    assert "ARG BAKE_MODELS" in text and "python -m embedding_service.bake $BAKE_MODELS" in text
+    assert text.index("embedding_service.bake") < text.index("VOLUME"), "baked models must be written before VOLUME"
     base = re.search(r"^FROM (\S+)", text, re.M).group(1)
     assert ("nvidia/cuda" in base and "runtime" in base) if path.startswith("gpu/") else base.startswith("python:3.11")
     assert ":" in base and not base.endswith(":latest")
+
+
+def test_bake_downloads_each_model_and_nothing_without_models(monkeypatch):
+    import huggingface_hub
+
+    from embedding_service import bake
+
+    fetched = []
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", fetched.append)
+    assert bake.main([]) == 0 and fetched == []
+    assert bake.main(["google/siglip2-so400m-patch16-naflex", "Qwen/Qwen3-Embedding-0.6B"]) == 0
+    assert fetched == ["google/siglip2-so400m-patch16-naflex", "Qwen/Qwen3-Embedding-0.6B"]
 
 
 def test_healthcheck_module_answers(live_url, monkeypatch):

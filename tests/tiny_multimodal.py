@@ -39,45 +39,41 @@ def clip_tokenizer() -> PreTrainedTokenizerFast:
                 unk_token="<unk>", model_max_length=77)
 
 
+def _save(path: str, seed: int, tokenizer, model_class, config, processor) -> str:
+    """Random weights (seeded, initializer scaled up so vectors differ), tokenizer, processor."""
+    torch.manual_seed(seed)
+    config.initializer_factor = 5.0
+    model_class(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    processor.save_pretrained(path)
+    return path
+
+
+def _siglip_text(tokenizer) -> dict:
+    return dict(TEXT, vocab_size=len(tokenizer), max_position_embeddings=64,
+                pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+
+
 def build_siglip(path: str, seed: int = 0) -> str:
     from transformers import SiglipConfig, SiglipImageProcessor, SiglipModel
 
     tokenizer = siglip_tokenizer()
-    torch.manual_seed(seed)
-    config = SiglipConfig(
-        text_config=dict(TEXT, vocab_size=len(tokenizer), max_position_embeddings=64,
-                         pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id),
-        vision_config=dict(VISION, image_size=32, patch_size=8),
-    )
-    config.initializer_factor = 5.0
-    SiglipModel(config).save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    SiglipImageProcessor(size={"height": 32, "width": 32}).save_pretrained(path)
-    return path
+    config = SiglipConfig(text_config=_siglip_text(tokenizer), vision_config=dict(VISION, image_size=32, patch_size=8))
+    return _save(path, seed, tokenizer, SiglipModel, config, SiglipImageProcessor(size={"height": 32, "width": 32}))
 
 
 def build_siglip2(path: str, seed: int = 0) -> str:
     from transformers import Siglip2Config, Siglip2ImageProcessor, Siglip2Model
 
     tokenizer = siglip_tokenizer()
-    torch.manual_seed(seed)
-    config = Siglip2Config(
-        text_config=dict(TEXT, vocab_size=len(tokenizer), max_position_embeddings=64,
-                         pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id),
-        vision_config=dict(VISION, patch_size=8, num_patches=16),
-    )
-    config.initializer_factor = 5.0
-    Siglip2Model(config).save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    Siglip2ImageProcessor(patch_size=8, max_num_patches=16).save_pretrained(path)
-    return path
+    config = Siglip2Config(text_config=_siglip_text(tokenizer), vision_config=dict(VISION, patch_size=8, num_patches=16))
+    return _save(path, seed, tokenizer, Siglip2Model, config, Siglip2ImageProcessor(patch_size=8, max_num_patches=16))
 
 
 def build_clip(path: str, seed: int = 0) -> str:
     from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel
 
     tokenizer = clip_tokenizer()
-    torch.manual_seed(seed)
     config = CLIPConfig(
         text_config=dict(TEXT, vocab_size=len(tokenizer), max_position_embeddings=77,
                          bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
@@ -85,8 +81,5 @@ def build_clip(path: str, seed: int = 0) -> str:
         vision_config=dict(VISION, image_size=32, patch_size=8),
         projection_dim=16,
     )
-    config.initializer_factor = 5.0
-    CLIPModel(config).save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(path)
-    return path
+    processor = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
+    return _save(path, seed, tokenizer, CLIPModel, config, processor)
