@@ -12,6 +12,7 @@ from .errors import BadRequest, ModelNotFound
 from .models.base import Model
 from .models.detect import detect_kind
 from .models.files import ModelFiles
+from .models.onednn import use_onednn_linear
 from .models.spec import ModelSpec, model_specs
 from .settings import Settings, SettingsError
 
@@ -109,6 +110,9 @@ class Registry:
                 raise
             except Exception as exc:  # from_pretrained's many failure types
                 raise SettingsError(f"model {spec.name!r} could not be loaded: {type(exc).__name__}: {exc}") from exc
+            if device == "cpu" and settings.onednn_linear:
+                switched = use_onednn_linear(model.model)
+                log.info("model %s: %d linear layers through oneDNN", spec.name, switched)
             if warmup:
                 model.warmup()
             model.load_seconds = time.perf_counter() - started

@@ -41,6 +41,7 @@ ENV_FIELDS: dict[str, str] = {
     "BATCH_TIMEOUT_MS": "batch_timeout_ms",
     "MAX_CLIENT_BATCH_SIZE": "max_client_batch_size",
     "CPU_SHARE": "cpu_share",
+    "ONEDNN_LINEAR": "onednn_linear",
     "MAX_QUEUE_SIZE": "max_queue_size",
     "MAX_CONCURRENT_REQUESTS": "max_concurrent_requests",
     "MAX_CONTENT_LENGTH": "max_content_length",
@@ -125,6 +126,8 @@ class Settings(BaseModel):
     batch_timeout_ms: float = Field(0.0, ge=0, le=10_000)
     #: CPU workers size torch's threads per forward pass by how many workers are busy (cpu_share.py).
     cpu_share: bool = True
+    #: float32 linear layers on the CPU run through oneDNN instead of MKL (models/onednn.py).
+    onednn_linear: bool = True
     #: Items queued per model before requests are refused with 503 (0 = no limit).
     max_queue_size: int = Field(8192, ge=0)
     #: Inference requests in flight per worker before 503 (0 = no limit beyond THREADS).

@@ -1,6 +1,7 @@
 """Forward-pass rate of the embedded default with no HTTP in the way (CONCURRENCY_ANALYSIS.md §3.4).
 
     .venv/bin/python scripts/model_capacity.py --threads 1 --batch 8,16
+    ONEDNN_LINEAR=false .venv/bin/python scripts/model_capacity.py --threads 1 --batch 8,16   # MKL
     # two processes at once, 1 thread each:
     .venv/bin/python scripts/model_capacity.py --threads 1 --batch 16 & .venv/bin/python scripts/model_capacity.py --threads 1 --batch 16
 """
@@ -29,7 +30,7 @@ def main() -> None:
     from embedding_service.registry import Registry
     from embedding_service.settings import Settings
 
-    model = Registry.load(Settings.from_mapping({"LOG_LEVEL": "ERROR"}), "cpu").models[0]
+    model = Registry.load(Settings.from_mapping({"LOG_LEVEL": "ERROR", "ONEDNN_LINEAR": os.environ.get("ONEDNN_LINEAR", "true")}), "cpu").models[0]
     items = model.prepare_texts(make_texts(1024), PromptChoice(), True, "right")
     for batch in (int(b) for b in args.batch.split(",")):
         done, began = 0, time.perf_counter()

@@ -75,11 +75,13 @@ class Model(ABC):
     """A loaded model of one `kind`, on one `device`.
 
     Attributes: `spec` (its configuration), `name`, `aliases`, `kind`, `device`, `dtype`,
-    `dimension` (output vector size), `max_length` (tokens per input), `load_seconds`, and `lock`,
-    the inference lock held around every forward pass.
+    `dimension` (output vector size), `max_length` (tokens per input), `load_seconds`, `lock`,
+    the inference lock held around every forward pass, and `model`, the loaded torch module
+    (the registry switches its CPU linear layers to oneDNN, models/onednn.py).
     """
 
     kind: str = ""
+    model: torch.nn.Module
 
     def __init__(self, spec: ModelSpec, device: str):
         self.spec = spec
