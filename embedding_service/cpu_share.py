@@ -38,6 +38,10 @@ class CpuShare:
     def leave(self, slot: int) -> None:
         self.until[slot] = time.monotonic()
 
+    def thread_counts(self) -> list[int]:
+        """Every thread count `enter` can return (one per number of busy slots), ascending."""
+        return sorted({max(1, self.cores // busy) for busy in range(1, len(self.until) + 1)})
+
     def clear(self, slot: int) -> None:
         self.until[slot] = 0.0
 

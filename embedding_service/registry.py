@@ -7,12 +7,14 @@ import logging
 import time
 from typing import Callable, Optional, Sequence
 
+import torch
+
 from .batching import Batcher
 from .errors import BadRequest, ModelNotFound
 from .models.base import Model
 from .models.detect import detect_kind
 from .models.files import ModelFiles
-from .models.onednn import use_onednn_linear
+from .models.onednn import use_onednn_linear, warm_kernels
 from .models.spec import ModelSpec, model_specs
 from .settings import Settings, SettingsError
 
@@ -112,7 +114,8 @@ class Registry:
                 raise SettingsError(f"model {spec.name!r} could not be loaded: {type(exc).__name__}: {exc}") from exc
             if device == "cpu" and settings.onednn_linear:
                 switched = use_onednn_linear(model.model)
-                log.info("model %s: %d linear layers through oneDNN", spec.name, switched)
+                kernels = warm_kernels(model.model, [torch.get_num_threads()]) if switched and warmup else 0
+                log.info("model %s: %d linear layers through oneDNN, %d kernels built", spec.name, switched, kernels)
             if warmup:
                 model.warmup()
             model.load_seconds = time.perf_counter() - started

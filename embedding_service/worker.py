@@ -49,6 +49,13 @@ def boot(
         if device == "cpu" and cpu_share is not None and settings.cpu_share:
             for batcher in registry.batchers.values():
                 batcher.cpu_share = SlotShare(cpu_share, slot)
+            # Registry.load built oneDNN's kernels for the current thread count; the share picks others too.
+            others = [t for t in cpu_share.thread_counts() if t != torch.get_num_threads()]
+            if settings.onednn_linear and others:
+                from .models.onednn import warm_kernels
+
+                for model in registry.models:
+                    warm_kernels(model.model, others)
 
     def failed(_exc: BaseException) -> None:
         os._exit(WORKER_BOOT_ERROR)

@@ -11,7 +11,8 @@ import torch
 
 from embedding_service.models import onednn
 from embedding_service.models.base import PromptChoice
-from embedding_service.models.onednn import OneDnnLinear, use_onednn_linear
+from embedding_service.cpu_share import CpuShare
+from embedding_service.models.onednn import OneDnnLinear, bucket_rows, use_onednn_linear, warm_kernels
 from embedding_service.registry import Registry
 from embedding_service.settings import Settings
 
@@ -88,3 +89,27 @@ def test_every_served_family_runs_through_onednn(app, mm_app, rr_app):
         for model in served.extensions["embedding_service"].registry.models:
             kinds = [type(m) for m in linear_layers(model.model)]
             assert torch.nn.Linear not in kinds and OneDnnLinear in kinds, (model.name, set(kinds))
+
+
+def test_row_buckets_are_few_and_waste_little():
+    sizes = {bucket_rows(rows) for rows in range(1, 16385)}
+    assert len({bucket_rows(rows) for rows in range(1, 2049)}) == 40 and len(sizes) == 64
+    assert all(bucket_rows(rows) >= rows and bucket_rows(rows) % 16 == 0 for rows in range(1, 16385))
+    assert max((bucket_rows(rows) - rows) / rows for rows in range(256, 16385)) <= 1 / 8
+    assert all(bucket_rows(size) == size for size in sizes)  # a bucket is its own bucket
+
+
+@needs_onednn
+def test_warm_kernels_covers_each_shape_bucket_and_thread_count():
+    model = torch.nn.Sequential(torch.nn.Linear(8, 32), torch.nn.Linear(32, 8), torch.nn.Linear(8, 32))
+    use_onednn_linear(model)
+    before = torch.get_num_threads()
+    # two distinct shapes (the third layer repeats the first) x 40 sizes x 2 thread counts
+    assert warm_kernels(model, [1, 2, 2]) == 2 * 40 * 2
+    assert torch.get_num_threads() == before
+
+
+def test_cpu_share_lists_every_thread_count_it_can_choose():
+    assert CpuShare(slots=2, cores=2).thread_counts() == [1, 2]
+    assert CpuShare(slots=4, cores=16).thread_counts() == [4, 5, 8, 16]
+    assert CpuShare(slots=3, cores=2).thread_counts() == [1, 2]
