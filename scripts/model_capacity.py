@@ -4,11 +4,14 @@
     ONEDNN_LINEAR=false .venv/bin/python scripts/model_capacity.py --threads 1 --batch 8,16   # MKL
     # two processes at once, 1 thread each:
     .venv/bin/python scripts/model_capacity.py --threads 1 --batch 16 & .venv/bin/python scripts/model_capacity.py --threads 1 --batch 16
+    # one MiniLM feed-forward product, MKL against oneDNN, and oneDNN's memory per cached kernel:
+    .venv/bin/python scripts/model_capacity.py --threads 1 --gemm
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import os
 import sys
 import time
@@ -16,21 +19,61 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
+def gemm(seconds: float) -> None:
+    """(512 x 384) . (384 x 1536) through MKL (F.linear) and oneDNN; then the resident memory
+    each new row count adds to oneDNN's kernel cache (40 row counts, after malloc_trim)."""
+    import torch
+
+    x, w, b = torch.randn(512, 384), torch.randn(1536, 384), torch.randn(1536)
+    runs = {
+        "MKL (torch.nn.functional.linear)": lambda: torch.nn.functional.linear(x, w, b),
+        "oneDNN (mkldnn._linear_pointwise)": lambda: torch.ops.mkldnn._linear_pointwise(x, w, b, "none", [], ""),
+    }
+    for label, run in runs.items():
+        for _ in range(5):
+            run()
+        done, began = 0, time.perf_counter()
+        while time.perf_counter() - began < seconds / 2:
+            run()
+            done += 1
+        elapsed = (time.perf_counter() - began) / done
+        print(f"{label}: {elapsed * 1e3:.2f} ms, {2 * 512 * 384 * 1536 / elapsed / 1e9:.0f} GFLOP/s", flush=True)
+    trim = ctypes.CDLL("libc.so.6").malloc_trim
+
+    def rss_kib() -> int:
+        with open("/proc/self/statm") as handle:
+            return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
+
+    with torch.inference_mode():
+        torch.ops.mkldnn._linear_pointwise(torch.randn(99, 384), w, b, "none", [], "")
+        trim(0)
+        before = rss_kib()
+        for rows in range(100, 140):
+            torch.ops.mkldnn._linear_pointwise(torch.randn(rows, 384), w, b, "none", [], "")
+        trim(0)
+    print(f"oneDNN kernel cache: {(rss_kib() - before) / 40:.0f} KiB per new row count")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--batch", default="8,16,32")
     parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--gemm", action="store_true", help="time one linear product instead of the model")
     args = parser.parse_args()
     import torch
 
     torch.set_num_threads(args.threads)
+    if args.gemm:
+        gemm(args.seconds)
+        return
     from benchmark import make_texts
     from embedding_service.models.base import PromptChoice
     from embedding_service.registry import Registry
     from embedding_service.settings import Settings
 
-    model = Registry.load(Settings.from_mapping({"LOG_LEVEL": "ERROR", "ONEDNN_LINEAR": os.environ.get("ONEDNN_LINEAR", "true")}), "cpu").models[0]
+    env = {"LOG_LEVEL": "ERROR", "ONEDNN_LINEAR": os.environ.get("ONEDNN_LINEAR", "true")}
+    model = Registry.load(Settings.from_mapping(env), "cpu").models[0]
     items = model.prepare_texts(make_texts(1024), PromptChoice(), True, "right")
     for batch in (int(b) for b in args.batch.split(",")):
         done, began = 0, time.perf_counter()
