@@ -80,6 +80,25 @@ def test_dockerfile_contract(path):
     assert ":" in base and not base.endswith(":latest")
 
 
+def shared_part(text: str) -> list[str]:
+    """A Dockerfile from `WORKDIR /app` on, without comments or blank lines, the torch wheel index
+    named generically: the part the CPU and GPU images have in common."""
+    lines = text.splitlines()
+    start = next(index for index, line in enumerate(lines) if line.startswith("WORKDIR /app"))
+    return [
+        re.sub(r"/whl/(cpu|cu\d+)", "/whl/<torch build>", line)
+        for line in lines[start:]
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
+
+
+@pytest.mark.parametrize("variant", ["Dockerfile", "Dockerfile.prod"])
+def test_cpu_and_gpu_images_differ_only_in_base_and_torch_build(variant):
+    """Docker has no include, so the CPU and GPU images repeat their user, dependency, bake and
+    run steps; this keeps the two copies from drifting apart."""
+    assert shared_part(read(f"cpu/{variant}")) == shared_part(read(f"gpu/{variant}"))
+
+
 def test_bake_downloads_each_model_and_nothing_without_models(monkeypatch):
     import huggingface_hub
 
