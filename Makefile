@@ -1,6 +1,7 @@
 # make run   - serve the embedded default (all-MiniLM-L6-v2) through Gunicorn on :8080
 # make dev   - the same app on Flask's development server
 # make test  - create .venv if missing, install requirements, run the whole test suite
+# make install - also install this package (editable) and its `embedding-service` command into .venv
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -8,7 +9,7 @@ RUNTIME_STAMP := $(VENV)/.runtime-installed
 DEV_STAMP := $(VENV)/.dev-installed
 PYTEST_ARGS ?=
 
-.PHONY: run dev test venv clean
+.PHONY: run dev test venv install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +24,9 @@ $(DEV_STAMP): $(RUNTIME_STAMP) requirements-dev.txt
 
 venv: $(DEV_STAMP)
 
+install: $(RUNTIME_STAMP)
+	$(BIN)/pip install --disable-pip-version-check -q -e .
+
 run: $(RUNTIME_STAMP)
 	$(BIN)/gunicorn -c gunicorn.conf.py embedding_service.wsgi:app
 
@@ -34,4 +38,4 @@ test: $(DEV_STAMP)
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing, a suite that runs nothing proves nothing"; fi; exit $$rc
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache build *.egg-info

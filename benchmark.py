@@ -213,11 +213,13 @@ def measure_service_model(model_path: str, texts: list[str], seconds: float) -> 
     """Texts/s of this service's text model code in process: tokenise + forward, batches of 32."""
     from embedding_service.models.base import PromptChoice
     from embedding_service.registry import Registry
+    from embedding_service.runtime import Runtime
     from embedding_service.settings import Settings
 
     env = {"MODEL_NAME": model_path, "LOG_LEVEL": "ERROR"}
     env.update({k: v for k, v in os.environ.items() if k in ("ONEDNN_LINEAR", "DTYPE")})
-    model = Registry.load(Settings.from_mapping(env), "cpu").default
+    settings = Settings.from_mapping(env)
+    model = Registry.load(settings, Runtime.local(settings, "cpu")).first.text
     done, began = 0, time.perf_counter()
     while time.perf_counter() - began < seconds:
         for start in range(0, 256, 32):

@@ -1,118 +1,57 @@
-"""The app factory: `create_app(settings=None)` builds the Flask app around the models."""
+"""The app factory: `create_app(settings, state=...)` builds the Flask app around a ServiceState.
+
+The boot path (worker.py) decides the runtime, builds the state and loads the engines; the app
+only serves what it is given.
+"""
 
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
-from typing import Callable, Optional
+from typing import Optional
 
 from flask import Flask, g, request
 
 from .api import BLUEPRINTS
-from .api.common import ServiceState
+from .api.common import STATE_KEY
 from .context import RequestStats, current_stats
 from .errors import Unavailable, register_error_handlers, request_id
-from .images import ImageLoader
 from .logs import configure_logging, log_access
-from .models.spec import model_specs
 from .registry import Registry
 from .security import install_security
 from .settings import Settings
+from .state import ServiceState
 
 log = logging.getLogger("embedding_service.app")
 
 
-def local_device(settings: Settings) -> str:
-    """The device of a single-process server: DEVICES' first entry, DEVICE, or `auto` (cuda if
-    torch sees a GPU, else cpu)."""
-    if settings.devices:
-        return settings.devices[0]
-    if settings.device != "auto":
-        return settings.device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 def create_app(
-    settings: Optional[Settings] = None,
-    registry: Optional[Registry] = None,
-    worker: Optional[dict] = None,
-    load_async: bool = False,
-    device: Optional[str] = None,
-    on_loaded: Optional[Callable[[Registry], None]] = None,
-    on_load_error: Optional[Callable[[BaseException], None]] = None,
+    settings: Optional[Settings] = None, *, state: Optional[ServiceState] = None, engines: Optional[Registry] = None
 ) -> Flask:
-    """Build the app. Settings default to the environment (+ `.env`).
+    """The Flask app serving `state` (in whatever phase it is: the boot path moves it on).
 
-    Models: a loaded `registry` if given; else loaded onto `device` (default `local_device`) here,
-    or, with `load_async`, on a background thread while the app already answers `/health` (200)
-    and `/ready` (503). `on_loaded(registry)` runs once loading succeeded, `on_load_error(exc)` if
-    it failed. raises SettingsError for bad configuration (synchronous loading).
+    Without `state` (development server, tests): a single-process state serving `engines`, or,
+    without those, the models of `settings` loaded here first (worker.serve_locally). Settings
+    default to the state's, else the environment (+ `.env`). raises SettingsError for bad
+    configuration.
     """
-    settings = settings or Settings.from_env()
+    settings = settings or (state.settings if state is not None else Settings.from_env())
     configure_logging(settings)
-    import torch
+    if state is None:
+        from .worker import serve_locally
 
+        state = serve_locally(settings, engines)
     app = Flask("embedding_service")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_content_length
     app.url_map.strict_slashes = False
-    info = {"pid": os.getpid(), "slot": None, "started": int(time.time())}
-    info.update(worker or {})
-    state = ServiceState(
-        settings=settings,
-        registry=None,
-        images=ImageLoader(settings),
-        worker=info,
-        cuda_available=torch.cuda.is_available(),
-        model_names=[spec.name for spec in model_specs(settings)],
-        device=device or local_device(settings),
-    )
-    app.extensions["embedding_service"] = state
-    if settings.metrics:
-        from .metrics import ImageObserver
-
-        state.images.observer = ImageObserver()
+    app.extensions[STATE_KEY] = state
     register_error_handlers(app)
     install_request_hooks(app, settings)
     install_security(app, settings)
     install_concurrency_limit(app, settings)
     for blueprint in BLUEPRINTS:
         app.register_blueprint(blueprint)
-
-    def attach(loaded: Registry) -> None:
-        loaded.settings = settings  # request limits (batch size, characters) follow this app's settings
-        if settings.metrics:
-            from .metrics import LOAD_SECONDS, READY_WORKERS, BatchObserver
-
-            observer = BatchObserver()
-            for model in loaded.models:
-                LOAD_SECONDS.labels(model.name).set(model.load_seconds)
-                loaded.batchers[model.name].observer = observer
-            READY_WORKERS.inc()
-        if on_loaded is not None:
-            on_loaded(loaded)
-        state.registry = loaded
-        state.phase = "ready"
-
-    if registry is not None:
-        attach(registry)
-    elif load_async:
-        def load() -> None:
-            try:
-                attach(Registry.load(settings, state.device))
-                log.info("worker %s ready", os.getpid())
-            except BaseException as exc:  # noqa: BLE001 - reported, then the caller decides
-                state.phase = "failed"
-                log.exception("loading the models failed")
-                if on_load_error is not None:
-                    on_load_error(exc)
-
-        threading.Thread(target=load, name="model-loader", daemon=True).start()
-    else:
-        attach(Registry.load(settings, state.device))
     return app
 
 

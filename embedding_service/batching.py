@@ -1,4 +1,4 @@
-"""Dynamic batching (SPEC §5): one :class:`Batcher` per loaded model, owning that model's queue.
+"""Dynamic batching: one :class:`Batcher` per engine, owning that model's queue.
 
 Request threads prepare their items (tokenise, decode images) and call `run(items)`, which
 enqueues them and waits. The batcher's own thread takes work as it comes: an idle model takes the
@@ -64,6 +64,22 @@ class _Job:
     inference: float = 0.0
 
 
+@dataclass(frozen=True)
+class BatchLimits:
+    """`max_batch_size` items and `max_batch_tokens` padded tokens per forward pass;
+    `batch_timeout_ms` milliseconds the batcher may wait to fill a batch (0: never waits);
+    `max_queue_size` queued items before a request is refused with 503 (0: no limit)."""
+
+    max_batch_size: int
+    max_batch_tokens: int
+    batch_timeout_ms: float = 0.0
+    max_queue_size: int = 0
+
+    @classmethod
+    def from_settings(cls, settings) -> "BatchLimits":
+        return cls(settings.max_batch_size, settings.max_batch_tokens, settings.batch_timeout_ms, settings.max_queue_size)
+
+
 @dataclass
 class BatcherStats:
     """Counters since start: forward passes, items, the largest batch, requests refused, and the
@@ -77,20 +93,21 @@ class BatcherStats:
 
 
 class Batcher:
-    """Owns one model's queue and the thread that runs its forward passes."""
+    """Owns one model's queue and the thread that runs its forward passes.
 
-    def __init__(
-        self, model: Model, max_batch_size: int, max_batch_tokens: int, batch_timeout_ms: float = 0.0, max_queue_size: int = 0
-    ):
+    `observer` (metrics.BatchObserver) is told of every batch and queue change; `cpu_share`
+    (cpu_share.SlotShare) sizes torch's threads around each pass. Both are required arguments:
+    pass None explicitly for none.
+    """
+
+    def __init__(self, model: Model, limits: BatchLimits, *, observer: Optional[Any], cpu_share: Optional[Any]):
         self.model = model
-        self.max_batch_size = max_batch_size
-        self.max_batch_tokens = max_batch_tokens
-        self.batch_timeout = batch_timeout_ms / 1000.0
-        self.max_queue_size = max_queue_size
-        #: Optional CPU share (cpu_share.SlotShare): sizes torch's threads around each pass.
-        self.cpu_share = None
-        #: Optional metrics observer (metrics.BatchObserver).
-        self.observer = None
+        self.max_batch_size = limits.max_batch_size
+        self.max_batch_tokens = limits.max_batch_tokens
+        self.batch_timeout = limits.batch_timeout_ms / 1000.0
+        self.max_queue_size = limits.max_queue_size
+        self.cpu_share = cpu_share
+        self.observer = observer
         self.stats = BatcherStats()
         self._pending: deque[tuple[_Job, int]] = deque()
         self._cond = threading.Condition()

@@ -62,6 +62,13 @@ class ImageObserver:
         IMAGES.labels(source, outcome).inc()
 
 
+def engines_ready(engines) -> None:
+    """A process finished loading `engines` (registry.Registry): record load times, count it ready."""
+    for engine in engines.engines:
+        LOAD_SECONDS.labels(engine.name).set(engine.load_seconds)
+    READY_WORKERS.inc()
+
+
 def observe_request(route: str, method: str, status: int, seconds: float) -> None:
     REQUESTS.labels(route, method, str(status)).inc()
     REQUEST_SECONDS.labels(route).observe(seconds)

@@ -1,40 +1,56 @@
-"""Reranking (SPEC §1 `rerank` recipes, §2 rerank routes), independent of the route's version.
+"""Reranking, independent of the dialect: score documents against a query, best first.
 
 Three ways to score (query, document):
 - a reranker model (cross-encoder or Qwen3-Reranker): relevance = sigmoid(log-odds);
 - no reranker configured, a text embedding model: cosine similarity mapped to 0..1, (cos + 1) / 2;
 - a multimodal model: its own sigmoid image-text score, sigmoid(cos * exp(logit_scale) + logit_bias),
   for text and image documents alike.
-With `max_chunks_per_doc`, a document longer than the window is scored by its best chunk.
+With `max_chunks_per_doc`, a document longer than the window is scored by its best chunk. The
+Cohere and TEI response shapes are built by the rerank blueprint.
 """
 
 from __future__ import annotations
 
-import math
-import uuid
 from dataclasses import dataclass
 from typing import Any, Optional
 
 import numpy as np
 
+from .engine import Capability, Engine, best_per_owner
 from .errors import BadRequest
 from .images import ImageLoader
-from .models.base import PromptChoice, Reranker, TextEncoder
+from .models.base import PromptChoice
 from .models.multimodal import MultimodalModel
 from .registry import Registry
-from .schemas import RerankRequest
 from .service import check_batch_size, check_input_chars, note_usage
+from .state import RequestLimits
 
-RERANK_KINDS = ("rerank", "text", "multimodal")
-#: Cohere bills one search unit per query with up to 100 documents (or chunks).
-DOCS_PER_SEARCH_UNIT = 100
+
+@dataclass(frozen=True)
+class RerankQuery:
+    """What a rerank request asks, in no dialect: `documents` (strings or objects with `text`
+    or `image`, or with `rank_fields`), from request field `field`."""
+
+    query: str
+    documents: list
+    field: str = "documents"
+    model: Optional[str] = None
+    instruction: Optional[str] = None
+    top_n: Optional[int] = None
+    raw_scores: bool = False
+    truncate: bool = True
+    max_chunks_per_doc: Optional[int] = None
+    max_tokens_per_doc: Optional[int] = None
+    rank_fields: Optional[list[str]] = None
 
 
 @dataclass
-class Scored:
-    """One score per document (`scores`, relevance or raw), the label of the scorer, how many
-    (document or chunk) items were scored and the tokens fed."""
+class Ranking:
+    """`order`: document indices, best first (ties by index), cut to `top_n`; `scores`
+    (documents,) relevance in 0..1 or raw; `label`, the scorer as reported in `model`; `items`
+    scored (documents or chunks) and `tokens` fed."""
 
+    order: list[int]
     scores: np.ndarray
     label: str
     items: int
@@ -64,116 +80,86 @@ def _document(doc: Any, index: int, field: str, rank_fields: Optional[list[str]]
     raise BadRequest(f'{where} must be a string, {{"text": str}} or {{"image": str}}', param=field)
 
 
-def _best_per_document(raw: np.ndarray, owners: list[int], count: int) -> np.ndarray:
-    best = np.full(count, -np.inf)
-    np.maximum.at(best, np.asarray(owners, dtype=np.int64), raw.astype(np.float64))
-    return best
+def _unit(rows: np.ndarray) -> np.ndarray:
+    return rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)
 
 
-def _with_reranker(registry: Registry, model: Reranker, req: RerankRequest, texts: list[str]) -> Scored:
-    if req.instruction is not None and not model.takes_instruction:
-        raise BadRequest(f"model {model.name!r} is a cross-encoder and takes no instruction", param="instruction")
-    items = model.prepare_pairs(req.query, texts, req.instruction, req.truncate, req.max_chunks_per_doc)
-    raw = registry.batchers[model.name].run(items)[:, 0]
-    best = _best_per_document(raw, [item.owner for item in items], len(texts))
-    scores = best if req.raw_scores else _sigmoid(best)
-    return Scored(scores, model.name, len(items), sum(len(item) for item in items))
-
-
-def _with_embeddings(
-    registry: Registry, loader: ImageLoader, model: TextEncoder, req: RerankRequest, kinds: list[str], contents: list[str]
-) -> Scored:
-    batcher = registry.batchers[model.name]
+def _with_embeddings(engine: Engine, loader: ImageLoader, req: RerankQuery, kinds: list[str], contents: list[str]):
+    """(scores, label, items, tokens) from the query's and documents' embeddings."""
+    model = engine.text
     query_prompt = PromptChoice(input_type="query", instruction=req.instruction)
-    query_items = model.prepare_texts([req.query], query_prompt, True, "right", param="query")
-    query = _unit(batcher.run(query_items))[0]
+    query_encoded = engine.embed_texts([req.query], query_prompt, True, "right", param="query")
+    query = _unit(query_encoded.vectors)[0]
     cos = np.zeros(len(contents))
-    tokens, scored = len(query_items[0]), 0
+    tokens, scored = query_encoded.tokens, 0
     image_rows = [i for i, kind in enumerate(kinds) if kind == "image"]
     text_rows = [i for i, kind in enumerate(kinds) if kind == "text"]
     if image_rows:
-        if not isinstance(model, MultimodalModel):
-            raise BadRequest(f"image documents need a multimodal model; {model.name!r} is a {model.kind} model", param="documents")
+        if not engine.can(Capability.EMBED_IMAGES):
+            raise BadRequest(f"image documents need a multimodal model; {engine.name!r} is a {model.kind} model", param="documents")
         images = loader.load([contents[i] for i in image_rows], param="documents")
-        cos[image_rows] = _unit(batcher.run(model.prepare_images(images))) @ query
+        cos[image_rows] = _unit(engine.embed_images(images).vectors) @ query
         scored += len(image_rows)
     if text_rows:
         texts = [contents[i] for i in text_rows]
         document = PromptChoice(input_type="document")
         if req.max_chunks_per_doc:
-            items, owners = model.prepare_chunks(texts, document, req.max_chunks_per_doc)
+            encoded = engine.embed_chunks(texts, document, req.max_chunks_per_doc)
+            owners = encoded.owners or []
         else:
-            items, owners = model.prepare_texts(texts, document, req.truncate, "right", param="documents"), list(range(len(texts)))
-        cos[text_rows] = _best_per_document(_unit(batcher.run(items)) @ query, owners, len(texts))
-        tokens, scored = tokens + sum(map(len, items)), scored + len(items)
+            encoded = engine.embed_texts(texts, document, req.truncate, "right", param="documents")
+            owners = list(range(len(texts)))
+        cos[text_rows] = best_per_owner(_unit(encoded.vectors) @ query, owners, len(texts))
+        tokens, scored = tokens + encoded.tokens, scored + len(encoded.vectors)
     if isinstance(model, MultimodalModel):
         logits = cos * model.logit_scale + model.logit_bias
-        scores = logits if req.raw_scores else _sigmoid(logits)
-        return Scored(scores, f"{model.name} (sigmoid image-text score)", scored, tokens)
-    scores = cos if req.raw_scores else (cos + 1.0) / 2.0
-    return Scored(scores, f"{model.name} (cosine similarity)", scored, tokens)
+        return (logits if req.raw_scores else _sigmoid(logits)), f"{engine.name} (sigmoid image-text score)", scored, tokens
+    return (cos if req.raw_scores else (cos + 1.0) / 2.0), f"{engine.name} (cosine similarity)", scored, tokens
 
 
-def _unit(rows: np.ndarray) -> np.ndarray:
-    return rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)
+def choose_engine(engines: Registry, name: Optional[str]) -> Engine:
+    """The named model (a reranker, or a text or multimodal model scoring by embeddings); with no
+    name, the first reranker, else the first configured model if it embeds text, else the
+    default text model. raises ModelNotFound (404), BadRequest (400)."""
+    if name:
+        engine = engines.find(name)
+        if not (engine.can(Capability.SCORE_PAIRS) or engine.can(Capability.EMBED_TEXT)):
+            raise BadRequest(f"model {engine.name!r} is a {engine.model.kind} model and cannot do reranking", param="model")
+        return engine
+    if engines.has(Capability.SCORE_PAIRS):
+        return engines.default(Capability.SCORE_PAIRS)
+    return engines.get(None, Capability.EMBED_TEXT, prefer_first=True)
 
 
-def _cap_document_tokens(model, texts: list[str], limit: Optional[int]) -> list[str]:
-    """`max_tokens_per_doc` (Cohere v2): keep each document's first `limit` tokens."""
-    if not limit:
-        return texts
-    out = []
-    for text in texts:
-        ids = model.tokenizer.encode(text, add_special_tokens=False)
-        out.append(text if len(ids) <= limit else model.tokenizer.decode(ids[:limit]))
-    return out
-
-
-def rerank(registry: Registry, loader: ImageLoader, req: RerankRequest, api_version: int, return_documents: bool) -> dict:
-    """Score, sort (best first, ties by index) and shape the Cohere response.
+def rerank(engines: Registry, limits: RequestLimits, loader: ImageLoader, req: RerankQuery) -> Ranking:
+    """Score every document against the query and order them, best first (ties by index).
 
     raises ModelNotFound (404), BadRequest (400), PayloadTooLarge (413: more documents than
-    MAX_CLIENT_BATCH_SIZE), Unprocessable (422: over-long with truncate false), image errors.
+    MAX_CLIENT_BATCH_SIZE, a text over MAX_INPUT_CHARS), Unprocessable (422: over-long with
+    truncate false), the image errors.
     """
-    docs, field = req.items()
-    check_batch_size(len(docs), registry.settings.max_client_batch_size, field)
+    docs, field = req.documents, req.field
+    check_batch_size(len(docs), limits.max_client_batch_size, field)
     pairs = [_document(doc, i, field, req.rank_fields) for i, doc in enumerate(docs)]
     kinds, contents = [p[0] for p in pairs], [p[1] for p in pairs]
-    limit = registry.settings.max_input_chars
-    check_input_chars([req.query], limit, "query")
-    check_input_chars([c if k == "text" else "" for c, k in zip(contents, kinds)], limit, field)
-    if req.model:
-        model = registry.get(req.model, RERANK_KINDS, "reranking")
-    else:
-        model = registry.default_of("rerank") or registry.get(None, ("text", "multimodal"), "reranking", prefer_first=True)
-    if isinstance(model, Reranker):
+    check_input_chars([req.query], limits.max_input_chars, "query")
+    check_input_chars([c if k == "text" else "" for c, k in zip(contents, kinds)], limits.max_input_chars, field)
+    engine = choose_engine(engines, req.model)
+    if engine.can(Capability.SCORE_PAIRS):
         if "image" in kinds:
-            raise BadRequest(f"model {model.name!r} ranks text; image documents need a multimodal model", param=field)
-        scored = _with_reranker(registry, model, req, _cap_document_tokens(model, contents, req.max_tokens_per_doc))
+            raise BadRequest(f"model {engine.name!r} ranks text; image documents need a multimodal model", param=field)
+        pair = engine.score_pairs(
+            req.query, engine.cap_tokens(contents, req.max_tokens_per_doc), req.instruction, req.truncate,
+            req.max_chunks_per_doc,
+        )
+        scores = pair.raw if req.raw_scores else _sigmoid(pair.raw)
+        label, items, tokens = engine.name, pair.items, pair.tokens
     else:
-        assert isinstance(model, TextEncoder)
-        texts_capped = _cap_document_tokens(model, [c for c, k in zip(contents, kinds) if k == "text"], req.max_tokens_per_doc)
-        it = iter(texts_capped)
-        contents = [next(it) if k == "text" else c for c, k in zip(contents, kinds)]
-        scored = _with_embeddings(registry, loader, model, req, kinds, contents)
-    note_usage(model.name, len(docs), scored.tokens)
-    order = sorted(range(len(docs)), key=lambda i: (-scored.scores[i], i))
+        capped = iter(engine.cap_tokens([c for c, k in zip(contents, kinds) if k == "text"], req.max_tokens_per_doc))
+        contents = [next(capped) if k == "text" else c for c, k in zip(contents, kinds)]
+        scores, label, items, tokens = _with_embeddings(engine, loader, req, kinds, contents)
+    note_usage(engine.name, len(docs), tokens)
+    order = sorted(range(len(docs)), key=lambda i: (-scores[i], i))
     if req.top_n is not None:
         order = order[: req.top_n]
-    results = []
-    for index in order:
-        row = {"index": index, "relevance_score": float(scored.scores[index])}
-        if return_documents:
-            doc = docs[index]
-            row["document"] = {"text": doc} if isinstance(doc, str) else doc
-        results.append(row)
-    return {
-        "id": f"rerank-{uuid.uuid4().hex[:16]}",
-        "model": scored.label,
-        "results": results,
-        "meta": {
-            "api_version": {"version": str(api_version)},
-            "billed_units": {"search_units": max(1, math.ceil(scored.items / DOCS_PER_SEARCH_UNIT))},
-            "tokens": {"input_tokens": scored.tokens, "output_tokens": 0},
-        },
-    }
+    return Ranking(order, scores, label, items, tokens)

@@ -1,170 +1,122 @@
-"""The model registry: every served model by name and alias, the default of each kind, and
-each model's batcher. Built once per process (per Gunicorn worker) by :meth:`Registry.load`."""
+"""The registry: every served engine by name and alias, and the default engine of each capability.
+Built once per process (per Gunicorn worker) by :meth:`Registry.load`.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
-from typing import Callable, Optional, Sequence
+from typing import Any, Optional, Sequence
 
-import torch
-
-from .batching import Batcher
+from .acceleration import accelerate
+from .batching import BatchLimits
+from .engine import Capability, Engine
 from .errors import BadRequest, ModelNotFound
-from .models.base import Model
-from .models.detect import detect_kind
-from .models.files import ModelFiles
-from .models.onednn import use_onednn_linear, warm_kernels
-from .models.spec import ModelSpec, model_specs
-from .settings import Settings, SettingsError
+from .models.families import load_model
+from .models.spec import model_specs
+from .runtime import Runtime
+from .settings import Settings
 
 log = logging.getLogger("embedding_service.registry")
 
-
-def _load_text(spec: ModelSpec, device: str, dtype: str, files: ModelFiles) -> Model:
-    from .models.text import load_text_model
-
-    return load_text_model(spec, device, dtype, files)
-
-
-def _load_multimodal(spec: ModelSpec, device: str, dtype: str, files: ModelFiles) -> Model:
-    from .models.multimodal import load_multimodal_model
-
-    return load_multimodal_model(spec, device, dtype, files)
-
-
-def _load_reranker(spec: ModelSpec, device: str, dtype: str, files: ModelFiles) -> Model:
-    from .models.detect import is_decoder
-
-    config = files.config()
-    architectures = [str(a) for a in config.get("architectures") or []]
-    if any(a.endswith("ForSequenceClassification") for a in architectures):
-        from .models.cross_encoder import CrossEncoderReranker
-
-        return CrossEncoderReranker(spec, device, dtype, files, config)
-    if is_decoder(config):
-        from .models.qwen3_reranker import Qwen3Reranker
-
-        return Qwen3Reranker(spec, device, dtype, files, config)
-    raise SettingsError(
-        f"model {spec.name!r}: a reranker must be a sequence-classification cross-encoder or a "
-        "Qwen3-Reranker-style causal LM"
-    )
-
-
-#: kind -> loader(spec, device, dtype, files). One module per model family under models/.
-LOADERS: dict[str, Callable[[ModelSpec, str, str, ModelFiles], Model]] = {
-    "text": _load_text,
-    "multimodal": _load_multimodal,
-    "rerank": _load_reranker,
-}
-
-
-#: How to configure a model of each kind, for the 400 when none is served.
-KIND_HINTS = {
-    "multimodal": "; set MODEL_NAME (or add to MODELS) a multimodal model such as google/siglip2-so400m-patch16-naflex",
-    "rerank": "; add a reranker to MODELS, such as Qwen/Qwen3-Reranker-0.6B",
+#: How to configure a model with each capability, for the 400 when none is served.
+HINTS = {
+    Capability.EMBED_IMAGES: "; set MODEL_NAME (or add to MODELS) a multimodal model such as google/siglip2-so400m-patch16-naflex",
+    Capability.SCORE_PAIRS: "; add a reranker to MODELS, such as Qwen/Qwen3-Reranker-0.6B",
 }
 
 
 class Registry:
-    """Loaded models. `get(name, kinds)` resolves a request's `model` field."""
+    """Loaded engines, in configuration order. `get(name, capability)` resolves a request's
+    `model` field; `default(capability)` is the engine used when a request names none."""
 
-    def __init__(self, models: Sequence[Model], settings: Settings, device: str):
-        self.models = list(models)
+    def __init__(self, engines: Sequence[Engine], device: str):
+        self.engines = list(engines)
         self.device = device
-        self.settings = settings
-        self._by_label: dict[str, Model] = {}
-        for model in self.models:
-            for label in (model.name, *model.aliases):
-                self._by_label[label] = model
-        self.batchers = {
-            model.name: Batcher(
-                model,
-                settings.max_batch_size,
-                settings.max_batch_tokens,
-                settings.batch_timeout_ms,
-                settings.max_queue_size,
-            )
-            for model in self.models
-        }
-        self.load_seconds = sum(model.load_seconds for model in self.models)
+        self._by_label: dict[str, Engine] = {}
+        for engine in self.engines:
+            for label in (engine.name, *engine.aliases):
+                self._by_label[label] = engine
+        self._defaults = {capability: self._first(capability) for capability in Capability}
+
+    def _first(self, capability: Capability) -> Optional[Engine]:
+        """The first engine with `capability`; for text, a text-only model before a multimodal one."""
+        able = [e for e in self.engines if e.can(capability)]
+        if capability is Capability.EMBED_TEXT:
+            able.sort(key=lambda e: Capability.EMBED_IMAGES in e.capabilities)
+        return able[0] if able else None
 
     @classmethod
-    def load(cls, settings: Settings, device: str, warmup: bool = True) -> "Registry":
-        """Load every configured model onto `device` (`cpu`, `cuda`, `cuda:N`).
+    def load(cls, settings: Settings, runtime: Runtime, warmup: bool = True, observer: Any = "auto") -> "Registry":
+        """Load every configured model onto `runtime.device`, apply its CPU kernels, warm it and
+        wrap it in an Engine with `runtime`'s CPU share and (METRICS on, `observer="auto"`) the
+        Prometheus observer.
 
         raises SettingsError naming the model when one cannot be loaded or is misconfigured.
         """
-        models = []
+        if observer == "auto":
+            observer = None
+            if settings.metrics:
+                from .metrics import BatchObserver
+
+                observer = BatchObserver()
+        limits = BatchLimits.from_settings(settings)
+        engines = []
         for spec in model_specs(settings):
             started = time.perf_counter()
-            files = ModelFiles(spec.reference)
-            kind = detect_kind(spec, files.config())
-            loader = LOADERS.get(kind)
-            if loader is None:
-                raise SettingsError(
-                    f"model {spec.name!r} is a {kind} model; this version serves {' and '.join(LOADERS)} models"
-                )
-            try:
-                model = loader(spec, device, settings.dtype, files)
-            except SettingsError:
-                raise
-            except Exception as exc:  # from_pretrained's many failure types
-                raise SettingsError(f"model {spec.name!r} could not be loaded: {type(exc).__name__}: {exc}") from exc
-            if device == "cpu" and settings.onednn_linear:
-                switched = use_onednn_linear(model.model)
-                kernels = warm_kernels(model.model, [torch.get_num_threads()]) if switched and warmup else 0
-                log.info("model %s: %d linear layers through oneDNN, %d kernels built", spec.name, switched, kernels)
+            model = load_model(spec, runtime.device, settings.dtype)
+            accelerate(model.model, runtime.cpu_kernels, runtime.thread_counts, warm=warmup)
             if warmup:
                 model.warmup()
-            model.load_seconds = time.perf_counter() - started
-            log.info("loaded %s model %s on %s in %.1fs", kind, spec.name, device, model.load_seconds)
-            models.append(model)
-        return cls(models, settings, device)
+            seconds = time.perf_counter() - started
+            log.info("loaded %s model %s on %s in %.1fs", model.kind, spec.name, runtime.device, seconds)
+            engines.append(Engine(model, limits, observer=observer, cpu_share=runtime.cpu_share, load_seconds=seconds))
+        return cls(engines, runtime.device)
 
     @property
-    def default(self) -> Model:
-        """The first configured model (seed 000's MODEL_NAME)."""
-        return self.models[0]
-
-    def default_of(self, kind: str) -> Optional[Model]:
-        return next((m for m in self.models if m.kind == kind), None)
+    def first(self) -> Engine:
+        """The first configured engine (MODEL_NAME when set)."""
+        return self.engines[0]
 
     def names(self) -> list[str]:
-        return [m.name for m in self.models]
+        return [e.name for e in self.engines]
 
-    def get(
-        self,
-        name: Optional[str],
-        kinds: Sequence[str],
-        purpose: str,
-        prefer_first: bool = False,
-        missing_param: str = "model",
-    ) -> Model:
-        """The model called `name`; when `name` is empty, the default of the first of `kinds` that
-        has one (with `prefer_first`, the first configured model if it can do the job, as seed
-        000's `/embed_text` uses MODEL_NAME's text tower).
+    def has(self, capability: Capability) -> bool:
+        """Whether any served engine has `capability`."""
+        return self._defaults[capability] is not None
 
-        raises ModelNotFound (404) listing the served models; BadRequest (400) when the model is
-        of a kind that cannot do `purpose` (e.g. "text embeddings").
+    def default(self, capability: Capability, param: str = "model") -> Engine:
+        """The default engine for `capability`; raises BadRequest (400) when none can do it."""
+        engine = self._defaults[capability]
+        if engine is None:
+            raise BadRequest(
+                f"no model that can do {capability.value} is configured (served: {', '.join(self.names())})"
+                f"{HINTS.get(capability, '')}",
+                param=param,
+            )
+        return engine
+
+    def get(self, name: Optional[str], capability: Capability, param: str = "model", prefer_first: bool = False) -> Engine:
+        """The engine called `name` (a name or alias), which must have `capability`; when `name`
+        is empty, the default for `capability` (with `prefer_first`, the first configured engine
+        if it has it, as `/embed_text` uses MODEL_NAME's text tower).
+
+        raises ModelNotFound (404) listing the served models; BadRequest (400) when the model
+        cannot do `capability` or none is configured that can.
         """
         if not name:
-            if prefer_first and self.default.kind in kinds:
-                return self.default
-            for kind in kinds:
-                model = self.default_of(kind)
-                if model is not None:
-                    return model
-            hint = KIND_HINTS.get(kinds[-1], "")
-            raise BadRequest(
-                f"no model that can do {purpose} is configured (served: {', '.join(self.names())}){hint}",
-                param=missing_param,
-            )
-        model = self._by_label.get(name)
-        if model is None:
-            served = ", ".join(f"{m.name} (aliases: {', '.join(m.aliases)})" if m.aliases else m.name for m in self.models)
+            if prefer_first and self.first.can(capability):
+                return self.first
+            return self.default(capability, param)
+        engine = self.find(name)
+        if not engine.can(capability):
+            raise BadRequest(f"model {engine.name!r} is a {engine.model.kind} model and cannot do {capability.value}", param="model")
+        return engine
+
+    def find(self, name: str) -> Engine:
+        """The engine called `name`, whatever it can do; raises ModelNotFound (404)."""
+        engine = self._by_label.get(name)
+        if engine is None:
+            served = ", ".join(f"{e.name} (aliases: {', '.join(e.aliases)})" if e.aliases else e.name for e in self.engines)
             raise ModelNotFound(f"model {name!r} is not served here; served models: {served}", param="model")
-        if model.kind not in kinds:
-            raise BadRequest(f"model {model.name!r} is a {model.kind} model and cannot do {purpose}", param="model")
-        return model
+        return engine

@@ -1,8 +1,10 @@
-"""Dialect-independent operations: what every embedding route does once its request is parsed.
+"""Dialect-independent embedding operations: what every embedding route does once its request is
+parsed.
 
 Blueprints translate their dialect into these calls and the result back into their response
-shape; validation that depends on configuration (batch size, model dimension) lives here so each
-dialect gets it identically.
+shape; validation that depends on configuration (request limits, model dimension) lives here so
+each dialect gets it identically. Request limits are passed in explicitly (the app's
+RequestLimits); the engines carry none.
 """
 
 from __future__ import annotations
@@ -14,31 +16,23 @@ from typing import Optional, Sequence, Union
 import numpy as np
 
 from .context import current_stats
+from .engine import Capability, Engine
 from .errors import BadRequest, PayloadTooLarge
 from .images import ImageLoader
-from .models.base import ImageEncoder, PromptChoice, TextEncoder
-from .models.multimodal import MultimodalModel
+from .models.base import PromptChoice
 from .registry import Registry
-
-#: Model kinds whose text side can embed text.
-TEXT_KINDS = ("text", "multimodal")
+from .state import RequestLimits
 
 
 @dataclass
 class Embeddings:
-    """`vectors` (n, dim) float32 (L2-normalised unless asked otherwise), the `model` used, the
-    number of `tokens` fed (special tokens included) and the wall time in `seconds`."""
+    """`vectors` (n, dim) float32 (L2-normalised unless asked otherwise), the `model` (engine)
+    used, the number of `tokens` fed (special tokens included) and the wall time in `seconds`."""
 
     vectors: np.ndarray
-    model: TextEncoder
+    model: Engine
     tokens: int
     seconds: float
-
-
-def _count_tokenization(since: float) -> None:
-    stats = current_stats.get()
-    if stats is not None:
-        stats.tokenization += time.perf_counter() - since
 
 
 def note_usage(model: str, items: int, tokens: int) -> None:
@@ -77,17 +71,19 @@ def postprocess(vectors: np.ndarray, dimensions: Optional[int], normalize: bool)
     return np.ascontiguousarray(vectors, dtype=np.float32)
 
 
-def check_dimensions(dimensions: Optional[int], model: TextEncoder) -> None:
+def check_dimensions(dimensions: Optional[int], engine: Engine) -> None:
     """raises BadRequest (400) unless 1 <= dimensions <= the model's dimension."""
-    if dimensions is not None and not 1 <= dimensions <= model.dimension:
+    dimension = engine.model.dimension
+    if dimensions is not None and not 1 <= dimensions <= dimension:
         raise BadRequest(
-            f"dimensions must be between 1 and {model.dimension} for model {model.name!r}; got {dimensions}",
+            f"dimensions must be between 1 and {dimension} for model {engine.name!r}; got {dimensions}",
             param="dimensions",
         )
 
 
 def embed_text(
-    registry: Registry,
+    engines: Registry,
+    limits: RequestLimits,
     *,
     model_name: Optional[str],
     texts: Optional[Sequence[str]] = None,
@@ -104,31 +100,28 @@ def embed_text(
 
     Returns Embeddings with (n, dim) float32 vectors in input order. raises ModelNotFound (404),
     BadRequest (400: bad dimensions, prompt or ids), PayloadTooLarge (413: more than
-    MAX_CLIENT_BATCH_SIZE inputs), Unprocessable (422: over-long input with truncate false).
+    MAX_CLIENT_BATCH_SIZE inputs or a text over MAX_INPUT_CHARS), Unprocessable (422: over-long
+    input with truncate false).
     """
     started = time.perf_counter()
     count = len(texts) if texts is not None else len(token_ids or ())
-    check_batch_size(count, registry.settings.max_client_batch_size, param)
+    check_batch_size(count, limits.max_client_batch_size, param)
     if texts is not None:
-        check_input_chars(texts, registry.settings.max_input_chars, param)
-    model = registry.get(model_name, TEXT_KINDS, "text embeddings", prefer_first=prefer_first)
-    assert isinstance(model, TextEncoder)
-    check_dimensions(dimensions, model)
-    prepared = time.perf_counter()
+        check_input_chars(texts, limits.max_input_chars, param)
+    engine = engines.get(model_name, Capability.EMBED_TEXT, prefer_first=prefer_first)
+    check_dimensions(dimensions, engine)
     if texts is not None:
-        items = model.prepare_texts(texts, prompt, truncate, direction, param=param)
+        encoded = engine.embed_texts(texts, prompt, truncate, direction, param=param)
     else:
-        items = model.prepare_ids(token_ids or [], truncate, direction, param=param)
-    _count_tokenization(prepared)
-    pooled = registry.batchers[model.name].run(items)
-    vectors = postprocess(pooled, dimensions, normalize)
-    tokens = sum(len(item) for item in items)
-    note_usage(model.name, len(items), tokens)
-    return Embeddings(vectors, model, tokens, time.perf_counter() - started)
+        encoded = engine.embed_token_ids(token_ids or [], truncate, direction, param=param)
+    vectors = postprocess(encoded.vectors, dimensions, normalize)
+    note_usage(engine.name, len(vectors), encoded.tokens)
+    return Embeddings(vectors, engine, encoded.tokens, time.perf_counter() - started)
 
 
 def embed_images(
-    registry: Registry,
+    engines: Registry,
+    limits: RequestLimits,
     loader: ImageLoader,
     *,
     model_name: Optional[str],
@@ -145,14 +138,14 @@ def embed_images(
     `ImageLoader.load` (400/403/413/415/422, message prefixed with the image's index).
     """
     started = time.perf_counter()
-    check_batch_size(len(sources), registry.settings.max_client_batch_size, param)
-    model = registry.get(model_name, ("multimodal",), "image embeddings", missing_param=param)
-    assert isinstance(model, MultimodalModel) and isinstance(model, ImageEncoder)
-    check_dimensions(dimensions, model)
-    prepared = time.perf_counter()
+    check_batch_size(len(sources), limits.max_client_batch_size, param)
+    engine = engines.get(model_name, Capability.EMBED_IMAGES, param=param)
+    check_dimensions(dimensions, engine)
+    decoding = time.perf_counter()
     images = loader.load(sources, param=param)
-    items = model.prepare_images(images)
-    _count_tokenization(prepared)
-    pooled = registry.batchers[model.name].run(items)
-    note_usage(model.name, len(items), 0)
-    return Embeddings(postprocess(pooled, dimensions, normalize), model, 0, time.perf_counter() - started)
+    stats = current_stats.get()
+    if stats is not None:
+        stats.tokenization += time.perf_counter() - decoding
+    encoded = engine.embed_images(images)
+    note_usage(engine.name, len(images), 0)
+    return Embeddings(postprocess(encoded.vectors, dimensions, normalize), engine, 0, time.perf_counter() - started)

@@ -1,9 +1,13 @@
-"""Service configuration, read once at start-up (SPEC §4).
+"""Service configuration, read once at start-up.
 
-Values come from the process environment, then from a `.env` file in the working directory
-(python-dotenv; the environment wins). Every variable is listed in README.md with its default.
-A bad value raises :class:`SettingsError` naming the variable, so the service fails at start-up
-instead of at the first request.
+Every setting is declared once, as a field of :class:`Settings` (pydantic-settings): its default,
+its constraints and its description. Its environment variable is the field name upper-cased; a
+plain alias is declared on the field. Values come from the process environment, then from a `.env`
+file in the working directory (the environment wins). A bad value raises :class:`SettingsError`
+naming the variable, so the service fails at start-up instead of at the first request.
+
+README.md's Configuration table is generated from the declaration:
+`python -m embedding_service.settings --markdown` (a test keeps the two equal).
 
 This module must stay light: Gunicorn's master imports it, and the master never imports torch.
 """
@@ -11,69 +15,43 @@ This module must stay light: Gunicorn's master imports it, and the master never 
 from __future__ import annotations
 
 import os
-from typing import Any, Literal, Mapping, Optional
+import sys
+from typing import Annotated, Any, Iterator, Literal, Mapping, NamedTuple, Optional
 
 from dotenv import dotenv_values
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import AliasChoices, AliasGenerator, BeforeValidator, Field, SecretStr, ValidationError, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 
 class SettingsError(ValueError):
     """A configuration value is missing, malformed or contradictory; the message names it."""
 
 
-#: Environment variable -> Settings field. Aliases (seed names) map to the same field.
-ENV_FIELDS: dict[str, str] = {
-    "HOST": "host",
-    "PORT": "port",
-    "MODEL_NAME": "model_name",
-    "EMBEDDING_MODEL": "embedding_model",
-    "RERANK_MODEL": "rerank_model",
-    "MODELS": "models",
-    "DEVICE": "device",
-    "DEVICES": "devices",
-    "DTYPE": "dtype",
-    "WORKERS": "workers",
-    "THREADS": "threads",
-    "TIMEOUT": "timeout",
-    "GRACEFUL_TIMEOUT": "graceful_timeout",
-    "MAX_BATCH_SIZE": "max_batch_size",
-    "MAX_BATCH_TOKENS": "max_batch_tokens",
-    "BATCH_TIMEOUT_MS": "batch_timeout_ms",
-    "MAX_CLIENT_BATCH_SIZE": "max_client_batch_size",
-    "CPU_SHARE": "cpu_share",
-    "ONEDNN_LINEAR": "onednn_linear",
-    "MAX_QUEUE_SIZE": "max_queue_size",
-    "MAX_CONCURRENT_REQUESTS": "max_concurrent_requests",
-    "MAX_CONTENT_LENGTH": "max_content_length",
-    "LOG_LEVEL": "log_level",
-    "IMAGE_MAX_BYTES": "image_max_bytes",
-    "IMAGE_MAX_PIXELS": "image_max_pixels",
-    "IMAGE_FETCH_TIMEOUT": "image_fetch_timeout",
-    "IMAGE_ALLOW_PRIVATE_URLS": "image_allow_private_urls",
-    "IMAGE_URL_ALLOWED_HOSTS": "image_url_allowed_hosts",
-    "IMAGE_LOCAL_DIRS": "image_local_dirs",
-    "IMAGE_FETCH_WORKERS": "image_fetch_workers",
-    "API_KEYS": "api_keys",
-    "AUTH_PUBLIC_PATHS": "auth_public_paths",
-    "RATE_LIMIT_REQUESTS": "rate_limit_requests",
-    "RATE_LIMIT_WINDOW": "rate_limit_window",
-    "RATE_LIMIT_STORAGE_URI": "rate_limit_storage_uri",
-    "MAX_INPUT_CHARS": "max_input_chars",
-    "CORS_ORIGINS": "cors_origins",
-    "LOG_FORMAT": "log_format",
-    "METRICS": "metrics",
-}
-#: Seed 000/003 name for a single key; merged into API_KEYS.
+#: A single API key (an older name), merged with the `API_KEYS` list.
 SINGLE_KEY = "API_KEY"
-#: Variables the service's environment may carry that Settings does not read itself: they are
-#: read by the libraries (Hugging Face hub cache, CUDA, prometheus_client) or by Python and the
-#: images. Images, compose files and manifests set nothing outside ENV_FIELDS and these.
-EXTERNAL_ENV = (
-    "HF_HOME",
-    "HF_HUB_CACHE",
-    "HF_HUB_OFFLINE",
-    "CUDA_VISIBLE_DEVICES",
-    "PROMETHEUS_MULTIPROC_DIR",
+#: The batching timeout in seconds (an older name): converted to `BATCH_TIMEOUT_MS`, and read only
+#: when `BATCH_TIMEOUT_MS` is unset.
+SECONDS_ALIASES = {"BATCH_TIMEOUT": "batch_timeout_ms"}
+#: Variables read by libraries (Hugging Face hub, CUDA, prometheus_client), not by Settings, that
+#: users may set: (names, default as shown, meaning). Documented in the README table.
+EXTERNAL_ROWS: tuple[tuple[tuple[str, ...], str, str], ...] = (
+    (("CUDA_VISIBLE_DEVICES",), "unset", "which GPUs are visible (counted without importing torch)"),
+    (
+        ("PROMETHEUS_MULTIPROC_DIR",),
+        "`$TMPDIR/embedding-metrics-<PORT>`",
+        "where Gunicorn workers write metrics; wiped at start",
+    ),
+    (
+        ("HF_HOME", "HF_HUB_CACHE", "HF_HUB_OFFLINE"),
+        "unset (images: `HF_HOME=/app/.cache/huggingface`)",
+        "Hugging Face cache location, cache-only mode",
+    ),
+)
+#: Every variable the service's environment may carry that Settings does not read itself: the
+#: rows above, and what the images set for Python and the build. Images, compose files and
+#: manifests set nothing outside the settings and these.
+EXTERNAL_ENV: tuple[str, ...] = tuple(name for names, _, _ in EXTERNAL_ROWS for name in names) + (
     "PYTHONDONTWRITEBYTECODE",
     "PYTHONUNBUFFERED",
     "DEBIAN_FRONTEND",
@@ -82,103 +60,126 @@ EXTERNAL_ENV = (
 )
 
 
-def known_env_names() -> set[str]:
-    """Every environment variable name the service understands (settings, seed aliases, external)."""
-    return set(ENV_FIELDS) | set(SECONDS_ALIASES) | {SINGLE_KEY} | set(EXTERNAL_ENV)
-#: Seed 003 gives the batching timeout in seconds.
-SECONDS_ALIASES = {"BATCH_TIMEOUT": "batch_timeout_ms"}
+def _split_commas(value: Any) -> Any:
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    return value
 
 
-class Settings(BaseModel):
-    """Typed, immutable service settings. Field docs give units and defaults."""
+#: A comma-separated variable (never JSON): split on commas, blanks dropped.
+CommaList = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_split_commas)]
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
-    host: str = "0.0.0.0"
-    port: int = Field(8080, ge=1, le=65535)
-    #: Seed 000's default model (any kind); served first and the default of its kind.
-    model_name: Optional[str] = None
-    #: Default text embedding model.
-    embedding_model: Optional[str] = None
-    #: Default reranker (its kind is `rerank` whatever detection says).
-    rerank_model: Optional[str] = None
-    #: Extra models: comma-separated `[alias=]reference[;option=value...]` or a JSON list.
-    models: Optional[str] = None
-    #: `auto` (GPUs when visible, else CPU), `cpu`, `cuda` or `cuda:N` (single-process use).
-    device: str = "auto"
-    #: Device slots given to Gunicorn workers, e.g. `cuda:0,cuda:1`; empty = derive from DEVICE.
-    devices: tuple[str, ...] = ()
-    #: `auto` (float32 on CPU, float16 on CUDA), `float32`, `float16`, `bfloat16`.
-    dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
-    #: Gunicorn workers; 0 = one per device slot (one on CPU).
-    workers: int = Field(0, ge=0, le=256)
-    #: Request threads per Gunicorn worker (gthread).
-    threads: int = Field(32, ge=1, le=1024)
-    #: Gunicorn worker timeout, seconds.
-    timeout: int = Field(120, ge=1)
-    #: Seconds in-flight requests get to finish after SIGTERM.
-    graceful_timeout: int = Field(30, ge=1)
-    #: Items per forward pass.
-    max_batch_size: int = Field(32, ge=1)
-    #: Padded tokens per forward pass (items x longest item).
-    max_batch_tokens: int = Field(16384, ge=1)
-    #: Milliseconds the batcher may wait to fill a batch.
-    batch_timeout_ms: float = Field(0.0, ge=0, le=10_000)
-    #: CPU workers size torch's threads per forward pass by how many workers are busy (cpu_share.py).
-    cpu_share: bool = True
-    #: float32 linear layers on the CPU run through oneDNN instead of MKL (models/onednn.py).
-    onednn_linear: bool = True
-    #: Items queued per model before requests are refused with 503 (0 = no limit).
-    max_queue_size: int = Field(8192, ge=0)
-    #: Inference requests in flight per worker before 503 (0 = no limit beyond THREADS).
-    max_concurrent_requests: int = Field(0, ge=0)
-    #: Inputs or documents per request (413 beyond); OpenAI's limit.
-    max_client_batch_size: int = Field(2048, ge=1)
-    #: Request body limit in bytes (413 beyond).
-    max_content_length: int = Field(64 * 1024 * 1024, ge=1024)
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
-    #: Largest encoded image accepted (any source), bytes (413 beyond).
-    image_max_bytes: int = Field(20 * 1024 * 1024, ge=1)
-    #: Largest image accepted, width x height, checked from the header before decoding (413 beyond).
-    image_max_pixels: int = Field(40_000_000, ge=1)
-    #: Total seconds to download one image URL, redirects included (422 beyond).
-    image_fetch_timeout: float = Field(10.0, gt=0, le=600)
-    #: Allow image URLs whose host resolves to a private, loopback, link-local or reserved address.
-    image_allow_private_urls: bool = False
-    #: If set, image URLs must be on one of these hosts (exact names, case-insensitive).
-    image_url_allowed_hosts: tuple[str, ...] = ()
-    #: Folders local image paths may be read from; empty = local paths refused (403).
-    image_local_dirs: tuple[str, ...] = ()
-    #: Threads that fetch and decode the images of requests concurrently (per worker).
-    image_fetch_workers: int = Field(8, ge=1, le=256)
-    #: Accepted API keys (`Authorization: Bearer <key>`); empty = no authentication.
-    api_keys: tuple[SecretStr, ...] = ()
-    #: Paths served without a key even when keys are set (`/docs` covers its assets).
-    auth_public_paths: tuple[str, ...] = ("/health", "/ready", "/metrics", "/", "/docs", "/openapi.json")
-    #: Requests per window per API key (per client address without auth); 0 = no limit.
-    rate_limit_requests: int = Field(0, ge=0)
-    #: Rate-limit window, seconds.
-    rate_limit_window: int = Field(60, ge=1)
-    #: Flask-Limiter storage: `memory://` (per worker) or `redis://host:port/db` (shared by workers).
-    rate_limit_storage_uri: str = "memory://"
-    #: Characters per text input, checked before tokenising (413 beyond).
-    max_input_chars: int = Field(200_000, ge=1)
-    #: Origins allowed by CORS (flask-cors); empty = CORS off.
-    cors_origins: tuple[str, ...] = ()
-    #: `text` or `json` (one JSON object per log line).
-    log_format: Literal["text", "json"] = "text"
-    #: Serve Prometheus metrics at /metrics.
-    metrics: bool = True
+class Settings(BaseSettings):
+    """Typed, immutable service settings; each field's description gives its meaning and units.
 
-    @field_validator(
-        "devices", "image_url_allowed_hosts", "image_local_dirs", "api_keys", "auth_public_paths", "cors_origins",
-        mode="before",
+    Build them with :meth:`from_env` or :meth:`from_mapping`, which raise :class:`SettingsError`.
+    `Settings(**values)` also works (values over the environment over `.env`), but raises
+    pydantic's ValidationError for a bad value. A plain alias is declared as
+    `validation_alias=AliasChoices("FIELD_NAME", "ALIAS", ...)`, the field's own name first.
+    """
+
+    model_config = SettingsConfigDict(
+        frozen=True,
+        extra="forbid",
+        case_sensitive=True,
+        alias_generator=AliasGenerator(validation_alias=str.upper),
+        validate_by_name=True,
     )
-    @classmethod
-    def _split_list(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return tuple(part.strip() for part in value.split(",") if part.strip())
-        return value
+
+    host: str = Field("0.0.0.0", description="listen address")
+    port: int = Field(8080, ge=1, le=65535, description="listen port")
+    model_name: Optional[str] = Field(None, description="a model of any kind, served first and the default of its kind")
+    embedding_model: Optional[str] = Field(None, description="default text embedding model")
+    rerank_model: Optional[str] = Field(None, description="default reranker (kind forced to `rerank`)")
+    models: Optional[str] = Field(
+        None,
+        description="more models: comma-separated `[alias=]reference[;option=value...]` or a JSON list (see Models)",
+    )
+    device: str = Field("auto", description="`auto` (every visible GPU, else CPU), `cpu`, `cuda`, `cuda:N`")
+    devices: CommaList = Field(
+        (), description="comma-separated device slots for Gunicorn workers, e.g. `cuda:0,cuda:1` (overrides `DEVICE`)"
+    )
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
+        "auto", description="`auto` (float32 on CPU, float16 on CUDA), `float32`, `float16`, `bfloat16`"
+    )
+    workers: int = Field(
+        0, ge=0, le=256, description="Gunicorn workers; 0 = one per GPU, or `max(2, cores // 4)` on CPU"
+    )
+    threads: int = Field(32, ge=1, le=1024, description="request threads per worker (gthread)")
+    timeout: int = Field(120, ge=1, description="Gunicorn worker timeout, seconds")
+    graceful_timeout: int = Field(30, ge=1, description="seconds in-flight requests get after SIGTERM")
+    max_batch_size: int = Field(32, ge=1, description="items per forward pass")
+    max_batch_tokens: int = Field(16384, ge=1, description="padded tokens per forward pass (items × longest)")
+    batch_timeout_ms: float = Field(
+        0.0,
+        ge=0,
+        le=10_000,
+        description="milliseconds the batcher may wait to fill a batch (0: an idle model starts at once); "
+        "`BATCH_TIMEOUT` gives it in seconds, read only when `BATCH_TIMEOUT_MS` is unset",
+    )
+    cpu_share: bool = Field(
+        True, description="CPU workers size torch's threads per forward pass by how many workers are busy"
+    )
+    onednn_linear: bool = Field(
+        True,
+        description="float32 linear layers on the CPU run through oneDNN rather than MKL: same results to float32 "
+        "rounding, about 1.9× the forward rate on AMD CPUs, about 140 MB more per worker for MiniLM's compiled "
+        "kernels (`false`: MKL)",
+    )
+    max_queue_size: int = Field(
+        8192, ge=0, description="items queued per model before requests get 503 + `Retry-After` (0: no limit)"
+    )
+    max_concurrent_requests: int = Field(
+        0, ge=0, description="inference requests in flight per worker before 503 (0: only `THREADS` limits)"
+    )
+    max_client_batch_size: int = Field(2048, ge=1, description="inputs or documents per request (413 beyond)")
+    max_content_length: int = Field(64 * 1024 * 1024, ge=1024, description="request body limit in bytes (413 beyond)")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
+        "INFO", description="log level: `DEBUG`, `INFO`, `WARNING`, `ERROR`, `CRITICAL`"
+    )
+    image_max_bytes: int = Field(20 * 1024 * 1024, ge=1, description="largest encoded image, bytes (413 beyond)")
+    image_max_pixels: int = Field(
+        40_000_000, ge=1, description="largest image, width × height (413 beyond, checked before decoding)"
+    )
+    image_fetch_timeout: float = Field(
+        10.0, gt=0, le=600, description="seconds to download one image URL, redirects included (422 beyond)"
+    )
+    image_allow_private_urls: bool = Field(
+        False, description="allow image URLs on private, loopback, link-local or reserved addresses"
+    )
+    image_url_allowed_hosts: CommaList = Field(
+        (), description="comma-separated hosts image URLs must be on, exact names, any case (unset: any public host)"
+    )
+    image_local_dirs: CommaList = Field(
+        (), description="comma-separated folders local image paths may be read from (unset: local paths refused)"
+    )
+    image_fetch_workers: int = Field(8, ge=1, le=256, description="threads per worker fetching and decoding images")
+    api_keys: Annotated[tuple[SecretStr, ...], NoDecode, BeforeValidator(_split_commas)] = Field(
+        (),
+        description="comma-separated API keys (`Authorization: Bearer <key>`), `API_KEY` adds one; "
+        "unset = no authentication",
+    )
+    auth_public_paths: CommaList = Field(
+        ("/health", "/ready", "/metrics", "/", "/docs", "/openapi.json"),
+        description="comma-separated paths served without a key (`/docs` covers its assets)",
+    )
+    rate_limit_requests: int = Field(
+        0, ge=0, description="requests per window per API key (per client address without keys); 0 = no limit"
+    )
+    rate_limit_window: int = Field(60, ge=1, description="rate-limit window, seconds")
+    rate_limit_storage_uri: str = Field(
+        "memory://",
+        description="`memory://` (per worker) or `redis://host:port/db` (one limit across workers and replicas)",
+    )
+    max_input_chars: int = Field(
+        200_000, ge=1, description="characters per text input, checked before tokenising (413 beyond)"
+    )
+    cors_origins: CommaList = Field((), description="comma-separated origins allowed by CORS; unset = CORS off")
+    log_format: Literal["text", "json"] = Field(
+        "text", description="`text` or `json` (one JSON object per line, Gunicorn's own logs too)"
+    )
+    metrics: bool = Field(True, description="serve Prometheus metrics at `/metrics`")
 
     @field_validator("image_url_allowed_hosts")
     @classmethod
@@ -227,51 +228,108 @@ class Settings(BaseModel):
         return value.upper() if isinstance(value, str) else value
 
     @classmethod
-    def from_env(
-        cls, environ: Optional[Mapping[str, str]] = None, env_file: Optional[str] = ".env"
-    ) -> "Settings":
-        """Read settings from `environ` (default `os.environ`) over the `.env` file.
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """`Settings(**values)`: the values, over the environment, over `.env` (as :meth:`from_env`)."""
+        return init_settings, _EnvMapping(settings_cls, _environment(None, ".env"))
+
+    @classmethod
+    def from_env(cls, environ: Optional[Mapping[str, str]] = None, env_file: Optional[str] = ".env") -> "Settings":
+        """Read settings from `environ` (default `os.environ`) over the `env_file` (skipped when
+        None or missing).
 
         raises SettingsError naming the variable whose value is bad.
         """
-        merged: dict[str, str] = {}
-        if env_file and os.path.isfile(env_file):
-            merged.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
-        merged.update(os.environ if environ is None else environ)
-        return cls.from_mapping(merged)
+        return cls.from_mapping(_environment(environ, env_file))
 
     @classmethod
     def from_mapping(cls, env: Mapping[str, str]) -> "Settings":
-        """Build settings from a name -> string mapping of environment variables."""
-        values: dict[str, Any] = {}
-        source: dict[str, str] = {}
-        keys = [k for k in ((env.get(SINGLE_KEY) or "").strip(), *(env.get("API_KEYS") or "").split(",")) if k.strip()]
-        if keys:
-            values["api_keys"] = tuple(k.strip() for k in keys)
-            source["api_keys"] = "API_KEYS"
-        for name, field in ENV_FIELDS.items():
-            raw = env.get(name)
-            if field == "api_keys":
-                continue
-            if raw is not None and raw.strip() != "":
-                values[field] = raw.strip()
-                source[field] = name
-        for name, field in SECONDS_ALIASES.items():
-            raw = env.get(name)
-            if raw is not None and raw.strip() != "" and field not in values:
-                try:
-                    values[field] = float(raw) * 1000.0
-                except ValueError:
-                    raise SettingsError(f"{name}={raw!r}: expected a number of seconds") from None
-                source[field] = name
-        try:
-            return cls(**values)
+        """Build settings from a name -> string mapping of environment variables, and nothing else
+        (never `os.environ` nor `.env`). Values are stripped; blank ones count as unset.
+
+        raises SettingsError naming the variable whose value is bad.
+        """
+        source = _EnvMapping(cls, env)
+        try:  # `_build_sources`: pydantic-settings' argument for sources built by the caller
+            return cls(_build_sources=((source,), {}))
         except ValidationError as exc:
-            err = exc.errors()[0]
-            field = str(err["loc"][0]) if err["loc"] else "?"
-            var = source.get(field, field.upper())
-            raw = "<hidden>" if var == "API_KEYS" else env.get(var, "")
-            raise SettingsError(f"{var}={raw!r}: {err['msg']}") from None
+            raise source.error(exc) from None
+
+
+def _environment(environ: Optional[Mapping[str, str]], env_file: Optional[str]) -> dict[str, str]:
+    """`environ` (default `os.environ`) over the variables of `env_file` when it exists."""
+    merged: dict[str, str] = {}
+    if env_file and os.path.isfile(env_file):
+        merged.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+    merged.update(os.environ if environ is None else environ)
+    return merged
+
+
+def _env_names(name: str, info: FieldInfo) -> tuple[str, ...]:
+    """The variables a field is read from, in precedence order: its own name, then plain aliases."""
+    alias = info.validation_alias
+    choices = alias.choices if isinstance(alias, AliasChoices) else [alias] if isinstance(alias, str) else []
+    own = name.upper()
+    return (own, *(c for c in choices if isinstance(c, str) and c != own))
+
+
+class _EnvMapping(EnvSettingsSource):
+    """Settings values from one mapping of environment variables (exact names, stripped values,
+    blank = unset), with the two special names: `API_KEY` merged into `API_KEYS`, and
+    `BATCH_TIMEOUT` (seconds) as `BATCH_TIMEOUT_MS` when that is unset.
+
+    raises SettingsError when `BATCH_TIMEOUT` is not a number.
+    """
+
+    def __init__(self, settings_cls: type[BaseSettings], env: Mapping[str, str]) -> None:
+        self.raw = env
+        self.names = {field: _env_names(field, info) for field, info in settings_cls.model_fields.items()}
+        declared = {var for names in self.names.values() for var in names}
+        self.given = {k: v.strip() for k, v in env.items() if k in declared and v is not None and v.strip()}
+        self.typed: dict[str, Any] = {}  # first env name -> value, past string parsing
+        self.origin: dict[str, str] = {}  # field -> the variable its value came from, when special
+        keys_var = self.names["api_keys"][0]
+        keys = [(env.get(SINGLE_KEY) or "").strip(), *(env.get(keys_var) or "").split(",")]
+        keys = [key.strip() for key in keys if key.strip()]
+        if keys:  # a tuple, so that API_KEY is one key even with a comma in it
+            self.given.pop(keys_var, None)
+            self.typed[keys_var] = tuple(keys)
+        for var, field in SECONDS_ALIASES.items():
+            raw = env.get(var)
+            target = self.names[field][0]
+            if raw is None or raw.strip() == "" or target in self.given:
+                continue
+            try:
+                self.typed[target] = float(raw) * 1000.0
+            except ValueError:
+                raise SettingsError(f"{var}={raw!r}: expected a number of seconds") from None
+            self.origin[field] = var
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, Optional[str]]:
+        return self.given
+
+    def __call__(self) -> dict[str, Any]:
+        return {**super().__call__(), **self.typed}
+
+    def error(self, exc: ValidationError) -> SettingsError:
+        """The first error of `exc` as `VAR='raw': message`, naming the variable that was set."""
+        err = exc.errors()[0]
+        key = str(err["loc"][0]) if err["loc"] else "?"
+        field = next((f for f, names in self.names.items() if key in (f, names[0])), None)
+        if field is None:
+            var = key.upper()
+        else:
+            names = self.names[field]
+            var = self.origin.get(field) or next((n for n in names if n in self.given), names[0])
+        raw = "<hidden>" if var == "API_KEYS" else self.raw.get(var, "")
+        return SettingsError(f"{var}={raw!r}: {err['msg']}")
 
 
 def is_device_name(value: str) -> bool:
@@ -280,3 +338,57 @@ def is_device_name(value: str) -> bool:
         return True
     head, _, tail = value.partition(":")
     return head == "cuda" and tail.isdigit()
+
+
+class EnvVar(NamedTuple):
+    """One setting as users see it."""
+
+    name: str  #: the environment variable (the field name upper-cased)
+    aliases: tuple[str, ...]  #: other variables read for it (plain aliases, then the special names)
+    default: str  #: the default as documented: `unset`, or the value as it would be written
+    description: str  #: meaning and units
+
+
+def _shown(value: Any) -> str:
+    if value is None or value == ():
+        return "unset"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, tuple):
+        return ",".join(str(item) for item in value)
+    return str(value)
+
+
+def env_table() -> Iterator[EnvVar]:
+    """Every setting, in declaration order, derived from :class:`Settings`' fields."""
+    special = {**SECONDS_ALIASES, SINGLE_KEY: "api_keys"}
+    for field, info in Settings.model_fields.items():
+        names = _env_names(field, info)
+        extra = tuple(var for var, target in special.items() if target == field)
+        yield EnvVar(names[0], names[1:] + extra, _shown(info.default), info.description or "")
+
+
+def known_env_names() -> set[str]:
+    """Every environment variable name the service understands (settings, aliases, external)."""
+    return {name for row in env_table() for name in (row.name, *row.aliases)} | set(EXTERNAL_ENV)
+
+
+def markdown_table() -> str:
+    """README.md's Configuration table: every setting, then the variables libraries read."""
+    rows = [
+        ((row.name, *row.aliases), "unset" if row.default == "unset" else f"`{row.default}`", row.description)
+        for row in env_table()
+    ]
+    lines = ["| variable | default | meaning |", "| --- | --- | --- |"]
+    for names, default, meaning in [*rows, *EXTERNAL_ROWS]:
+        cells = (", ".join(f"`{name}`" for name in names), default, meaning)
+        lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] != ["--markdown"]:
+        sys.exit("usage: python -m embedding_service.settings --markdown   (prints README.md's Configuration table)")
+    sys.stdout.write(markdown_table())

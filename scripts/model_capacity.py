@@ -70,10 +70,11 @@ def main() -> None:
     from benchmark import make_texts
     from embedding_service.models.base import PromptChoice
     from embedding_service.registry import Registry
+    from embedding_service.runtime import Runtime
     from embedding_service.settings import Settings
 
-    env = {"LOG_LEVEL": "ERROR", "ONEDNN_LINEAR": os.environ.get("ONEDNN_LINEAR", "true")}
-    model = Registry.load(Settings.from_mapping(env), "cpu").models[0]
+    settings = Settings.from_mapping({"LOG_LEVEL": "ERROR", "ONEDNN_LINEAR": os.environ.get("ONEDNN_LINEAR", "true")})
+    model = Registry.load(settings, Runtime.local(settings, "cpu")).first.text
     items = model.prepare_texts(make_texts(1024), PromptChoice(), True, "right")
     for batch in (int(b) for b in args.batch.split(",")):
         done, began = 0, time.perf_counter()

@@ -25,6 +25,14 @@ def build_all(tmp_path_factory, folder: str, builders: dict) -> dict:
     return {key: build(str(root / name)) for key, (build, name) in builders.items()}
 
 
+def load_registry(settings: Settings, warmup: bool = True):
+    """The engines of `settings`, loaded on the CPU in this process."""
+    from embedding_service.registry import Registry
+    from embedding_service.runtime import Runtime
+
+    return Registry.load(settings, Runtime.local(settings, "cpu"), warmup=warmup)
+
+
 def app_from(env: dict):
     """An app on the CPU, quiet, configured by `env` (environment variable names)."""
     return create_app(Settings.from_mapping({"DEVICE": "cpu", "LOG_LEVEL": "WARNING", **env}))

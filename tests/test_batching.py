@@ -13,7 +13,7 @@ import requests
 
 from conftest import serve
 from embedding_service.app import create_app
-from embedding_service.batching import Batcher, plan_batches
+from embedding_service.batching import Batcher, BatchLimits, plan_batches
 from embedding_service.errors import InternalError, Unavailable
 from embedding_service.models.base import Tokens
 from embedding_service.settings import Settings
@@ -54,7 +54,7 @@ def test_plan_batches_respects_items_and_tokens():
 
 def test_concurrent_requests_share_forward_passes_and_keep_order():
     model = FakeModel(delay=0.05)
-    batcher = Batcher(model, max_batch_size=16, max_batch_tokens=10_000)
+    batcher = Batcher(model, BatchLimits(max_batch_size=16, max_batch_tokens=10_000), observer=None, cpu_share=None)
     with ThreadPoolExecutor(12) as pool:
         results = list(pool.map(lambda i: batcher.run([tokens(i, 2 + i % 3)]), range(12)))
     for i, out in enumerate(results):
@@ -65,7 +65,7 @@ def test_concurrent_requests_share_forward_passes_and_keep_order():
 
 def test_large_request_is_split_and_reassembled_in_order():
     model = FakeModel(delay=0.0)
-    batcher = Batcher(model, max_batch_size=8, max_batch_tokens=10_000)
+    batcher = Batcher(model, BatchLimits(max_batch_size=8, max_batch_tokens=10_000), observer=None, cpu_share=None)
     items = [tokens(i, 1 + (i * 7) % 13) for i in range(70)]
     out = batcher.run(items)
     assert out[:, 0].tolist() == list(range(70))
@@ -75,7 +75,7 @@ def test_large_request_is_split_and_reassembled_in_order():
 
 def test_a_failing_batch_fails_only_its_requests():
     model = FakeModel(delay=0.05, poison=99)
-    batcher = Batcher(model, max_batch_size=1, max_batch_tokens=10_000)  # one item per pass
+    batcher = Batcher(model, BatchLimits(max_batch_size=1, max_batch_tokens=10_000), observer=None, cpu_share=None)  # one item per pass
     with ThreadPoolExecutor(4) as pool:
         futures = [pool.submit(batcher.run, [tokens(n)]) for n in (1, 99, 2, 3)]
         outcomes = []
@@ -92,7 +92,7 @@ def test_a_failing_batch_fails_only_its_requests():
 
 def test_queue_full_is_503_with_retry_after_then_drains():
     model = FakeModel(delay=0.2)
-    batcher = Batcher(model, max_batch_size=2, max_batch_tokens=10_000, max_queue_size=3)
+    batcher = Batcher(model, BatchLimits(max_batch_size=2, max_batch_tokens=10_000, max_queue_size=3), observer=None, cpu_share=None)
     outcomes = []
 
     def submit(n):
@@ -130,7 +130,7 @@ def test_items_of_different_types_never_share_a_pass():
             kinds.append({type(item).__name__ for item in items})
             return super().forward(items)
 
-    batcher = Batcher(TypedModel(delay=0.03), max_batch_size=16, max_batch_tokens=10_000)
+    batcher = Batcher(TypedModel(delay=0.03), BatchLimits(max_batch_size=16, max_batch_tokens=10_000), observer=None, cpu_share=None)
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(lambda n: batcher.run([tokens(n) if n % 2 else Other(n)]), range(8)))
     assert all(len(k) == 1 for k in kinds)
@@ -166,7 +166,7 @@ def test_http_burst_gets_503s_and_correct_vectors(busy_server):
 def test_http_requests_are_batched_and_equal_unbatched(live_url, app):
     texts = [f"a short text {i}" for i in range(24)]
     alone = [np.array(requests.post(f"{live_url}/embed", json={"inputs": t}, timeout=60).json()[0]) for t in texts]
-    stats = app.extensions["embedding_service"].registry.batchers["sentence-transformers/all-MiniLM-L6-v2"].stats
+    stats = app.extensions["embedding_service"].engines.find("sentence-transformers/all-MiniLM-L6-v2").batcher.stats
     before_batches, before_items = stats.batches, stats.items
     with ThreadPoolExecutor(24) as pool:
         responses = list(pool.map(lambda t: requests.post(f"{live_url}/embed", json={"inputs": t}, timeout=60), texts))

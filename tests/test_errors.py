@@ -114,8 +114,8 @@ def test_ollama_routes_use_flat_errors(client):
 
 
 def test_unexpected_error_is_500_with_request_id_and_no_detail(client, app, monkeypatch):
-    registry = app.extensions["embedding_service"].registry
-    batcher = registry.batchers["sentence-transformers/all-MiniLM-L6-v2"]
+    engines = app.extensions["embedding_service"].engines
+    batcher = engines.find("sentence-transformers/all-MiniLM-L6-v2").batcher
 
     def boom(items):
         raise RuntimeError("secret detail /srv/models/weights.bin")

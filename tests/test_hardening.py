@@ -10,22 +10,26 @@ import threading
 
 import pytest
 
+from conftest import load_registry
 from embedding_service.app import create_app
 from embedding_service.logs import JsonFormatter
 from embedding_service.registry import Registry
+from embedding_service.runtime import Runtime
 from embedding_service.settings import Settings
+from embedding_service.state import ServiceState, WorkerInfo
+from embedding_service.worker import load_in_background
 
 GOOD = {"input": "a cat sits on the mat"}
 
 
 @pytest.fixture(scope="module")
 def minilm_registry():
-    return Registry.load(Settings.from_mapping({"LOG_LEVEL": "WARNING"}), "cpu")
+    return load_registry(Settings.from_mapping({"LOG_LEVEL": "WARNING"}))
 
 
 def make_client(registry, **env):
     env = {"LOG_LEVEL": "WARNING", "DEVICE": "cpu", **env}
-    return create_app(Settings.from_mapping(env), registry=registry).test_client()
+    return create_app(Settings.from_mapping(env), engines=registry).test_client()
 
 
 def bearer(key: str) -> dict:
@@ -187,12 +191,15 @@ def test_metrics_count_requests_batches_and_tokens(minilm_registry):
 def test_ready_is_503_while_models_load(minilm_registry, monkeypatch):
     release = threading.Event()
 
-    def slow_load(settings, device, warmup=True):
+    def slow_load(settings, runtime, warmup=True):
         release.wait(30)
         return minilm_registry
 
     monkeypatch.setattr(Registry, "load", staticmethod(slow_load))
-    app = create_app(Settings.from_mapping({"LOG_LEVEL": "WARNING"}), load_async=True, device="cpu")
+    settings = Settings.from_mapping({"LOG_LEVEL": "WARNING"})
+    state = ServiceState.create(settings, WorkerInfo(device="cpu"))
+    app = create_app(settings, state=state)
+    load_in_background(settings, Runtime.local(settings, "cpu"), state, exit_on_failure=False)
     client = app.test_client()
     assert client.get("/health").status_code == 200
     resp = client.get("/ready")

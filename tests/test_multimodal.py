@@ -188,18 +188,18 @@ def test_bare_base64_jpeg_is_not_mistaken_for_a_path(mm_client):
 
 
 def test_max_num_patches_option_follows_the_processor(multimodal):
-    from embedding_service.registry import Registry
+    from conftest import load_registry
     from embedding_service.settings import Settings
 
-    registry = Registry.load(Settings.from_mapping({"MODELS": f"s2={multimodal['siglip2']};max_num_patches=4"}), "cpu", warmup=False)
-    model = registry.models[0]
-    assert model.info()["max_num_patches"] == 4
+    registry = load_registry(Settings.from_mapping({"MODELS": f"s2={multimodal['siglip2']};max_num_patches=4"}), warmup=False)
+    engine = registry.first
+    assert engine.info()["max_num_patches"] == 4
     image = picture(40, 24, seed=11)
-    ours = registry.batchers["s2"].run(model.prepare_images([image]))
+    ours = engine.embed_images([image]).vectors
     processor = AutoImageProcessor.from_pretrained(multimodal["siglip2"], max_num_patches=4)
     reference = AutoModel.from_pretrained(multimodal["siglip2"]).eval()
     with torch.no_grad():
         expected = features(reference.get_image_features(**processor(images=[image], return_tensors="pt"))).numpy()
     assert (unit(ours) * unit(expected)).sum() >= 0.99999
-    default = Registry.load(Settings.from_mapping({"MODELS": f"s2={multimodal['siglip2']}"}), "cpu", warmup=False)
-    assert default.models[0].info()["max_num_patches"] == 16  # from the saved processor config
+    default = load_registry(Settings.from_mapping({"MODELS": f"s2={multimodal['siglip2']}"}), warmup=False)
+    assert default.first.info()["max_num_patches"] == 16  # from the saved processor config

@@ -1,4 +1,4 @@
-"""float32 CPU linear layers through oneDNN (`ONEDNN_LINEAR`, models/onednn.py): which layers
+"""float32 CPU linear layers through oneDNN (`ONEDNN_LINEAR`, acceleration.py): which layers
 switch, that each switched layer computes `nn.functional.linear`, that every served family keeps
 its recipe parity with the switch (the parity tests run with it on), and that the setting turns
 it off."""
@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from embedding_service.models import onednn
+from conftest import load_registry
+from embedding_service import acceleration as onednn
 from embedding_service.models.base import PromptChoice
 from embedding_service.cpu_share import CpuShare
-from embedding_service.models.onednn import OneDnnLinear, bucket_rows, use_onednn_linear, warm_kernels
-from embedding_service.registry import Registry
+from embedding_service.acceleration import OneDnnLinear, bucket_rows, use_onednn_linear, warm_kernels
 from embedding_service.settings import Settings
 
 needs_onednn = pytest.mark.skipif(not onednn.onednn_available(), reason="this torch build has no usable oneDNN")
@@ -61,14 +61,14 @@ def test_unavailable_onednn_changes_nothing(monkeypatch):
         onednn.onednn_available.cache_clear()
 
 
-def _minilm(minilm_path: str, switch: str) -> Registry:
+def _minilm(minilm_path: str, switch: str):
     settings = Settings.from_mapping({"MODEL_NAME": minilm_path, "LOG_LEVEL": "WARNING", "ONEDNN_LINEAR": switch})
-    return Registry.load(settings, "cpu", warmup=False)
+    return load_registry(settings, warmup=False).first.model
 
 
 @needs_onednn
 def test_setting_switches_minilm_and_results_agree(minilm_path):
-    on, off = _minilm(minilm_path, "true").default, _minilm(minilm_path, "false").default
+    on, off = _minilm(minilm_path, "true"), _minilm(minilm_path, "false")
     assert {type(m) for m in linear_layers(on.model)} == {OneDnnLinear}
     assert {type(m) for m in linear_layers(off.model)} == {torch.nn.Linear}
     texts = ["a cat sits on the mat", "the stock market fell sharply today", "机器学习", "x " * 300]
@@ -86,7 +86,8 @@ def test_every_served_family_runs_through_onednn(app, mm_app, rr_app):
     check the oneDNN path against each family's reference recipe. (nn.MultiheadAttention's
     out_proj, in SigLIP's pooling head, is a Linear subclass whose forward is never called.)"""
     for served in (app, mm_app, rr_app):
-        for model in served.extensions["embedding_service"].registry.models:
+        for engine in served.extensions["embedding_service"].engines.engines:
+            model = engine.model
             kinds = [type(m) for m in linear_layers(model.model)]
             assert torch.nn.Linear not in kinds and OneDnnLinear in kinds, (model.name, set(kinds))
 

@@ -7,7 +7,7 @@ import pytest
 
 from embedding_service.devices import SlotPool, device_list, visible_gpu_count, worker_count
 from embedding_service.models.spec import EMBEDDED_DEFAULT, model_specs
-from embedding_service.registry import Registry
+from conftest import load_registry
 from embedding_service.settings import Settings, SettingsError
 
 
@@ -95,7 +95,7 @@ def test_bad_models_fail_at_startup(models, fragment):
 
 def test_unloadable_model_names_itself(tmp_path):
     with pytest.raises(SettingsError) as info:
-        Registry.load(Settings.from_mapping({"EMBEDDING_MODEL": str(tmp_path)}), "cpu")
+        load_registry(Settings.from_mapping({"EMBEDDING_MODEL": str(tmp_path)}))
     assert "no config.json" in str(info.value)
 
 
@@ -109,11 +109,11 @@ def test_contradictory_pooling_config_fails(tmp_path, tiny):
         json.dumps({"word_embedding_dimension": 32, "pooling_mode_cls_token": True, "pooling_mode_mean_tokens": True})
     )
     with pytest.raises(SettingsError) as info:
-        Registry.load(Settings.from_mapping({"MODELS": f"two={path}"}), "cpu")
+        load_registry(Settings.from_mapping({"MODELS": f"two={path}"}))
     assert "'two'" in str(info.value) and "2 modes" in str(info.value)
     # An explicit pooling option resolves the contradiction.
-    registry = Registry.load(Settings.from_mapping({"MODELS": f"two={path};pooling=mean"}), "cpu", warmup=False)
-    assert registry.models[0].info()["pooling"] == "mean"
+    registry = load_registry(Settings.from_mapping({"MODELS": f"two={path};pooling=mean"}), warmup=False)
+    assert registry.first.info()["pooling"] == "mean"
 
 
 def test_device_list_and_slots(monkeypatch):
@@ -137,12 +137,59 @@ def test_device_list_and_slots(monkeypatch):
         pool.acquire()
 
 
-def test_readme_lists_every_variable():
+def read_readme() -> str:
     import os
 
-    from embedding_service.settings import ENV_FIELDS, EXTERNAL_ENV, SECONDS_ALIASES, SINGLE_KEY
-
     with open(os.path.join(os.path.dirname(os.path.dirname(__file__)), "README.md"), encoding="utf-8") as handle:
-        readme = handle.read()
-    names = [*ENV_FIELDS, *SECONDS_ALIASES, SINGLE_KEY, *EXTERNAL_ENV]
+        return handle.read()
+
+
+def test_readme_lists_every_variable():
+    from embedding_service.settings import EXTERNAL_ENV, SECONDS_ALIASES, SINGLE_KEY, env_table, known_env_names
+
+    readme = read_readme()
+    names = [name for row in env_table() for name in (row.name, *row.aliases)] + [*EXTERNAL_ENV]
+    assert set(names) == known_env_names() and {*SECONDS_ALIASES, SINGLE_KEY} <= set(names)
     assert [n for n in names if f"`{n}`" not in readme] == []
+
+
+def test_readme_table_is_generated_from_the_declaration():
+    """README's Configuration table is `python -m embedding_service.settings --markdown`, verbatim."""
+    from embedding_service.settings import markdown_table
+
+    section = read_readme().split("\n## Configuration\n", 1)[1].split("\n## ", 1)[0]
+    table = "".join(line + "\n" for line in section.splitlines() if line.startswith("|"))
+    assert table == markdown_table()
+
+
+def test_each_setting_declared_once_on_its_field():
+    from pydantic import AliasChoices, Field
+
+    from embedding_service.settings import SECONDS_ALIASES, SINGLE_KEY, env_table
+
+    rows = list(env_table())
+    assert [row.name for row in rows] == [name.upper() for name in Settings.model_fields]
+    assert all(row.description and row.default for row in rows)
+    assert {alias for row in rows for alias in row.aliases} == {*SECONDS_ALIASES, SINGLE_KEY}
+
+    class Aliased(Settings):  # a plain alias is declared on the field, its own name first
+        old_limit: int = Field(1, ge=1, validation_alias=AliasChoices("OLD_LIMIT", "LEGACY_LIMIT"), description="x")
+
+    assert Aliased.from_mapping({"LEGACY_LIMIT": "5"}).old_limit == 5
+    assert Aliased.from_mapping({"OLD_LIMIT": "6", "LEGACY_LIMIT": "5"}).old_limit == 6
+    with pytest.raises(SettingsError, match=r"^LEGACY_LIMIT='0': "):
+        Aliased.from_mapping({"LEGACY_LIMIT": "0"})
+
+
+def test_from_mapping_reads_only_the_mapping(monkeypatch, tmp_path):
+    monkeypatch.setenv("PORT", "9999")
+    monkeypatch.setenv("API_KEY", "from-the-environment")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text("MAX_BATCH_SIZE=3\n")
+    s = Settings.from_mapping({"THREADS": " 4 ", "WORKERS": "  ", "DEVICE": ""})
+    assert (s.port, s.api_keys, s.max_batch_size, s.threads, s.workers, s.device) == (8080, (), 32, 4, 0, "auto")
+    assert Settings.from_env(environ={}).max_batch_size == 3 and Settings.from_env(environ={}).port == 8080
+    assert Settings.from_env().port == 9999 and len(Settings.from_env().api_keys) == 1
+    # Lists are split on commas, never parsed as JSON.
+    s = Settings.from_mapping({"DEVICES": "cuda:0, cuda:1,", "CORS_ORIGINS": '["https://a.example"]'})
+    assert s.devices == ("cuda:0", "cuda:1") and s.cors_origins == ('["https://a.example"]',)

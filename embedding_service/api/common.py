@@ -1,46 +1,34 @@
-"""Helpers shared by the blueprints: JSON in, JSON out, and the per-app service state."""
+"""Helpers shared by the blueprints: JSON in, JSON out, and the app's service state."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any, Optional
 
 import orjson
 from flask import Response, current_app, request
 
-from ..errors import BadRequest, Unavailable, UnsupportedMediaType
+from ..errors import BadRequest, UnsupportedMediaType
 from ..images import ImageLoader
 from ..registry import Registry
-from ..settings import Settings
+from ..state import RequestLimits, ServiceState
 
 JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
-
-
-@dataclass
-class ServiceState:
-    """What the views need: settings, the models (None while loading), this worker's slot, and
-    its phase: `loading`, `ready`, `draining` (after SIGTERM) or `failed`."""
-
-    settings: Settings
-    registry: Optional[Registry]
-    images: ImageLoader
-    worker: dict = field(default_factory=dict)
-    cuda_available: bool = False
-    model_names: list = field(default_factory=list)
-    device: str = "cpu"
-    phase: str = "loading"
+#: Where the app factory keeps the ServiceState in `app.extensions`.
+STATE_KEY = "embedding_service"
 
 
 def state() -> ServiceState:
-    return current_app.extensions["embedding_service"]
+    return current_app.extensions[STATE_KEY]
 
 
-def registry() -> Registry:
-    """The loaded models; raises Unavailable (503, Retry-After) while they are still loading."""
-    loaded = state().registry
-    if loaded is None:
-        raise Unavailable("the models are still loading; retry shortly (GET /ready says when)", headers={"Retry-After": "5"})
-    return loaded
+def engines() -> Registry:
+    """The loaded engines; raises Unavailable (503, Retry-After) while they are still loading."""
+    return state().require_engines()
+
+
+def limits() -> RequestLimits:
+    """This app's per-request limits (MAX_CLIENT_BATCH_SIZE, MAX_INPUT_CHARS)."""
+    return state().limits
 
 
 def images() -> ImageLoader:

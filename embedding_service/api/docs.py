@@ -7,6 +7,7 @@ import os
 
 from flask import Blueprint, Response, send_from_directory
 
+from ..engine import Capability
 from ..errors import NotFound
 from ..openapi import Limits, build_spec
 from .common import json_response, state
@@ -36,15 +37,15 @@ def current_limits() -> Limits:
         auth=bool(s.api_keys),
         rate_limited=bool(s.rate_limit_requests),
     )
-    if st.registry is not None:
-        models = st.registry.models
-        labels = lambda ms: [""] + [label for m in ms for label in (m.name, *m.aliases)]  # noqa: E731
-        text = [m for m in models if m.kind in ("text", "multimodal")]
-        limits.model_names = labels(models)
+    if st.engines is not None:
+        served = st.engines.engines
+        labels = lambda es: [""] + [label for e in es for label in (e.name, *e.aliases)]  # noqa: E731
+        text = [e for e in served if e.can(Capability.EMBED_TEXT)]
+        limits.model_names = labels(served)
         limits.text_model_names = labels(text)
         if text:
-            limits.max_dimensions = min(m.dimension for m in text)
-            limits.max_token_id = min(m.vocab_rows for m in text) - 1
+            limits.max_dimensions = min(e.model.dimension for e in text)
+            limits.max_token_id = min(e.text.vocab_rows for e in text) - 1
     return limits
 
 

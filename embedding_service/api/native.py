@@ -9,7 +9,7 @@ from ..errors import BadRequest
 from ..models.base import PromptChoice
 from ..schemas import EmbedTextRequest, ImageEmbedRequest, TEIEmbedRequest, parse
 from ..service import embed_images, embed_text
-from .common import images, json_body, json_response, registry, state
+from .common import engines, images, json_body, json_response, limits, state
 
 bp = Blueprint("native", __name__)
 
@@ -22,7 +22,8 @@ def embed_text_route():
     req = parse(EmbedTextRequest, json_body())
     texts = req.items()
     result = embed_text(
-        registry(),
+        engines(),
+        limits(),
         model_name=req.model,
         texts=texts,
         normalize=req.normalize,
@@ -40,14 +41,15 @@ def embed_route():
     body = json_body()
     if isinstance(body, dict) and "images" in body and "inputs" not in body:
         req = parse(ImageEmbedRequest, body)
-        result = embed_images(registry(), images(), model_name=req.model, sources=req.images, normalize=req.normalize)
+        result = embed_images(engines(), limits(), images(), model_name=req.model, sources=req.images, normalize=req.normalize)
         return json_response(result.vectors)
     if isinstance(body, dict) and "inputs" not in body:
         raise BadRequest('send "inputs" (text, TEI) or "images" (seed 000)', param="inputs")
     req = parse(TEIEmbedRequest, body)
     texts = [req.inputs] if isinstance(req.inputs, str) else req.inputs
     result = embed_text(
-        registry(),
+        engines(),
+        limits(),
         model_name=req.model,
         texts=texts,
         normalize=req.normalize,
@@ -74,7 +76,8 @@ def _embed_uploads():
     if not uploads:
         raise BadRequest("the multipart upload has no image files", param="images")
     result = embed_images(
-        registry(),
+        engines(),
+        limits(),
         images(),
         model_name=request.form.get("model") or None,
         sources=uploads,

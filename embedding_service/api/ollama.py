@@ -13,7 +13,7 @@ from flask import Blueprint
 
 from ..schemas import OllamaEmbeddingsRequest, OllamaEmbedRequest, parse
 from ..service import embed_text
-from .common import json_body, json_response, registry
+from .common import engines, json_body, json_response, limits
 
 bp = Blueprint("ollama", __name__)
 
@@ -26,7 +26,8 @@ def embed():
     req = parse(OllamaEmbedRequest, json_body())
     texts = [req.input] if isinstance(req.input, str) else req.input
     result = embed_text(
-        registry(), model_name=req.model, texts=texts, dimensions=req.dimensions, truncate=req.truncate, param="input"
+        engines(), limits(), model_name=req.model, texts=texts, dimensions=req.dimensions, truncate=req.truncate,
+        param="input",
     )
     return json_response(
         {
@@ -43,5 +44,5 @@ def embed():
 def embeddings():
     """Legacy: `{"model"?, "prompt"}` -> `{"embedding": [float]}` (not normalised, as Ollama)."""
     req = parse(OllamaEmbeddingsRequest, json_body())
-    result = embed_text(registry(), model_name=req.model, texts=[req.prompt], normalize=False, param="prompt")
+    result = embed_text(engines(), limits(), model_name=req.model, texts=[req.prompt], normalize=False, param="prompt")
     return json_response({"embedding": result.vectors[0]})

@@ -15,7 +15,7 @@ from ..errors import BadRequest
 from ..models.base import PromptChoice
 from ..schemas import OpenAIEmbeddingRequest, parse
 from ..service import embed_images, embed_text
-from .common import images, json_body, json_response, registry, state
+from .common import engines, images, json_body, json_response, limits, state
 
 bp = Blueprint("openai", __name__)
 
@@ -42,7 +42,8 @@ def embeddings():
     else:
         texts = req.input
     result = embed_text(
-        registry(),
+        engines(),
+        limits(),
         model_name=req.model,
         texts=texts,
         token_ids=token_ids,
@@ -61,7 +62,7 @@ def _embed_image_input(req: OpenAIEmbeddingRequest):
     if req.instruction is not None or req.input_type is not None:
         raise BadRequest("instruction and input_type apply to text; drop them for modality image", param="modality")
     return embed_images(
-        registry(), images(), model_name=req.model, sources=sources, dimensions=req.dimensions, param="input"
+        engines(), limits(), images(), model_name=req.model, sources=sources, dimensions=req.dimensions, param="input"
     )
 
 
@@ -82,10 +83,10 @@ def _respond(result, encoding_format: str):
 @bp.get("/v1/models")
 def models():
     """Served models in OpenAI's list shape, with kind, dimension and aliases added."""
-    created = state().worker.get("started", 0)
+    created = state().worker.started
     data = [
-        {"id": m.name, "object": "model", "created": created, "owned_by": "embedding_service", **_extra(m.info())}
-        for m in registry().models
+        {"id": e.name, "object": "model", "created": created, "owned_by": "embedding_service", **_extra(e.info())}
+        for e in engines().engines
     ]
     return json_response({"object": "list", "data": data})
 

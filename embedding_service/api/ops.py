@@ -1,5 +1,5 @@
-"""Operational routes: `GET /health` (liveness, seed 000), `GET /ready`, `GET /` (seed 001) and
-`GET /info` (TEI). None of them touches a model."""
+"""Operational routes: `GET /health` (liveness), `GET /ready`, `GET /` and `GET /info` (TEI).
+None of them touches a model."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from flask import Blueprint, Response, current_app
 
 from .. import __version__
 from ..errors import NotFound
-from .common import json_response, registry, state
+from ..state import Phase
+from .common import engines, json_response, state
 
 bp = Blueprint("ops", __name__)
 
@@ -24,11 +25,11 @@ def health():
         {
             "status": "ok",
             "model": st.model_names[0] if st.model_names else None,
-            "device": st.device,
-            "cuda_available": st.cuda_available,
+            "device": st.worker.device,
+            "cuda_available": st.worker.cuda_available,
             "pid": os.getpid(),
-            "slot": st.worker.get("slot"),
-            "phase": st.phase,
+            "slot": st.worker.slot,
+            "phase": st.phase.value,
             "models": st.model_names,
         }
     )
@@ -38,8 +39,8 @@ def health():
 def ready():
     """200 once every model is loaded and warmed; 503 while loading, draining or failed."""
     st = state()
-    if st.phase != "ready":
-        body = {"status": st.phase, "pid": os.getpid(), "models": st.model_names}
+    if st.phase is not Phase.READY:
+        body = {"status": st.phase.value, "pid": os.getpid(), "models": st.model_names}
         return json_response(body, status=503, headers={"Retry-After": "5"})
     return json_response({"status": "ready", "pid": os.getpid(), "models": st.model_names})
 
@@ -73,8 +74,8 @@ def metrics():
 def info():
     """TEI-style description of the default model, every model, and the batching limits."""
     st = state()
-    reg = registry()
-    default = reg.default.info()
+    reg = engines()
+    default = reg.first.info()
     s = st.settings
     return json_response(
         {
@@ -90,9 +91,7 @@ def info():
             "version": __version__,
             "device": reg.device,
             "pid": os.getpid(),
-            "models": [m.info() for m in reg.models],
-            "batching": {
-                name: {**asdict(batcher.stats), "queued": batcher.queued} for name, batcher in reg.batchers.items()
-            },
+            "models": [e.info() for e in reg.engines],
+            "batching": {e.name: {**asdict(e.batcher.stats), "queued": e.batcher.queued} for e in reg.engines},
         }
     )

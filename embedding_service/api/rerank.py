@@ -1,22 +1,59 @@
-"""Cohere dialect (seed 004): `POST /rerank`, `/v1/rerank`, `/v2/rerank`.
+"""Cohere dialect of reranking: `POST /rerank`, `/v1/rerank`, `/v2/rerank`.
 
 `meta.api_version.version` is "2" on `/v2/rerank` and "1" elsewhere. `return_documents` defaults
-to true on seed 004's `/rerank` and to false on Cohere's `/v1/rerank` and `/v2/rerank`, as each
-of those clients expects; TEI's `return_text` is the same switch.
+to true on `/rerank` (the plain reranking API) and to false on Cohere's `/v1/rerank` and
+`/v2/rerank`, as each of those clients expects; TEI's `return_text` is the same switch. Cohere
+bills one search unit per query with up to 100 documents (or chunks).
 """
 
 from __future__ import annotations
 
+import math
+import uuid
+
 from flask import Blueprint
 
 from ..errors import BadRequest
-from ..ranking import rerank
+from ..ranking import Ranking, RerankQuery, rerank
 from ..schemas import RerankRequest, parse
-from .common import images, json_body, json_response, registry
+from .common import engines, images, json_body, json_response, limits
 
 bp = Blueprint("rerank", __name__)
 
 ROUTES = {"/rerank": (1, True), "/v1/rerank": (1, False), "/v2/rerank": (2, False)}
+#: Cohere bills one search unit per query with up to this many documents (or chunks).
+DOCS_PER_SEARCH_UNIT = 100
+
+
+def _query(req: RerankRequest) -> RerankQuery:
+    documents, field = req.items()
+    return RerankQuery(
+        query=req.query, documents=documents, field=field, model=req.model, instruction=req.instruction,
+        top_n=req.top_n, raw_scores=req.raw_scores, truncate=req.truncate, max_chunks_per_doc=req.max_chunks_per_doc,
+        max_tokens_per_doc=req.max_tokens_per_doc, rank_fields=req.rank_fields,
+    )
+
+
+def cohere_response(ranking: Ranking, documents: list, api_version: int, return_documents: bool) -> dict:
+    """Cohere's rerank body: `id`, `results` [{index, relevance_score, document?}], `model`,
+    `meta` {api_version, billed_units.search_units, tokens}."""
+    results = []
+    for index in ranking.order:
+        row = {"index": index, "relevance_score": float(ranking.scores[index])}
+        if return_documents:
+            doc = documents[index]
+            row["document"] = {"text": doc} if isinstance(doc, str) else doc
+        results.append(row)
+    return {
+        "id": f"rerank-{uuid.uuid4().hex[:16]}",
+        "model": ranking.label,
+        "results": results,
+        "meta": {
+            "api_version": {"version": str(api_version)},
+            "billed_units": {"search_units": max(1, math.ceil(ranking.items / DOCS_PER_SEARCH_UNIT))},
+            "tokens": {"input_tokens": ranking.tokens, "output_tokens": 0},
+        },
+    }
 
 
 def _handler(version: int, documents_by_default: bool):
@@ -25,7 +62,9 @@ def _handler(version: int, documents_by_default: bool):
         if req.return_documents is not None and req.return_text is not None and req.return_documents != req.return_text:
             raise BadRequest("return_documents and return_text disagree; send one", param="return_text")
         chosen = next((v for v in (req.return_documents, req.return_text) if v is not None), documents_by_default)
-        return json_response(rerank(registry(), images(), req, version, chosen))
+        query = _query(req)
+        ranking = rerank(engines(), limits(), images(), query)
+        return json_response(cohere_response(ranking, query.documents, version, chosen))
 
     return view
 

@@ -5,6 +5,10 @@ decode images: cheap, outside any lock, on the request thread), hands the prepar
 model's batcher, and the batcher calls *forward* on a batch of prepared items, one forward pass at a
 time under the model's inference lock. Post-processing (Matryoshka `dimensions`, L2 normalisation)
 happens back on the request thread, in `embedding_service.service`.
+
+What a model can do is the interface it implements: :class:`TextEncoder` (text embeddings),
+:class:`ImageEncoder` (image embeddings), :class:`Reranker` (pair scores). Which class serves a
+given checkpoint is decided by the family table (`models/families.py`).
 """
 
 from __future__ import annotations
@@ -18,7 +22,12 @@ import numpy as np
 import torch
 
 from ..errors import BadRequest, Unprocessable
+from .loading import dtype_name
 from .spec import ModelSpec
+from .tokenize import ConcurrentTokenizer
+
+#: Overlap between neighbouring chunks of a long document, as a fraction of the model's window.
+CHUNK_OVERLAP = 0.25
 
 
 @dataclass
@@ -57,31 +66,20 @@ def pad_batch(
     return ids, mask
 
 
-DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
-
-
-def resolve_dtype(requested: str, device: str) -> torch.dtype:
-    """`auto` is float32 on CPU and float16 on CUDA; explicit names are honoured."""
-    if requested == "auto":
-        return torch.float16 if device.startswith("cuda") else torch.float32
-    return DTYPES[requested]
-
-
-def dtype_name(dtype: torch.dtype) -> str:
-    return str(dtype).replace("torch.", "")
-
-
 class Model(ABC):
-    """A loaded model of one `kind`, on one `device`.
+    """A loaded model on one `device`.
 
-    Attributes: `spec` (its configuration), `name`, `aliases`, `kind`, `device`, `dtype`,
-    `dimension` (output vector size), `max_length` (tokens per input), `load_seconds`, `lock`,
-    the inference lock held around every forward pass, and `model`, the loaded torch module
-    (the registry switches its CPU linear layers to oneDNN, models/onednn.py).
+    Attributes: `spec` (its configuration), `name`, `aliases`, `family` (its row of the family
+    table, set by the loader), `device`, `dtype`, `dimension` (output vector size), `max_length`
+    (tokens per input), `lock`, the inference lock held around every forward pass, and `model`,
+    the loaded torch module.
     """
 
-    kind: str = ""
     model: torch.nn.Module
+    family: Any = None
+    #: The fast tokenizer as loaded (vocabulary, decoding) and its thread-safe caller.
+    tokenizer: Any = None
+    tokenize: ConcurrentTokenizer
 
     def __init__(self, spec: ModelSpec, device: str):
         self.spec = spec
@@ -91,8 +89,16 @@ class Model(ABC):
         self.dtype: torch.dtype = torch.float32
         self.dimension = 0
         self.max_length = 0
-        self.load_seconds = 0.0
         self.lock = threading.Lock()
+
+    def set_tokenizer(self, tokenizer: Any) -> None:
+        self.tokenizer = tokenizer
+        self.tokenize = ConcurrentTokenizer(tokenizer)
+
+    @property
+    def kind(self) -> str:
+        """The family's kind label: `text`, `multimodal` or `rerank` (shown in /info, /v1/models)."""
+        return self.family.kind if self.family is not None else ""
 
     def info(self) -> dict[str, Any]:
         """Public description for /info and /v1/models (no server paths)."""
@@ -100,6 +106,7 @@ class Model(ABC):
             "id": self.name,
             "aliases": list(self.aliases),
             "kind": self.kind,
+            "family": self.family.name if self.family is not None else None,
             "dimension": self.dimension,
             "max_input_length": self.max_length,
             "dtype": dtype_name(self.dtype),
@@ -120,21 +127,16 @@ class Model(ABC):
 class TextEncoder(Model):
     """A model that embeds text (text models, and the text tower of multimodal models).
 
-    Subclasses set `tokenizer` (a fast tokenizer), `max_length`, `vocab_rows` and the prompt
-    attributes below in their constructor; preparing inputs is shared.
+    Subclasses call `set_tokenizer` with a fast tokenizer and set `max_length`,
+    `vocab_rows` and the prompt attributes below in their constructor; preparing inputs is shared
+    and thread-safe without a lock (models/tokenize.py).
     """
 
-    tokenizer: Any
     vocab_rows: int = 0
     prompts: dict = {}
     default_prompt_name: Optional[str] = None
     instruction_template: Optional[str] = None
     lowercase: bool = False
-
-    def __init__(self, spec: ModelSpec, device: str):
-        super().__init__(spec, device)
-        # The tokenizer's truncation side is shared state: one tokenisation at a time per model.
-        self._tokenizer_lock = threading.Lock()
 
     def resolve_prompt(self, choice: PromptChoice) -> str:
         """The prefix for this request, from `prompt_name`, `instruction` or `input_type`.
@@ -166,6 +168,11 @@ class TextEncoder(Model):
             return self.prompts[self.default_prompt_name]
         return ""
 
+    def _with_prompt(self, texts: Sequence[str], prompt: PromptChoice) -> list[str]:
+        prefix = self.resolve_prompt(prompt)
+        inputs = [prefix + text for text in texts] if prefix else list(texts)
+        return [text.lower() for text in inputs] if self.lowercase else inputs
+
     def prepare_texts(
         self, texts: Sequence[str], prompt: PromptChoice, truncate: bool, direction: str, param: str = "input"
     ) -> list[Tokens]:
@@ -175,21 +182,14 @@ class TextEncoder(Model):
         Without `truncate` an over-long input raises Unprocessable (422) naming it and the limit;
         an unknown prompt raises BadRequest (400).
         """
-        prefix = self.resolve_prompt(prompt)
-        inputs = [prefix + text for text in texts] if prefix else list(texts)
-        if self.lowercase:
-            inputs = [text.lower() for text in inputs]
-        with self._tokenizer_lock:
-            self.tokenizer.truncation_side = direction
-            encoded = self.tokenizer(
-                inputs,
-                truncation=truncate,
-                max_length=self.max_length if truncate else None,
-                padding=False,
-                return_attention_mask=False,
-                return_token_type_ids=False,
-                verbose=False,
-            )["input_ids"]
+        encoded = self.tokenize(
+            self._with_prompt(texts, prompt),
+            truncation=truncate,
+            max_length=self.max_length if truncate else None,
+            side=direction,
+            return_attention_mask=False,
+            return_token_type_ids=False,
+        )["input_ids"]
         items = [Tokens(list(ids)) for ids in encoded]
         if not truncate:
             self._check_lengths(items, param)
@@ -199,25 +199,17 @@ class TextEncoder(Model):
         self, texts: Sequence[str], prompt: PromptChoice, max_chunks: int, param: str = "documents"
     ) -> tuple[list[Tokens], list[int]]:
         """Tokenise with the tokenizer's own overflow windows: a text longer than `max_length`
-        becomes up to `max_chunks` windows overlapping by a quarter, each with the model's special
-        tokens. Returns the items and, for each, the index of the text it came from."""
-        prefix = self.resolve_prompt(prompt)
-        inputs = [prefix + text for text in texts] if prefix else list(texts)
-        if self.lowercase:
-            inputs = [text.lower() for text in inputs]
-        with self._tokenizer_lock:
-            self.tokenizer.truncation_side = "right"
-            encoded = self.tokenizer(
-                inputs,
-                truncation=True,
-                max_length=self.max_length,
-                stride=self.max_length // 4,
-                return_overflowing_tokens=True,
-                padding=False,
-                return_attention_mask=False,
-                return_token_type_ids=False,
-                verbose=False,
-            )
+        becomes up to `max_chunks` windows overlapping by CHUNK_OVERLAP of the window, each with
+        the model's special tokens. Returns the items and, for each, the index of its text."""
+        encoded = self.tokenize(
+            self._with_prompt(texts, prompt),
+            truncation=True,
+            max_length=self.max_length,
+            stride=int(self.max_length * CHUNK_OVERLAP),
+            return_overflowing_tokens=True,
+            return_attention_mask=False,
+            return_token_type_ids=False,
+        )
         items, owners, seen = [], [], {}
         for ids, owner in zip(encoded["input_ids"], encoded["overflow_to_sample_mapping"]):
             seen[owner] = seen.get(owner, 0) + 1
@@ -293,9 +285,8 @@ class PairItem:
 
 class Reranker(Model):
     """A (query, document) -> relevance model. `forward` returns (batch, 1) float32 log-odds of
-    relevance, so relevance = sigmoid(raw) for every family (SPEC §1 recipes)."""
+    relevance, so relevance = sigmoid(raw) for every family (each family module names its recipe)."""
 
-    kind = "rerank"
     #: Whether `instruction` means something to this model (Qwen3-Reranker) or is refused.
     takes_instruction = False
 

@@ -10,7 +10,6 @@ softmax(...)[1], returned as the log-odds logit[1] - logit[0].
 
 from __future__ import annotations
 
-import time
 from typing import Optional, Sequence
 
 import numpy as np
@@ -18,13 +17,11 @@ import torch
 
 from ..errors import Unprocessable
 from ..settings import SettingsError
-from .base import PairItem, Reranker, pad_batch, resolve_dtype
+from .base import CHUNK_OVERLAP, PairItem, Reranker, pad_batch
 from .detect import files_max_length
 from .files import ModelFiles
+from .loading import load_pretrained, pad_token_id
 from .spec import ModelSpec
-
-#: Overlap between neighbouring chunks of a long document, as a fraction of the window.
-CHUNK_OVERLAP = 0.25
 
 
 class CrossEncoderReranker(Reranker):
@@ -32,33 +29,22 @@ class CrossEncoderReranker(Reranker):
 
     def __init__(self, spec: ModelSpec, device: str, dtype: str, files: ModelFiles, config: dict):
         super().__init__(spec, device)
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-        started = time.perf_counter()
-        remote = bool(spec.option("trust_remote_code", False))
-        self.tokenizer = AutoTokenizer.from_pretrained(spec.reference, trust_remote_code=remote)
-        if not getattr(self.tokenizer, "is_fast", False):
-            raise SettingsError(f"model {spec.name!r}: a fast (tokenizer.json) tokenizer is required")
-        self.dtype = resolve_dtype(spec.option("dtype") or dtype, device)
-        self.model = AutoModelForSequenceClassification.from_pretrained(
-            spec.reference, dtype=self.dtype, trust_remote_code=remote
-        )
-        self.model.to(device).eval()
+        tokenizer, self.model, self.dtype = load_pretrained(spec, device, dtype, "AutoModelForSequenceClassification")
+        self.set_tokenizer(tokenizer)
         self.num_labels = int(self.model.config.num_labels)
         if self.num_labels not in (1, 2):
             raise SettingsError(f"model {spec.name!r}: a reranker needs 1 or 2 labels, it has {self.num_labels}")
         self.max_length = files_max_length(spec, files, self.tokenizer, config)
-        self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        self.pad_id = pad_token_id(self.tokenizer)
         # Segment ids only where the tokenizer produces them (BERT), as the recipe feeds them.
         self.uses_type_ids = "token_type_ids" in getattr(self.tokenizer, "model_input_names", ()) and (
             int(getattr(self.model.config, "type_vocab_size", 1) or 1) > 1
         )
         self.dimension = 1
-        self.load_seconds = time.perf_counter() - started
 
     def info(self) -> dict:
         data = super().info()
-        data.update(family="cross-encoder", num_labels=self.num_labels, score="sigmoid(logit)")
+        data.update(num_labels=self.num_labels, score="sigmoid(logit)")
         return data
 
     def prepare_pairs(
@@ -66,7 +52,7 @@ class CrossEncoderReranker(Reranker):
     ) -> list[PairItem]:
         queries = [query] * len(documents)
         if not truncate and not max_chunks:
-            full = self.tokenizer(queries, list(documents), truncation=False, return_attention_mask=False)["input_ids"]
+            full = self.tokenize(queries, list(documents), return_attention_mask=False)["input_ids"]
             for index, ids in enumerate(full):
                 if len(ids) > self.max_length:
                     raise Unprocessable(
@@ -76,13 +62,13 @@ class CrossEncoderReranker(Reranker):
                     )
         options = dict(max_length=self.max_length, return_attention_mask=False, return_token_type_ids=True)
         if max_chunks:
-            query_len = len(self.tokenizer(query, add_special_tokens=False)["input_ids"])
+            query_len = len(self.tokenize.ids(query))
             window = max(1, self.max_length - query_len - 4)
             options.update(return_overflowing_tokens=True, stride=int(window * CHUNK_OVERLAP))
         try:
-            encoded = self.tokenizer(queries, list(documents), truncation="only_second", **options)
+            encoded = self.tokenize(queries, list(documents), truncation="only_second", **options)
         except Exception:  # the query alone is longer than the window: cut both, longest first
-            encoded = self.tokenizer(queries, list(documents), truncation="longest_first", **{
+            encoded = self.tokenize(queries, list(documents), truncation="longest_first", **{
                 k: v for k, v in options.items() if k not in ("return_overflowing_tokens", "stride")
             })
         owners = encoded.get("overflow_to_sample_mapping") or list(range(len(documents)))

@@ -1,4 +1,4 @@
-"""Detecting what a model is and how to run it, from its own files (SPEC §1).
+"""How to run a text model, from its own files (which family serves it: families.py).
 
 Sources, in order of precedence: explicit options (`MODELS` entry), sentence-transformers files
 (`modules.json`, `<pooling>/config.json` in the legacy `pooling_mode_*` or the newer `pooling_mode`
@@ -19,11 +19,10 @@ from .spec import POOLINGS, ModelSpec
 
 log = logging.getLogger("embedding_service.models")
 
-MULTIMODAL_TYPES = {"siglip", "siglip2", "clip"}
 DECODER_TYPES = {"qwen2", "qwen3", "mistral", "llama", "gemma", "gemma2", "gemma3_text", "phi3"}
 #: Position ids of these start after the padding index, so max_position_embeddings overstates by 2.
 PADDING_OFFSET_TYPES = {"roberta", "xlm-roberta", "camembert", "mpnet"}
-#: Qwen3-Embedding's query template (SPEC §1): no space after `Query:`.
+#: Qwen3-Embedding's query template (its model card): no space after `Query:`.
 QWEN3_INSTRUCTION_TEMPLATE = "Instruct: {instruction}\nQuery:"
 #: Legacy sentence-transformers pooling flags -> pooling mode.
 LEGACY_POOLING_FLAGS = {
@@ -35,21 +34,6 @@ LEGACY_POOLING_FLAGS = {
     "pooling_mode_lasttoken": "lasttoken",
 }
 SUPPORTED_MODULES = ("Transformer", "Pooling", "Normalize")
-
-
-def detect_kind(spec: ModelSpec, config: dict) -> str:
-    """`text`, `multimodal` or `rerank`: the `kind` option, else from config.json."""
-    if spec.option("kind"):
-        return spec.option("kind")
-    model_type = str(config.get("model_type", "")).lower()
-    architectures = [str(a) for a in config.get("architectures") or []]
-    if model_type in MULTIMODAL_TYPES:
-        return "multimodal"
-    if any(a.endswith("ForSequenceClassification") for a in architectures):
-        return "rerank"
-    if "reranker" in spec.name.lower() or "reranker" in spec.reference.lower():
-        return "rerank"
-    return "text"
 
 
 def is_decoder(config: dict) -> bool:

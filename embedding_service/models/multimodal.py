@@ -1,4 +1,4 @@
-"""Multimodal models: SigLIP 2 (NaFlex), SigLIP and CLIP; images and text in one space (SPEC §1).
+"""Multimodal models: SigLIP 2 (NaFlex), SigLIP and CLIP; images and text in one space.
 
 Recipes followed:
 - SigLIP / SigLIP 2 text: `get_text_features` on lower-cased text padded to `max_length=64` (the
@@ -6,24 +6,22 @@ Recipes followed:
 - CLIP text: `get_text_features` with the attention mask, padded to the tokenizer's 77 (CLIP's
   causal mask makes padding after EOS irrelevant); the tokenizer lower-cases itself.
 - Images: `get_image_features` on the model's own image processor output (`max_num_patches` for
-  NaFlex, default from the processor), from RGB images with EXIF orientation applied (images.py).
+  NaFlex, default from the processor), from RGB images with EXIF orientation applied
+  (images/decode.py).
 """
 
 from __future__ import annotations
 
-import time
 from typing import Any, Sequence
 
 import numpy as np
 import torch
 
 from ..settings import SettingsError
-from .base import ImageEncoder, ImageItem, PromptChoice, TextEncoder, Tokens, pad_batch, resolve_dtype
+from .base import ImageEncoder, ImageItem, PromptChoice, TextEncoder, Tokens, pad_batch
 from .files import ModelFiles
+from .loading import load_pretrained, pad_token_id
 from .spec import ModelSpec
-
-#: model_type -> (lower-case text, pass the attention mask to the text tower)
-FAMILIES = {"siglip2": (True, False), "siglip": (True, False), "clip": (False, True)}
 
 
 def _features(output: Any) -> torch.Tensor:
@@ -33,54 +31,47 @@ def _features(output: Any) -> torch.Tensor:
 
 class MultimodalModel(TextEncoder, ImageEncoder):
     """Image and text towers of one contrastive model. `forward` takes a batch of Tokens (text)
-    or of ImageItems (images), never both, and returns (batch, dimension) float32 features."""
+    or of ImageItems (images), never both, and returns (batch, dimension) float32 features.
 
-    kind = "multimodal"
+    Subclasses (one per family) say how the family's text recipe runs: `lowercase` (lower-case
+    the text first), `use_text_mask` (pass the attention mask to the text tower) and `naflex`
+    (the image processor takes `max_num_patches`).
+    """
 
-    def __init__(self, spec: ModelSpec, device: str, dtype: str, config: dict):
+    lowercase = True
+    use_text_mask = False
+    naflex = False
+
+    def __init__(self, spec: ModelSpec, device: str, dtype: str, files: ModelFiles, config: dict):
         super().__init__(spec, device)
-        from transformers import AutoImageProcessor, AutoModel, AutoTokenizer
+        from transformers import AutoImageProcessor
 
-        started = time.perf_counter()
-        self.family = str(config.get("model_type", "")).lower()
-        if self.family not in FAMILIES:
-            raise SettingsError(f"model {spec.name!r}: multimodal model_type {self.family!r} is not supported (siglip2, siglip, clip)")
-        self.lowercase, self.use_text_mask = FAMILIES[self.family]
         if spec.option("lowercase") is not None:
             self.lowercase = spec.option("lowercase")
-        remote = bool(spec.option("trust_remote_code", False))
-        self.tokenizer = AutoTokenizer.from_pretrained(spec.reference, trust_remote_code=remote)
-        if not getattr(self.tokenizer, "is_fast", False):
-            raise SettingsError(f"model {spec.name!r}: a fast (tokenizer.json) tokenizer is required")
         processor_options = {}
         if spec.option("max_num_patches"):
-            if self.family != "siglip2":
+            if not self.naflex:
                 raise SettingsError(f"model {spec.name!r}: max_num_patches applies to SigLIP 2 (NaFlex) models only")
             processor_options["max_num_patches"] = spec.option("max_num_patches")
+        tokenizer, self.model, self.dtype = load_pretrained(spec, device, dtype, "AutoModel")
+        self.set_tokenizer(tokenizer)
         self.image_processor = AutoImageProcessor.from_pretrained(spec.reference, **processor_options)
         self.max_num_patches = getattr(self.image_processor, "max_num_patches", None)
-        self.dtype = resolve_dtype(spec.option("dtype") or dtype, device)
-        self.model = AutoModel.from_pretrained(spec.reference, dtype=self.dtype, trust_remote_code=remote)
-        self.model.to(device).eval()
         positions = int(self.model.config.text_config.max_position_embeddings)
         self.max_length = min(spec.option("max_length") or positions, positions)
         self.pad_length = self.max_length  # always padded to the full length, as trained
-        self.padding_side = spec.option("padding_side") or self.tokenizer.padding_side
-        self.pad_id = next(
-            (int(t) for t in (self.tokenizer.pad_token_id, self.tokenizer.eos_token_id) if t is not None), 0
-        )
+        self.padding_side = spec.option("padding_side") or tokenizer.padding_side
+        self.pad_id = pad_token_id(tokenizer)
         self.vocab_rows = self.model.text_model.embeddings.token_embedding.num_embeddings
         # The model's own image-text score: sigmoid(cos * exp(logit_scale) + logit_bias) (SigLIP).
         self.logit_scale = float(self.model.logit_scale.detach().float().exp())
         bias = getattr(self.model, "logit_bias", None)
         self.logit_bias = float(bias.detach().float().reshape(-1)[0]) if bias is not None else 0.0
         self.dimension = int(self.forward(self.prepare_texts(["a"], PromptChoice(), True, "right")).shape[1])
-        self.load_seconds = time.perf_counter() - started
 
     def info(self) -> dict:
         data = super().info()
         data.update(
-            family=self.family,
             text_padding=f"max_length={self.pad_length}",
             padding_side=self.padding_side,
             text_attention_mask=self.use_text_mask,
@@ -139,6 +130,19 @@ class MultimodalModel(TextEncoder, ImageEncoder):
             self.forward(self.prepare_images([Image.new("RGB", (32, 32), (127, 127, 127))]))
 
 
-def load_multimodal_model(spec: ModelSpec, device: str, dtype: str, files: ModelFiles) -> MultimodalModel:
-    """Load a `multimodal` model (SigLIP 2, SigLIP, CLIP) onto `device`."""
-    return MultimodalModel(spec, device, dtype, files.config())
+
+class Siglip2Model(MultimodalModel):
+    """SigLIP 2 (NaFlex or fixed resolution): lower-cased text, no text attention mask."""
+
+    naflex = True
+
+
+class SiglipModel(MultimodalModel):
+    """SigLIP: lower-cased text, no text attention mask."""
+
+
+class ClipModel(MultimodalModel):
+    """CLIP: its tokenizer lower-cases itself; the text tower gets the attention mask."""
+
+    lowercase = False
+    use_text_mask = True

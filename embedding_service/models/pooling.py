@@ -2,22 +2,30 @@
 
 All functions take `hidden` (batch, seq, dim) and `mask` (batch, seq) with 1 on real tokens and
 return (batch, dim) float32. They are padding-side agnostic, so a text pools the same alone and in
-a padded batch (SPEC §1 batch invariance).
+a padded batch. torch is imported inside the functions: Gunicorn's master reads POOLINGS and never
+imports torch.
 """
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
 
 
 def cls_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """State of the first real token ([CLS]); with left padding, the first unpadded position."""
+    import torch
+
     first = mask.to(torch.int32).argmax(dim=1)
     return hidden[torch.arange(hidden.shape[0], device=hidden.device), first]
 
 
 def lasttoken_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """State of the last real token (Qwen3-Embedding's EOS); works for left and right padding."""
+    import torch
+
     positions = torch.arange(mask.shape[1], device=mask.device).unsqueeze(0)
     last = (positions * mask.to(positions.dtype)).argmax(dim=1)
     return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
@@ -31,6 +39,8 @@ def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 def mean_sqrt_len_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Sum of real-token states divided by sqrt(number of real tokens)."""
+    import torch
+
     weights = mask.unsqueeze(-1).to(hidden.dtype)
     return (hidden * weights).sum(dim=1) / torch.sqrt(weights.sum(dim=1).clamp(min=1e-9))
 
@@ -41,13 +51,15 @@ def max_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return filled.max(dim=1).values
 
 
+#: Pooling mode (sentence-transformers' names) -> function; the `pooling` model option's values.
 POOLERS = {
     "cls": cls_pool,
-    "lasttoken": lasttoken_pool,
     "mean": mean_pool,
-    "mean_sqrt_len_tokens": mean_sqrt_len_pool,
     "max": max_pool,
+    "lasttoken": lasttoken_pool,
+    "mean_sqrt_len_tokens": mean_sqrt_len_pool,
 }
+POOLINGS = tuple(POOLERS)
 
 
 def pool(mode: str, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

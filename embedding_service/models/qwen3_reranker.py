@@ -10,7 +10,6 @@ log-odds logit_yes - logit_no, whose sigmoid is exactly that softmax.
 from __future__ import annotations
 
 import inspect
-import time
 from typing import Optional, Sequence
 
 import numpy as np
@@ -18,9 +17,10 @@ import torch
 
 from ..errors import Unprocessable
 from ..settings import SettingsError
-from .base import PairItem, Reranker, pad_batch, resolve_dtype
+from .base import CHUNK_OVERLAP, PairItem, Reranker, pad_batch
 from .detect import files_max_length
 from .files import ModelFiles
+from .loading import load_pretrained, pad_token_id
 from .spec import ModelSpec
 
 PREFIX = (
@@ -30,7 +30,6 @@ PREFIX = (
 SUFFIX = "<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n"
 DEFAULT_INSTRUCTION = "Given a web search query, retrieve relevant passages that answer the query"
 PAIR_TEMPLATE = "<Instruct>: {instruction}\n<Query>: {query}\n<Document>: {doc}"
-CHUNK_OVERLAP = 0.25
 
 
 class Qwen3Reranker(Reranker):
@@ -40,34 +39,26 @@ class Qwen3Reranker(Reranker):
 
     def __init__(self, spec: ModelSpec, device: str, dtype: str, files: ModelFiles, config: dict):
         super().__init__(spec, device)
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        started = time.perf_counter()
-        remote = bool(spec.option("trust_remote_code", False))
-        self.tokenizer = AutoTokenizer.from_pretrained(spec.reference, trust_remote_code=remote)
-        self.tokenizer.truncation_side = "right"  # the recipe cuts the end of the formatted pair
-        self.dtype = resolve_dtype(spec.option("dtype") or dtype, device)
-        self.model = AutoModelForCausalLM.from_pretrained(spec.reference, dtype=self.dtype, trust_remote_code=remote)
-        self.model.to(device).eval()
+        tokenizer, self.model, self.dtype = load_pretrained(spec, device, dtype, "AutoModelForCausalLM")
+        self.set_tokenizer(tokenizer)  # the recipe cuts the end of the formatted pair (side "right")
         vocab = self.tokenizer.get_vocab()
         if "yes" not in vocab or "no" not in vocab:
             raise SettingsError(f"model {spec.name!r}: its tokenizer has no 'yes'/'no' tokens; not a Qwen3-style reranker")
         self.yes_id, self.no_id = vocab["yes"], vocab["no"]
-        self.prefix_ids = self.tokenizer.encode(PREFIX, add_special_tokens=False)
-        self.suffix_ids = self.tokenizer.encode(SUFFIX, add_special_tokens=False)
+        self.prefix_ids = self.tokenize.ids(PREFIX)
+        self.suffix_ids = self.tokenize.ids(SUFFIX)
         self.max_length = files_max_length(spec, files, self.tokenizer, config)
         self.body_length = self.max_length - len(self.prefix_ids) - len(self.suffix_ids)
         if self.body_length < 16:
             raise SettingsError(f"model {spec.name!r}: max_length {self.max_length} leaves no room for the pair")
-        self.pad_id = next((int(t) for t in (self.tokenizer.pad_token_id, self.tokenizer.eos_token_id) if t is not None), 0)
+        self.pad_id = pad_token_id(self.tokenizer)
         params = inspect.signature(self.model.forward).parameters
         self._logits_to_keep = "logits_to_keep" in params
         self.dimension = 1
-        self.load_seconds = time.perf_counter() - started
 
     def info(self) -> dict:
         data = super().info()
-        data.update(family="qwen3-reranker", default_instruction=DEFAULT_INSTRUCTION, score="softmax(no, yes)[yes]")
+        data.update(default_instruction=DEFAULT_INSTRUCTION, score="softmax(no, yes)[yes]")
         return data
 
     def prepare_pairs(
@@ -78,7 +69,7 @@ class Qwen3Reranker(Reranker):
             return self._chunked(query, documents, instruction, max_chunks)
         texts = [PAIR_TEMPLATE.format(instruction=instruction, query=query, doc=doc) for doc in documents]
         if not truncate:
-            full = self.tokenizer(texts, truncation=False, return_attention_mask=False)["input_ids"]
+            full = self.tokenize(texts, return_attention_mask=False)["input_ids"]
             for index, ids in enumerate(full):
                 if len(ids) > self.body_length:
                     raise Unprocessable(
@@ -87,18 +78,18 @@ class Qwen3Reranker(Reranker):
                         "(send truncate: true or max_chunks_per_doc)",
                         param="documents",
                     )
-        encoded = self.tokenizer(
+        encoded = self.tokenize(
             texts, truncation="longest_first", max_length=self.body_length, return_attention_mask=False
         )["input_ids"]
         return [PairItem(self.prefix_ids + list(ids) + self.suffix_ids, index) for index, ids in enumerate(encoded)]
 
     def _chunked(self, query: str, documents: Sequence[str], instruction: str, max_chunks: int) -> list[PairItem]:
-        head = self.tokenizer.encode(PAIR_TEMPLATE.format(instruction=instruction, query=query, doc=""))
+        head = list(self.tokenize(PAIR_TEMPLATE.format(instruction=instruction, query=query, doc=""))["input_ids"])
         window = max(8, self.body_length - len(head))
         step = max(1, window - int(window * CHUNK_OVERLAP))
         items = []
         for index, doc in enumerate(documents):
-            doc_ids = self.tokenizer.encode(doc, add_special_tokens=False)
+            doc_ids = self.tokenize.ids(doc)
             starts = range(0, max(1, len(doc_ids) - window + step), step) if len(doc_ids) > window else [0]
             for start in list(starts)[:max_chunks]:
                 body = (head + doc_ids[start : start + window])[: self.body_length]

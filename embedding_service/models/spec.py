@@ -15,13 +15,12 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from ..settings import Settings, SettingsError
+from .pooling import POOLINGS
 
-#: The embedded default (SPEC §1): served when no model is configured.
+#: The embedded default: served when no model is configured.
 EMBEDDED_DEFAULT = "sentence-transformers/all-MiniLM-L6-v2"
 EMBEDDED_ALIASES = ("all-MiniLM-L6-v2",)
 
-KINDS = ("text", "multimodal", "rerank")
-POOLINGS = ("cls", "mean", "max", "lasttoken", "mean_sqrt_len_tokens")
 
 
 def _bool(value: Any) -> bool:
@@ -52,9 +51,15 @@ def _choice(*allowed: str):
     return check
 
 
+def _kind(value: Any) -> str:
+    from .families import KINDS  # the family table imports this module
+
+    return _choice(*KINDS)(value)
+
+
 #: Per-model options and their parsers.
 OPTIONS = {
-    "kind": _choice(*KINDS),
+    "kind": _kind,
     "pooling": _choice(*POOLINGS),
     "max_length": _positive_int,
     "dtype": _choice("auto", "float32", "float16", "bfloat16"),

@@ -1,5 +1,5 @@
 """Text embedding models: transformers `AutoModel` + `AutoTokenizer`, pooled and normalised as
-sentence-transformers does (SPEC §1 recipes), without sentence-transformers at run time.
+sentence-transformers does, without sentence-transformers at run time.
 
 Recipes followed:
 - sentence-transformers models: `SentenceTransformer(path).encode(texts)`: prompt prepended,
@@ -11,21 +11,18 @@ Recipes followed:
 from __future__ import annotations
 
 import inspect
-import logging
-import time
-from typing import Optional, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
 
-from ..settings import SettingsError
-from .base import PromptChoice, TextEncoder, Tokens, pad_batch, resolve_dtype
+from .base import PromptChoice, TextEncoder, Tokens, pad_batch
 from .detect import TextConfig, resolve_max_length, text_config
 from .files import ModelFiles
+from .loading import load_pretrained, pad_token_id
 from .pooling import pool
 from .spec import ModelSpec
 
-log = logging.getLogger("embedding_service.models")
 
 class TextEmbedder(TextEncoder):
     """A transformers encoder or decoder turned into a sentence embedder.
@@ -34,48 +31,30 @@ class TextEmbedder(TextEncoder):
     prepared by `prepare_texts` / `prepare_ids`.
     """
 
-    kind = "text"
-
     def __init__(self, spec: ModelSpec, device: str, dtype: str, files: ModelFiles, config: dict):
         super().__init__(spec, device)
-        from transformers import AutoModel, AutoTokenizer
-
-        started = time.perf_counter()
         self.text: TextConfig = text_config(spec, files, config)
         self.prompts = self.text.prompts
         self.default_prompt_name = self.text.default_prompt_name
         self.instruction_template = self.text.instruction_template
         self.lowercase = self.text.lowercase
-        sub = {"subfolder": self.text.transformer_path} if self.text.transformer_path else {}
-        remote = bool(spec.option("trust_remote_code", False))
-        self.tokenizer = AutoTokenizer.from_pretrained(spec.reference, trust_remote_code=remote, **sub)
-        if not getattr(self.tokenizer, "is_fast", False):
-            raise SettingsError(f"model {spec.name!r}: a fast (tokenizer.json) tokenizer is required")
-        self.dtype = resolve_dtype(spec.option("dtype") or dtype, device)
-        self.model = AutoModel.from_pretrained(spec.reference, dtype=self.dtype, trust_remote_code=remote, **sub)
-        self.model.to(device).eval()
+        tokenizer, self.model, self.dtype = load_pretrained(spec, device, dtype, "AutoModel", self.text.transformer_path)
+        self.set_tokenizer(tokenizer)
         self.max_length = resolve_max_length(
             spec.name,
             self.text.max_length_option,
             self.text.max_seq_length,
-            getattr(self.tokenizer, "model_max_length", None),
+            getattr(tokenizer, "model_max_length", None),
             config,
         )
         self.padding_side = self.text.padding_side or (
-            "left" if self.text.pooling == "lasttoken" else self.tokenizer.padding_side
+            "left" if self.text.pooling == "lasttoken" else tokenizer.padding_side
         )
-        self.pad_id = self._pad_id()
+        self.pad_id = pad_token_id(tokenizer)
         self.vocab_rows = self.model.get_input_embeddings().num_embeddings
         self.dimension = int(getattr(self.model.config, "hidden_size", 0)) or self._probe_dimension()
         params = inspect.signature(self.model.forward).parameters
         self._position_ids = "position_ids" in params and self.padding_side == "left"
-        self.load_seconds = time.perf_counter() - started
-
-    def _pad_id(self) -> int:
-        for token_id in (self.tokenizer.pad_token_id, self.tokenizer.eos_token_id):
-            if token_id is not None:
-                return int(token_id)
-        return 0
 
     def _probe_dimension(self) -> int:
         return int(self.forward([Tokens(self.prepare_texts(["a"], PromptChoice(), True, "right")[0].ids)]).shape[1])
@@ -109,8 +88,3 @@ class TextEmbedder(TextEncoder):
         with self.lock:
             self.forward(self.prepare_texts(["warm-up"], PromptChoice(), True, "right"))
 
-
-def load_text_model(spec: ModelSpec, device: str, dtype: str, files: Optional[ModelFiles] = None) -> TextEmbedder:
-    """Load a `text` model onto `device`; raises SettingsError naming the model on failure."""
-    files = files or ModelFiles(spec.reference)
-    return TextEmbedder(spec, device, dtype, files, files.config())

@@ -1,9 +1,12 @@
-"""float32 linear layers through oneDNN on the CPU (`ONEDNN_LINEAR`, default on).
+"""CPU kernels for the loaded models: float32 linear layers through oneDNN or MKL.
+
+Chosen once per process (`choose_cpu_kernels`, from `ONEDNN_LINEAR`) and applied in one place,
+at load, by `accelerate`; no model module knows about it.
 
 PyTorch runs a float32 `nn.Linear` on the CPU as an MKL `sgemm`. MKL picks its code path by CPU
 vendor, and on AMD processors it leaves AVX-512 unused: on this project's AMD EPYC (AVX-512), a
 (512 × 384) · (384 × 1536) product, the shape of a MiniLM feed-forward layer at batch 16, ran at
-117 GFLOP/s through MKL and 265-274 GFLOP/s through oneDNN (CONCURRENCY_ANALYSIS.md §3.4).
+117 GFLOP/s through MKL and 265-274 GFLOP/s through oneDNN (CONCURRENCY_ANALYSIS.md).
 oneDNN is the library Inductor (`torch.compile`, CPU backend, with freezing) routes the same
 layers through (`torch.ops.mkldnn._linear_pointwise`); calling it directly gives most of that gain
 with no compilation step.
@@ -22,7 +25,10 @@ from typing import Sequence
 
 import torch
 
-log = logging.getLogger("embedding_service.models")
+log = logging.getLogger("embedding_service.acceleration")
+
+#: The CPU kernel choices: `onednn` (OneDnnLinear) or `mkl` (torch's default float32 path).
+CPU_KERNELS = ("onednn", "mkl")
 
 #: The largest relative difference accepted between oneDNN's and MKL's output in the load check.
 CHECK_TOLERANCE = 1e-4
@@ -127,3 +133,25 @@ def warm_kernels(module: torch.nn.Module, thread_counts: Sequence[int], max_rows
     finally:
         torch.set_num_threads(before)
     return len(shapes) * len(sizes) * len(set(thread_counts))
+
+
+def choose_cpu_kernels(onednn_linear: bool, device: str) -> str:
+    """The kernels float32 linear layers use on `device`: `onednn` or `mkl` on the CPU, as
+    ONEDNN_LINEAR says; `default` on other devices (the device's own libraries). Logged."""
+    if device != "cpu":
+        return "default"
+    choice = "onednn" if onednn_linear else "mkl"
+    log.info("CPU float32 linear layers: %s (ONEDNN_LINEAR=%s)", choice, str(onednn_linear).lower())
+    return choice
+
+
+def accelerate(module: torch.nn.Module, cpu_kernels: str, thread_counts: Sequence[int], warm: bool = True) -> int:
+    """Apply `cpu_kernels` to a loaded model, in place: with `onednn`, switch its float32 linear
+    layers and (with `warm`) build their kernels for every torch thread count in `thread_counts`,
+    so no request pays for a build. Returns the layers switched (0 for `mkl` and `default`)."""
+    if cpu_kernels != "onednn":
+        return 0
+    switched = use_onednn_linear(module)
+    kernels = warm_kernels(module, thread_counts) if switched and warm else 0
+    log.info("%d linear layers through oneDNN, %d kernels built", switched, kernels)
+    return switched

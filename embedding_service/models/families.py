@@ -1,0 +1,115 @@
+"""The family table: which class serves a checkpoint, decided from its own `config.json`.
+
+One ordered list, :data:`FAMILIES`. Each row names a family, its `kind` (the label users see and
+may force with the `kind` model option), what it looks like (`fits`: the config's structure) and
+the class that serves it, imported only when a model of that family is loaded. Detection: the
+`kind` option if given, else the kind of the first row that *claims* the checkpoint; then the
+first row of that kind whose structure fits. Adding a family is one module under models/ plus
+one row here. No torch here: Gunicorn's master reads KINDS.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable, Optional
+
+from ..settings import SettingsError
+from .detect import is_decoder
+from .files import ModelFiles
+from .spec import ModelSpec
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .base import Model
+
+log = logging.getLogger("embedding_service.models")
+
+Predicate = Callable[[ModelSpec, dict], bool]
+
+
+def model_type(*names: str) -> Predicate:
+    return lambda spec, config: str(config.get("model_type", "")).lower() in names
+
+
+def architecture(suffix: str) -> Predicate:
+    return lambda spec, config: any(str(a).endswith(suffix) for a in config.get("architectures") or [])
+
+
+def decoder(spec: ModelSpec, config: dict) -> bool:
+    return is_decoder(config)
+
+
+def named_reranker(spec: ModelSpec, config: dict) -> bool:
+    return "reranker" in spec.name.lower() or "reranker" in spec.reference.lower()
+
+
+def anything(spec: ModelSpec, config: dict) -> bool:
+    return True
+
+
+@dataclass(frozen=True)
+class Family:
+    """One row: `name` (shown in /info), `kind`, `description` (for errors), `fits` (the
+    config's structure), `claims` (when detection picks this row's kind; default `fits`) and
+    `model`, the serving class as "module:Class" under embedding_service.models."""
+
+    name: str
+    kind: str
+    description: str
+    fits: Predicate
+    model: str
+    claims: Optional[Predicate] = None
+
+    def load_class(self) -> type:
+        module, _, attribute = self.model.partition(":")
+        return getattr(importlib.import_module(f"{__package__}.{module}"), attribute)
+
+
+#: Detection order matters: the first row that claims a checkpoint decides its kind.
+FAMILIES: tuple[Family, ...] = (
+    Family("siglip2", "multimodal", "SigLIP 2", model_type("siglip2"), "multimodal:Siglip2Model"),
+    Family("siglip", "multimodal", "SigLIP", model_type("siglip"), "multimodal:SiglipModel"),
+    Family("clip", "multimodal", "CLIP", model_type("clip"), "multimodal:ClipModel"),
+    Family("cross-encoder", "rerank", "a sequence-classification cross-encoder",
+           architecture("ForSequenceClassification"), "cross_encoder:CrossEncoderReranker"),
+    Family("qwen3-reranker", "rerank", "a Qwen3-Reranker-style causal LM", decoder,
+           "qwen3_reranker:Qwen3Reranker", claims=named_reranker),
+    Family("text", "text", "a transformers encoder or decoder", anything, "text:TextEmbedder"),
+)
+#: The kinds, in table order: the values of the `kind` model option.
+KINDS: tuple[str, ...] = tuple(dict.fromkeys(family.kind for family in FAMILIES))
+
+
+def detect_family(spec: ModelSpec, config: dict) -> Family:
+    """The row serving `spec` (see the module doc). raises SettingsError naming the model when
+    its kind (forced or detected) has no row whose structure fits."""
+    kind = spec.option("kind") or next(f.kind for f in FAMILIES if (f.claims or f.fits)(spec, config))
+    rows = [f for f in FAMILIES if f.kind == kind]
+    for family in rows:
+        if family.fits(spec, config):
+            return family
+    found = str(config.get("model_type", "")) or "unknown"
+    raise SettingsError(
+        f"model {spec.name!r}: a {kind} model must be {' or '.join(f.description for f in rows)} "
+        f"(its model_type is {found!r})"
+    )
+
+
+def load_model(spec: ModelSpec, device: str, dtype: str) -> "Model":
+    """Load `spec` onto `device` with its family's class (every class takes
+    `(spec, device, dtype, files, config)`).
+
+    raises SettingsError naming the model when it cannot be found, detected or loaded.
+    """
+    files = ModelFiles(spec.reference)
+    config = files.config()
+    family = detect_family(spec, config)
+    try:
+        model = family.load_class()(spec, device, dtype, files, config)
+    except SettingsError:
+        raise
+    except Exception as exc:  # from_pretrained's many failure types
+        raise SettingsError(f"model {spec.name!r} could not be loaded: {type(exc).__name__}: {exc}") from exc
+    model.family = family
+    return model
