@@ -14,8 +14,10 @@ import sys
 
 import pytest
 import yaml
+from flask import Flask
 
-from embedding_service.openapi import OPERATIONS
+from embedding_service.api import BLUEPRINTS
+from embedding_service.openapi import documented_paths
 from embedding_service.settings import Settings, known_env_names
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -23,7 +25,17 @@ DOCKERFILES = ["cpu/Dockerfile", "cpu/Dockerfile.prod", "gpu/Dockerfile", "gpu/D
 COMPOSE_FILES = ["docker-compose.yml", "docker-compose.prod.yml"]
 MANIFESTS = sorted(glob.glob(os.path.join(ROOT, "deploy", "kubernetes", "*.yaml")))
 KNOWN = known_env_names()
-ROUTES = {path for path, *_ in OPERATIONS}
+
+
+def route_paths() -> set[str]:
+    """The documented paths of every blueprint, read from a bare app's URL map (no models)."""
+    app = Flask("routes")
+    for blueprint in BLUEPRINTS:
+        app.register_blueprint(blueprint)
+    return documented_paths(app)
+
+
+ROUTES = route_paths()
 
 
 def read(path: str) -> str:

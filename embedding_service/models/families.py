@@ -52,7 +52,8 @@ def anything(spec: ModelSpec, config: dict) -> bool:
 class Family:
     """One row: `name` (shown in /info), `kind`, `description` (for errors), `fits` (the
     config's structure), `claims` (when detection picks this row's kind; default `fits`) and
-    `model`, the serving class as "module:Class" under embedding_service.models."""
+    `model`, the serving class as "module:Class" (a module name starting with "." is relative
+    to embedding_service.models), imported when a model of this family loads."""
 
     name: str
     kind: str
@@ -63,19 +64,19 @@ class Family:
 
     def load_class(self) -> type:
         module, _, attribute = self.model.partition(":")
-        return getattr(importlib.import_module(f"{__package__}.{module}"), attribute)
+        return getattr(importlib.import_module(module, package=__package__), attribute)
 
 
 #: Detection order matters: the first row that claims a checkpoint decides its kind.
 FAMILIES: tuple[Family, ...] = (
-    Family("siglip2", "multimodal", "SigLIP 2", model_type("siglip2"), "multimodal:Siglip2Model"),
-    Family("siglip", "multimodal", "SigLIP", model_type("siglip"), "multimodal:SiglipModel"),
-    Family("clip", "multimodal", "CLIP", model_type("clip"), "multimodal:ClipModel"),
+    Family("siglip2", "multimodal", "SigLIP 2", model_type("siglip2"), ".multimodal:Siglip2Model"),
+    Family("siglip", "multimodal", "SigLIP", model_type("siglip"), ".multimodal:SiglipModel"),
+    Family("clip", "multimodal", "CLIP", model_type("clip"), ".multimodal:ClipModel"),
     Family("cross-encoder", "rerank", "a sequence-classification cross-encoder",
-           architecture("ForSequenceClassification"), "cross_encoder:CrossEncoderReranker"),
+           architecture("ForSequenceClassification"), ".cross_encoder:CrossEncoderReranker"),
     Family("qwen3-reranker", "rerank", "a Qwen3-Reranker-style causal LM", decoder,
-           "qwen3_reranker:Qwen3Reranker", claims=named_reranker),
-    Family("text", "text", "a transformers encoder or decoder", anything, "text:TextEmbedder"),
+           ".qwen3_reranker:Qwen3Reranker", claims=named_reranker),
+    Family("text", "text", "a transformers encoder or decoder", anything, ".text:TextEmbedder"),
 )
 #: The kinds, in table order: the values of the `kind` model option.
 KINDS: tuple[str, ...] = tuple(dict.fromkeys(family.kind for family in FAMILIES))
