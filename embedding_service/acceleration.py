@@ -27,9 +27,6 @@ import torch
 
 log = logging.getLogger("embedding_service.acceleration")
 
-#: The CPU kernel choices: `onednn` (OneDnnLinear) or `mkl` (torch's default float32 path).
-CPU_KERNELS = ("onednn", "mkl")
-
 #: The largest relative difference accepted between oneDNN's and MKL's output in the load check.
 CHECK_TOLERANCE = 1e-4
 

@@ -23,7 +23,3 @@ class RequestStats:
 
 #: The current request's stats; the app sets a fresh one per request.
 current_stats: contextvars.ContextVar[Optional[RequestStats]] = contextvars.ContextVar("request_stats", default=None)
-
-
-def stats() -> Optional[RequestStats]:
-    return current_stats.get()

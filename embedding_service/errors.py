@@ -1,9 +1,10 @@
-"""The one error-to-status table (SPEC §3) and the handlers that render it.
+"""The one error-to-status table and the handlers that render it.
 
 Views and models raise :class:`ServiceError` subclasses; nothing else decides a status code.
-Every body is `{"error": {"message", "type", "param", "code"}}`, except on the Ollama routes,
-which answer `{"error": str}` as Ollama does. Bodies never carry a stack trace, a server path or a
-library's exception text; unexpected exceptions become a 500 that names the request id.
+A body has the shape of the matched route's declared :class:`ErrorStyle`:
+`{"error": {"message", "type", "param", "code"}}` everywhere except on the routes declaring the
+flat style (Ollama's), which answer `{"error": str}`. Bodies never carry a stack trace, a server
+path or a library's exception text; unexpected exceptions become a 500 that names the request id.
 """
 
 from __future__ import annotations
@@ -11,10 +12,11 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from enum import Enum
 from typing import Optional
 
 import orjson
-from flask import Flask, Response, g, request
+from flask import Flask, Response, current_app, g, request
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger("embedding_service.errors")
@@ -96,14 +98,31 @@ _HTTP_MESSAGES = {
     413: "request body is larger than MAX_CONTENT_LENGTH ({limit} bytes)",
 }
 
-#: Blueprints whose clients expect Ollama's flat `{"error": str}` body.
-FLAT_ERROR_BLUEPRINTS = {"ollama"}
+
+class ErrorStyle(Enum):
+    """The error body shape a route declares (api.routing.Operation.error_style)."""
+
+    #: `{"error": {"message": str, "type": str, "param": str | null, "code": int}}`
+    NESTED = "nested"
+    #: `{"error": str}`, the message alone, as Ollama answers
+    FLAT = "flat"
+
+
+def current_error_style() -> ErrorStyle:
+    """The error style declared by the current request's view (`view.operation.error_style`).
+
+    NESTED when no route matched (404 on an unknown path, 405 on a known path with the wrong
+    method: routing fails before a view is chosen) or when the view declares no operation."""
+    endpoint = request.endpoint
+    view = current_app.view_functions.get(endpoint) if endpoint is not None else None
+    return getattr(getattr(view, "operation", None), "error_style", ErrorStyle.NESTED)
 
 
 def error_response(err: ServiceError) -> Response:
-    """Render `err` in the body shape of the current route's dialect."""
-    if request.blueprint in FLAT_ERROR_BLUEPRINTS:
-        body = {"error": err.message}
+    """Render `err` as a JSON response with its status and headers, in the body shape of the
+    current route's :func:`current_error_style`."""
+    if current_error_style() is ErrorStyle.FLAT:
+        body: dict = {"error": err.message}
     else:
         body = {
             "error": {

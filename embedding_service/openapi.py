@@ -1,5 +1,8 @@
-"""The OpenAPI 3.1 description of every route, generated from the pydantic schemas (request models
-in schemas.py, response models here), never written twice by hand.
+"""The OpenAPI 3.1 description of every documented route, generated from the app's URL map.
+
+Each route declares its operation where it is defined (api.routing: request models from
+schemas.py, response models from here, summary, tag, error statuses and error style);
+:func:`build_spec` walks `app.url_map`, so a new route appears without being listed a second time.
 
 Served at /openapi.json; /docs renders it with Swagger UI from the PyPI package
 `swagger-ui-bundle`'s local files (no CDN). Limits that depend on configuration (served model
@@ -9,20 +12,17 @@ from the running service, so the description is exact for this deployment.
 
 from __future__ import annotations
 
-from typing import Any, Literal, Optional, Union
+import re
+from typing import TYPE_CHECKING, Any, Iterator, Literal, Optional, Union
 
+from flask import Flask, current_app
 from pydantic import BaseModel, ConfigDict
 
 from . import __version__
-from .schemas import (
-    EmbedTextRequest,
-    ImageEmbedRequest,
-    OllamaEmbeddingsRequest,
-    OllamaEmbedRequest,
-    OpenAIEmbeddingRequest,
-    RerankRequest,
-    TEIEmbedRequest,
-)
+from .errors import ErrorStyle
+
+if TYPE_CHECKING:
+    from .api.routing import Operation
 
 
 # ---------------------------------------------------------------------------- response models
@@ -34,13 +34,13 @@ class ErrorDetail(BaseModel):
 
 
 class ErrorResponse(BaseModel):
-    """SPEC §3's error body on every route except Ollama's."""
+    """The error body on every route except Ollama's: `{"error": {"message", "type", "param", "code"}}`."""
 
     error: ErrorDetail
 
 
 class OllamaError(BaseModel):
-    """Ollama's flat error body."""
+    """The error body on the Ollama routes, flat as Ollama answers: `{"error": str}`."""
 
     error: str
 
@@ -155,39 +155,10 @@ class Info(BaseModel):
     models: list[dict[str, Any]]
 
 
+#: The bare `[[float, ...], ...]` body: one vector per input.
 VECTORS = {"type": "array", "items": {"type": "array", "items": {"type": "number"}}}
-
-# ---------------------------------------------------------------------------- the route table
-EMBED_ERRORS = (400, 404, 413, 415, 422, 500, 503)
-IMAGE_ERRORS = (400, 403, 404, 413, 415, 422, 500, 503)
-#: (path, method, summary, tag, request models, response (model or schema), errors, extra)
-OPERATIONS: list[tuple] = [
-    ("/embed_text", "post", "Text embeddings (seed 000): texts or text -> [[float]]", "seed 000",
-     [EmbedTextRequest], VECTORS, EMBED_ERRORS, {}),
-    ("/embed", "post", "TEI `inputs` (text) or seed 000 `images` -> [[float]]; multipart image upload too", "TEI / seed 000",
-     [TEIEmbedRequest, ImageEmbedRequest], VECTORS, IMAGE_ERRORS, {"multipart": True}),
-    ("/v1/embeddings", "post", "OpenAI embeddings (also `modality: image`)", "OpenAI",
-     [OpenAIEmbeddingRequest], OpenAIEmbeddingResponse, IMAGE_ERRORS, {}),
-    ("/embeddings", "post", "OpenAI embeddings, seed 001's path", "OpenAI",
-     [OpenAIEmbeddingRequest], OpenAIEmbeddingResponse, IMAGE_ERRORS, {}),
-    ("/v1/models", "get", "Served models", "OpenAI", [], ModelList, (503,), {}),
-    ("/api/embed", "post", "Ollama embed (durations in ns)", "Ollama",
-     [OllamaEmbedRequest], OllamaEmbedResponse, EMBED_ERRORS, {"flat_errors": True}),
-    ("/api/embeddings", "post", "Ollama legacy embeddings (not normalised)", "Ollama",
-     [OllamaEmbeddingsRequest], OllamaEmbeddingsResponse, EMBED_ERRORS, {"flat_errors": True}),
-    ("/rerank", "post", "Rerank (seed 004; documents returned by default)", "Cohere",
-     [RerankRequest], RerankResponse, IMAGE_ERRORS, {}),
-    ("/v1/rerank", "post", "Rerank, Cohere v1", "Cohere", [RerankRequest], RerankResponse, IMAGE_ERRORS, {}),
-    ("/v2/rerank", "post", "Rerank, Cohere v2", "Cohere", [RerankRequest], RerankResponse, IMAGE_ERRORS, {}),
-    ("/health", "get", "Liveness (never touches a model)", "operations", [], Health, (), {"public": True}),
-    ("/ready", "get", "Readiness: 200 once models are loaded, 503 while loading or draining", "operations",
-     [], Ready, (503,), {"public": True}),
-    ("/", "get", "Service name, version, models, routes", "operations", [], Index, (), {"public": True}),
-    ("/info", "get", "Models, dimensions, limits, batching counters (TEI-style)", "operations", [], Info, (503,), {}),
-    ("/metrics", "get", "Prometheus metrics, summed over workers", "operations", [], None, (), {"public": True, "text": True}),
-    ("/openapi.json", "get", "This description", "operations", [], {"type": "object"}, (), {"public": True}),
-    ("/docs", "get", "Swagger UI", "operations", [], None, (), {"public": True, "html": True}),
-]
+#: The error body model of each error style.
+ERROR_MODELS: dict[ErrorStyle, type[BaseModel]] = {ErrorStyle.NESTED: ErrorResponse, ErrorStyle.FLAT: OllamaError}
 ERROR_TEXT = {
     400: "Bad request: malformed JSON, wrong types, unknown fields or values, bad dimensions or base64",
     401: "Missing or wrong API key",
@@ -260,60 +231,53 @@ def _limit_field(node: Any, limits: Limits, depth: int, texts: bool) -> None:
         _limit_field(node.get("items"), limits, depth + 1, texts)
 
 
-def build_spec(limits: Limits) -> dict:
-    """The OpenAPI 3.1 document for this deployment."""
+#: A URL rule's variable part, `<name>` or `<converter:name>`; and the JSON type of a converter.
+_VARIABLE = re.compile(r"<(?:(?P<converter>[^<>:]+):)?(?P<name>[^<>:]+)>")
+_CONVERTER_TYPES = {"int": "integer", "float": "number"}
+
+
+def documented_operations(app: Flask) -> Iterator[tuple[str, str, "Operation"]]:
+    """`(URL rule, lower-case method, operation)` for every rule of `app`'s URL map whose view
+    declares an operation (api.routing), in registration order. HEAD and OPTIONS, which Flask
+    adds itself, are left out."""
+    for rule in app.url_map.iter_rules():
+        operation = getattr(app.view_functions.get(rule.endpoint), "operation", None)
+        if operation is None:
+            continue
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
+            yield rule.rule, method.lower(), operation
+
+
+def openapi_path(rule: str) -> str:
+    """A Flask URL rule as an OpenAPI path: `/docs/<path:name>` -> `/docs/{name}`."""
+    return _VARIABLE.sub(lambda m: "{" + m["name"] + "}", rule)
+
+
+def documented_paths(app: Flask) -> set[str]:
+    """The OpenAPI paths of every documented route of `app` (see :func:`documented_operations`)."""
+    return {openapi_path(rule) for rule, _method, _operation in documented_operations(app)}
+
+
+def build_spec(limits: Limits, app: Optional[Flask] = None) -> dict:
+    """The OpenAPI 3.1 document of `app` (default: the current app) for this deployment's `limits`."""
+    app = app if app is not None else current_app
     components: dict[str, Any] = {}
-    error_ref = _schema(ErrorResponse, components)
-    flat_ref = _schema(OllamaError, components)
+    error_refs = {style: _schema(model, components) for style, model in ERROR_MODELS.items()}
     paths: dict[str, dict] = {}
-    for path, method, summary, tag, requests, response, errors, extra in OPERATIONS:
-        operation: dict[str, Any] = {"summary": summary, "tags": [tag], "operationId": f"{method}_{path}"}
-        names = limits.model_names if tag == "Cohere" else limits.text_model_names
-        if requests:
-            refs = []
-            for model in requests:
-                refs.append(_schema(model, components))
-                _tighten(components[model.__name__], limits, names)
-            body = refs[0] if len(refs) == 1 else {"oneOf": refs}
-            content = {"application/json": {"schema": body}}
-            if extra.get("multipart"):
-                content["multipart/form-data"] = {
-                    "schema": {
-                        "type": "object",
-                        "properties": {
-                            "file": {"type": "array", "items": {"type": "string", "format": "binary"}},
-                            "model": {"type": "string", "enum": limits.model_names} if limits.model_names else {"type": "string"},
-                            "normalize": {"type": "string", "enum": ["true", "false"]},
-                        },
-                        "required": ["file"],
-                    }
-                }
-            operation["requestBody"] = {"required": True, "content": content}
-        if extra.get("text"):
-            ok = {"text/plain": {"schema": {"type": "string"}}}
-        elif extra.get("html"):
-            ok = {"text/html": {"schema": {"type": "string"}}}
-        elif isinstance(response, dict):
-            ok = {"application/json": {"schema": response}}
-        else:
-            ok = {"application/json": {"schema": _schema(response, components)}}
-        codes = set(errors) | {500}
-        if requests:
-            codes |= {405}
-        if not extra.get("public"):
-            if limits.auth:
-                codes.add(401)
-            if limits.rate_limited:
-                codes.add(429)
-        responses: dict[str, Any] = {"200": {"description": "OK", "content": ok}}
-        for code in sorted(codes):
-            if code == 503 and path == "/ready":
-                responses["503"] = {"description": ERROR_TEXT[503], "content": {"application/json": {"schema": _schema(Ready, components)}}}
-                continue
-            ref = flat_ref if extra.get("flat_errors") else error_ref
-            responses[str(code)] = {"description": ERROR_TEXT.get(code, "Method not allowed"), "content": {"application/json": {"schema": ref}}}
-        operation["responses"] = responses
-        if limits.auth and extra.get("public"):
+    for rule, method, op in documented_operations(app):
+        path = openapi_path(rule)
+        operation: dict[str, Any] = {"summary": op.summary, "tags": [op.tag], "operationId": f"{method}_{path}"}
+        parameters = [
+            {"name": m["name"], "in": "path", "required": True,
+             "schema": {"type": _CONVERTER_TYPES.get(m["converter"], "string")}}
+            for m in _VARIABLE.finditer(rule)
+        ]
+        if parameters:
+            operation["parameters"] = parameters
+        if op.requests:
+            operation["requestBody"] = {"required": True, "content": _request_content(op, limits, components)}
+        operation["responses"] = _responses(op, limits, components, error_refs[op.error_style])
+        if limits.auth and op.public:
             operation["security"] = []
         paths.setdefault(path, {})[method] = operation
     spec: dict[str, Any] = {
@@ -321,7 +285,8 @@ def build_spec(limits: Limits) -> dict:
         "info": {
             "title": "embedding_service",
             "version": __version__,
-            "description": "Text and image embeddings and reranking in the seed, OpenAI, TEI, Ollama and Cohere dialects.",
+            "description": "Text and image embeddings and reranking in the OpenAI, TEI, Ollama, Cohere and "
+            "SigLIP service dialects.",
         },
         "paths": paths,
         "components": {"schemas": components},
@@ -330,3 +295,54 @@ def build_spec(limits: Limits) -> dict:
         spec["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
         spec["security"] = [{"bearer": []}]
     return spec
+
+
+def _request_content(op: "Operation", limits: Limits, components: dict) -> dict:
+    """The request body's media types: JSON (one model, or `oneOf` several), plus the multipart
+    image upload where the route accepts one."""
+    names = limits.model_names if op.models == "all" else limits.text_model_names
+    refs = []
+    for model in op.requests:
+        refs.append(_schema(model, components))
+        _tighten(components[model.__name__], limits, names)
+    content: dict[str, Any] = {"application/json": {"schema": refs[0] if len(refs) == 1 else {"oneOf": refs}}}
+    if op.multipart:
+        content["multipart/form-data"] = {
+            "schema": {
+                "type": "object",
+                "properties": {
+                    "file": {"type": "array", "items": {"type": "string", "format": "binary"}},
+                    "model": {"type": "string", "enum": limits.model_names} if limits.model_names else {"type": "string"},
+                    "normalize": {"type": "string", "enum": ["true", "false"]},
+                },
+                "required": ["file"],
+            }
+        }
+    return content
+
+
+def _responses(op: "Operation", limits: Limits, components: dict, error_ref: dict) -> dict:
+    """200 and every error status the route can answer with, each with its body schema."""
+    if op.response is None or op.media_type != "application/json":
+        ok_schema: dict = {"type": "string"}
+    elif isinstance(op.response, dict):
+        ok_schema = op.response
+    else:
+        ok_schema = _schema(op.response, components)
+    codes = set(op.errors) | {500}
+    if op.requests:
+        codes.add(405)
+    if not op.public:
+        if limits.auth:
+            codes.add(401)
+        if limits.rate_limited:
+            codes.add(429)
+    responses: dict[str, Any] = {"200": {"description": "OK", "content": {op.media_type: {"schema": ok_schema}}}}
+    for code in sorted(codes):
+        model = op.error_bodies.get(code)
+        schema = _schema(model, components) if model is not None else error_ref
+        responses[str(code)] = {
+            "description": ERROR_TEXT.get(code, "Method not allowed"),
+            "content": {"application/json": {"schema": schema}},
+        }
+    return responses

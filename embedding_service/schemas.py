@@ -64,7 +64,8 @@ def _check_text_list(value: Any, field: str) -> Any:
 
 
 class OpenAIEmbeddingRequest(Strict):
-    """`POST /v1/embeddings` and `/embeddings` (OpenAI, plus seed 001's `instruction`)."""
+    """`POST /v1/embeddings` and `/embeddings` (OpenAI), plus `instruction` (a query instruction
+    for instruction-tuned models such as Qwen3-Embedding), `input_type` and `modality: "image"`."""
 
     input: Union[TextInput, TokenInput]
     model: Optional[StrictStr] = None
@@ -106,7 +107,8 @@ class TEIEmbedRequest(Strict):
 
 
 class ImageEmbedRequest(Strict):
-    """`POST /embed` with `images` (seed 000)."""
+    """`POST /embed` with `images` (as the SigLIP service): data URIs, base64, URLs or allowed
+    local paths."""
 
     images: NonEmptyList
     model: Optional[StrictStr] = None
@@ -121,7 +123,7 @@ def _exactly_one(*fields: str) -> ConfigDict:
 
 
 class EmbedTextRequest(Strict):
-    """`POST /embed_text` (seed 000): `texts` or `text`."""
+    """`POST /embed_text` (as the SigLIP service): `texts` or `text`."""
 
     model_config = _exactly_one("texts", "text")
 
@@ -182,8 +184,8 @@ DocumentInput = Union[NonEmptyStr, dict[str, Any]]
 
 
 class RerankRequest(Strict):
-    """`POST /rerank`, `/v1/rerank`, `/v2/rerank` (Cohere; seed 004's `texts`; TEI's
-    `return_text` and `truncate`). `priority` is accepted and has no effect."""
+    """`POST /rerank`, `/v1/rerank`, `/v2/rerank` (Cohere; `texts` accepted in place of
+    `documents`; TEI's `return_text` and `truncate`). `priority` is accepted and has no effect."""
 
     model_config = _exactly_one("documents", "texts")
 

@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import os
 
-from flask import Blueprint, Response, send_from_directory
+from flask import Response, send_from_directory
 
 from ..engine import Capability
 from ..errors import NotFound
 from ..openapi import Limits, build_spec
 from .common import json_response, state
+from .routing import ApiBlueprint
 
-bp = Blueprint("docs", __name__)
+bp = ApiBlueprint("docs", __name__, tag="operations")
 
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>embedding_service API</title>
@@ -49,20 +50,21 @@ def current_limits() -> Limits:
     return limits
 
 
-@bp.get("/openapi.json")
+@bp.operation("GET", "/openapi.json", summary="This description", response={"type": "object"}, public=True)
 def openapi():
-    """The OpenAPI 3.1 description of every route, with this deployment's limits."""
+    """The OpenAPI 3.1 description of every documented route, with this deployment's limits."""
     return json_response(build_spec(current_limits()))
 
 
-@bp.get("/docs")
+@bp.operation("GET", "/docs", summary="Swagger UI", media_type="text/html", public=True)
 def docs():
     """Swagger UI."""
     return Response(PAGE, mimetype="text/html")
 
 
-@bp.get("/docs/<path:name>")
+@bp.get("/docs/<path:name>")  # Swagger UI's own files: served, not documented
 def docs_asset(name: str):
+    """One of Swagger UI's files (ASSETS); raises NotFound (404) for any other name."""
     if name not in ASSETS:
         raise NotFound(f"no route GET /docs/{name}; GET / lists the routes")
     import swagger_ui_bundle

@@ -1,24 +1,30 @@
-"""Seed 000 and TEI routes: `POST /embed_text`, `POST /embed` (`inputs` for TEI text; `images`
-for seed 000 images). Both answer a bare `[[float, ...], ...]` list, one row per input."""
+"""The SigLIP service's and TEI's routes: `POST /embed_text` (texts), `POST /embed` (`inputs` for
+TEI text; `images` for images, as the SigLIP service; or a multipart upload of image files). Both
+answer a bare `[[float, ...], ...]` list, one row per input."""
 
 from __future__ import annotations
 
-from flask import Blueprint, request
+from flask import request
 
 from ..errors import BadRequest
 from ..models.base import PromptChoice
+from ..openapi import VECTORS
 from ..schemas import EmbedTextRequest, ImageEmbedRequest, TEIEmbedRequest, parse
 from ..service import embed_images, embed_text
 from .common import engines, images, json_body, json_response, limits, state
+from .routing import EMBED_ERRORS, IMAGE_ERRORS, ApiBlueprint
 
-bp = Blueprint("native", __name__)
+bp = ApiBlueprint("native", __name__, tag="SigLIP service")
 
 MULTIPART_FIELDS = {"model", "normalize"}
 
 
-@bp.post("/embed_text")
+@bp.operation(
+    "POST", "/embed_text", summary="Text embeddings (SigLIP service): texts or text -> [[float]]",
+    request=EmbedTextRequest, response=VECTORS, errors=EMBED_ERRORS,
+)
 def embed_text_route():
-    """Seed 000: `{"texts": [str]}` or `{"text": str}` -> `[[float]]`."""
+    """`{"texts": [str]}` or `{"text": str}` -> `[[float]]`, one row per text."""
     req = parse(EmbedTextRequest, json_body())
     texts = req.items()
     result = embed_text(
@@ -28,14 +34,19 @@ def embed_text_route():
         texts=texts,
         normalize=req.normalize,
         param="texts" if req.texts is not None else "text",
-        prefer_first=True,  # seed 000: MODEL_NAME's text tower, so text and images share a space
+        prefer_first=True,  # MODEL_NAME's text tower, so text and image vectors share a space
     )
     return json_response(result.vectors)
 
 
-@bp.post("/embed")
+@bp.operation(
+    "POST", "/embed", summary="TEI `inputs` (text) or `images` -> [[float]]; multipart image upload too",
+    tag="TEI / SigLIP service", request=(TEIEmbedRequest, ImageEmbedRequest), response=VECTORS,
+    errors=IMAGE_ERRORS, multipart=True,
+)
 def embed_route():
-    """TEI (`inputs`), seed 000 (`images`), or a multipart upload of image files -> `[[float]]`."""
+    """TEI text (`inputs`), images (`images`), or a multipart upload of image files ->
+    `[[float]]`, one row per input."""
     if request.mimetype == "multipart/form-data":
         return _embed_uploads()
     body = json_body()
@@ -44,7 +55,7 @@ def embed_route():
         result = embed_images(engines(), limits(), images(), model_name=req.model, sources=req.images, normalize=req.normalize)
         return json_response(result.vectors)
     if isinstance(body, dict) and "inputs" not in body:
-        raise BadRequest('send "inputs" (text, TEI) or "images" (seed 000)', param="inputs")
+        raise BadRequest('send "inputs" (text, TEI) or "images" (images)', param="inputs")
     req = parse(TEIEmbedRequest, body)
     texts = [req.inputs] if isinstance(req.inputs, str) else req.inputs
     result = embed_text(

@@ -1,6 +1,8 @@
-"""Ollama dialect (seed 002): `POST /api/embed` and the legacy `POST /api/embeddings`.
+"""Ollama dialect: `POST /api/embed` and the legacy `POST /api/embeddings`.
 
-Errors on these routes are Ollama's flat `{"error": str}` (see errors.FLAT_ERROR_BLUEPRINTS).
+Errors on these routes are Ollama's flat `{"error": str}`: the blueprint declares
+`ErrorStyle.FLAT` for every route on it (405 on these paths, decided before a route matches, keeps
+the nested body).
 Durations are nanoseconds. As in Ollama, `/api/embed` returns L2-normalised vectors and the legacy
 `/api/embeddings` returns them unnormalised.
 """
@@ -9,16 +11,20 @@ from __future__ import annotations
 
 import time
 
-from flask import Blueprint
-
+from ..errors import ErrorStyle
+from ..openapi import OllamaEmbeddingsResponse, OllamaEmbedResponse
 from ..schemas import OllamaEmbeddingsRequest, OllamaEmbedRequest, parse
 from ..service import embed_text
 from .common import engines, json_body, json_response, limits
+from .routing import EMBED_ERRORS, ApiBlueprint
 
-bp = Blueprint("ollama", __name__)
+bp = ApiBlueprint("ollama", __name__, tag="Ollama", error_style=ErrorStyle.FLAT)
 
 
-@bp.post("/api/embed")
+@bp.operation(
+    "POST", "/api/embed", summary="Ollama embed (durations in ns)",
+    request=OllamaEmbedRequest, response=OllamaEmbedResponse, errors=EMBED_ERRORS,
+)
 def embed():
     """`{"model"?, "input", "truncate"?, "dimensions"?}` -> `{"model", "embeddings",
     "total_duration", "load_duration", "prompt_eval_count"}`."""
@@ -40,7 +46,10 @@ def embed():
     )
 
 
-@bp.post("/api/embeddings")
+@bp.operation(
+    "POST", "/api/embeddings", summary="Ollama legacy embeddings (not normalised)",
+    request=OllamaEmbeddingsRequest, response=OllamaEmbeddingsResponse, errors=EMBED_ERRORS,
+)
 def embeddings():
     """Legacy: `{"model"?, "prompt"}` -> `{"embedding": [float]}` (not normalised, as Ollama)."""
     req = parse(OllamaEmbeddingsRequest, json_body())

@@ -1,4 +1,4 @@
-"""OpenAI dialect: `POST /v1/embeddings` and `/embeddings` (seed 001), `GET /v1/models`.
+"""OpenAI dialect: `POST /v1/embeddings` (also served at `/embeddings`), `GET /v1/models`.
 
 `encoding_format: "base64"` returns each vector as base64 of little-endian float32 bytes, which
 is what the official SDK asks for by default and decodes itself.
@@ -9,23 +9,27 @@ from __future__ import annotations
 import base64
 
 import numpy as np
-from flask import Blueprint
 
 from ..errors import BadRequest
 from ..models.base import PromptChoice
+from ..openapi import ModelList, OpenAIEmbeddingResponse
 from ..schemas import OpenAIEmbeddingRequest, parse
 from ..service import embed_images, embed_text
 from .common import engines, images, json_body, json_response, limits, state
+from .routing import IMAGE_ERRORS, ApiBlueprint
 
-bp = Blueprint("openai", __name__)
+bp = ApiBlueprint("openai", __name__, tag="OpenAI")
 
 
 def _b64(row: np.ndarray) -> str:
     return base64.b64encode(row.astype("<f4", copy=False).tobytes()).decode("ascii")
 
 
-@bp.post("/v1/embeddings")
-@bp.post("/embeddings")
+@bp.operation(
+    "POST", "/v1/embeddings", "/embeddings",
+    summary="OpenAI embeddings (also `modality: image`); /embeddings is the same route without /v1",
+    request=OpenAIEmbeddingRequest, response=OpenAIEmbeddingResponse, errors=IMAGE_ERRORS,
+)
 def embeddings():
     """`{"input", "model"?, "encoding_format"?, "dimensions"?, "instruction"?, "input_type"?}` ->
     `{"object": "list", "data": [{"object": "embedding", "index", "embedding"}], "model", "usage"}`."""
@@ -80,7 +84,7 @@ def _respond(result, encoding_format: str):
     )
 
 
-@bp.get("/v1/models")
+@bp.operation("GET", "/v1/models", summary="Served models", response=ModelList, errors=(503,))
 def models():
     """Served models in OpenAI's list shape, with kind, dimension and aliases added."""
     created = state().worker.started

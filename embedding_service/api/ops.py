@@ -1,22 +1,24 @@
-"""Operational routes: `GET /health` (liveness), `GET /ready`, `GET /` and `GET /info` (TEI).
-None of them touches a model."""
+"""Operational routes: `GET /health` (liveness), `GET /ready`, `GET /`, `GET /metrics` and
+`GET /info` (TEI-style). None of them touches a model."""
 
 from __future__ import annotations
 
 import os
 from dataclasses import asdict
 
-from flask import Blueprint, Response, current_app
+from flask import Response, current_app
 
 from .. import __version__
 from ..errors import NotFound
+from ..openapi import Health, Index, Info, Ready
 from ..state import Phase
 from .common import engines, json_response, state
+from .routing import ApiBlueprint
 
-bp = Blueprint("ops", __name__)
+bp = ApiBlueprint("ops", __name__, tag="operations")
 
 
-@bp.get("/health")
+@bp.operation("GET", "/health", summary="Liveness (never touches a model)", response=Health, public=True)
 def health():
     """Liveness, never touching a model: `{"status": "ok", "model", "device", "cuda_available",
     "pid", "slot", "phase", "models"}`."""
@@ -35,7 +37,10 @@ def health():
     )
 
 
-@bp.get("/ready")
+@bp.operation(
+    "GET", "/ready", summary="Readiness: 200 once models are loaded, 503 while loading or draining",
+    response=Ready, errors=(503,), error_bodies={503: Ready}, public=True,
+)
 def ready():
     """200 once every model is loaded and warmed; 503 while loading, draining or failed."""
     st = state()
@@ -45,7 +50,7 @@ def ready():
     return json_response({"status": "ready", "pid": os.getpid(), "models": st.model_names})
 
 
-@bp.get("/")
+@bp.operation("GET", "/", summary="Service name, version, models, routes", response=Index, public=True)
 def index():
     """Service name, version, models and routes."""
     routes = sorted(
@@ -59,7 +64,9 @@ def index():
     )
 
 
-@bp.get("/metrics")
+@bp.operation(
+    "GET", "/metrics", summary="Prometheus metrics, summed over workers", media_type="text/plain", public=True
+)
 def metrics():
     """Prometheus text exposition, summed over all Gunicorn workers."""
     if not state().settings.metrics:
@@ -70,7 +77,9 @@ def metrics():
     return Response(body, status=200, content_type=content_type)
 
 
-@bp.get("/info")
+@bp.operation(
+    "GET", "/info", summary="Models, dimensions, limits, batching counters (TEI-style)", response=Info, errors=(503,)
+)
 def info():
     """TEI-style description of the default model, every model, and the batching limits."""
     st = state()

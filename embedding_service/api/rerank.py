@@ -11,16 +11,21 @@ from __future__ import annotations
 import math
 import uuid
 
-from flask import Blueprint
-
 from ..errors import BadRequest
+from ..openapi import RerankResponse
 from ..ranking import Ranking, RerankQuery, rerank
 from ..schemas import RerankRequest, parse
 from .common import engines, images, json_body, json_response, limits
+from .routing import IMAGE_ERRORS, ApiBlueprint
 
-bp = Blueprint("rerank", __name__)
+bp = ApiBlueprint("rerank", __name__, tag="Cohere")
 
-ROUTES = {"/rerank": (1, True), "/v1/rerank": (1, False), "/v2/rerank": (2, False)}
+#: path -> (Cohere API version, documents returned by default, OpenAPI summary)
+ROUTES = {
+    "/rerank": (1, True, "Rerank (documents returned by default)"),
+    "/v1/rerank": (1, False, "Rerank, Cohere v1"),
+    "/v2/rerank": (2, False, "Rerank, Cohere v2"),
+}
 #: Cohere bills one search unit per query with up to this many documents (or chunks).
 DOCS_PER_SEARCH_UNIT = 100
 
@@ -69,5 +74,8 @@ def _handler(version: int, documents_by_default: bool):
     return view
 
 
-for _path, (_version, _default) in ROUTES.items():
-    bp.add_url_rule(_path, f"rerank_v{_version}{_path.replace('/', '_')}", _handler(_version, _default), methods=["POST"])
+for _path, (_version, _default, _summary) in ROUTES.items():
+    bp.add_operation(
+        _path, f"rerank_v{_version}{_path.replace('/', '_')}", _handler(_version, _default), "POST",
+        summary=_summary, request=RerankRequest, response=RerankResponse, errors=IMAGE_ERRORS, models="all",
+    )
