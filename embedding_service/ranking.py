@@ -26,24 +26,6 @@ from .service import check_batch_size, check_input_chars, note_usage
 from .state import RequestLimits
 
 
-@dataclass(frozen=True)
-class RerankQuery:
-    """What a rerank request asks, in no dialect: `documents` (strings or objects with `text`
-    or `image`, or with `rank_fields`), from request field `field`."""
-
-    query: str
-    documents: list
-    field: str = "documents"
-    model: Optional[str] = None
-    instruction: Optional[str] = None
-    top_n: Optional[int] = None
-    raw_scores: bool = False
-    truncate: bool = True
-    max_chunks_per_doc: Optional[int] = None
-    max_tokens_per_doc: Optional[int] = None
-    rank_fields: Optional[list[str]] = None
-
-
 @dataclass
 class Ranking:
     """`order`: document indices, best first (ties by index), cut to `top_n`; `scores`
@@ -84,16 +66,24 @@ def _unit(rows: np.ndarray) -> np.ndarray:
     return rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)
 
 
-def _with_embeddings(engine: Engine, loader: ImageLoader, req: RerankQuery, kinds: list[str], contents: list[str]):
+@dataclass(frozen=True)
+class _Options:
+    instruction: Optional[str]
+    raw_scores: bool
+    truncate: bool
+    max_chunks: Optional[int]
+
+
+def _with_embeddings(engine: Engine, loader: ImageLoader, query_text: str, media: list[str], contents: list[str], opts: _Options):
     """(scores, label, items, tokens) from the query's and documents' embeddings."""
     model = engine.text
-    query_prompt = PromptChoice(input_type="query", instruction=req.instruction)
-    query_encoded = engine.embed_texts([req.query], query_prompt, True, "right", param="query")
+    query_prompt = PromptChoice(input_type="query", instruction=opts.instruction)
+    query_encoded = engine.embed_texts([query_text], query_prompt, True, "right", param="query")
     query = _unit(query_encoded.vectors)[0]
     cos = np.zeros(len(contents))
     tokens, scored = query_encoded.tokens, 0
-    image_rows = [i for i, kind in enumerate(kinds) if kind == "image"]
-    text_rows = [i for i, kind in enumerate(kinds) if kind == "text"]
+    image_rows = [i for i, medium in enumerate(media) if medium == "image"]
+    text_rows = [i for i, medium in enumerate(media) if medium == "text"]
     if image_rows:
         if not engine.can(Capability.EMBED_IMAGES):
             raise BadRequest(f"image documents need a multimodal model; {engine.name!r} is a {model.kind} model", param="documents")
@@ -103,18 +93,18 @@ def _with_embeddings(engine: Engine, loader: ImageLoader, req: RerankQuery, kind
     if text_rows:
         texts = [contents[i] for i in text_rows]
         document = PromptChoice(input_type="document")
-        if req.max_chunks_per_doc:
-            encoded = engine.embed_chunks(texts, document, req.max_chunks_per_doc)
+        if opts.max_chunks:
+            encoded = engine.embed_chunks(texts, document, opts.max_chunks)
             owners = encoded.owners or []
         else:
-            encoded = engine.embed_texts(texts, document, req.truncate, "right", param="documents")
+            encoded = engine.embed_texts(texts, document, opts.truncate, "right", param="documents")
             owners = list(range(len(texts)))
         cos[text_rows] = best_per_owner(_unit(encoded.vectors) @ query, owners, len(texts))
         tokens, scored = tokens + encoded.tokens, scored + len(encoded.vectors)
     if isinstance(model, MultimodalModel):
         logits = cos * model.logit_scale + model.logit_bias
-        return (logits if req.raw_scores else _sigmoid(logits)), f"{engine.name} (sigmoid image-text score)", scored, tokens
-    return (cos if req.raw_scores else (cos + 1.0) / 2.0), f"{engine.name} (cosine similarity)", scored, tokens
+        return (logits if opts.raw_scores else _sigmoid(logits)), f"{engine.name} (sigmoid image-text score)", scored, tokens
+    return (cos if opts.raw_scores else (cos + 1.0) / 2.0), f"{engine.name} (cosine similarity)", scored, tokens
 
 
 def choose_engine(engines: Registry, name: Optional[str]) -> Engine:
@@ -131,35 +121,42 @@ def choose_engine(engines: Registry, name: Optional[str]) -> Engine:
     return engines.get(None, Capability.EMBED_TEXT, prefer_first=True)
 
 
-def rerank(engines: Registry, limits: RequestLimits, loader: ImageLoader, req: RerankQuery) -> Ranking:
-    """Score every document against the query and order them, best first (ties by index).
+def rerank(
+    engines: Registry, limits: RequestLimits, loader: ImageLoader, query: str, documents: list, *, field: str = "documents",
+    model: Optional[str] = None, instruction: Optional[str] = None, top_n: Optional[int] = None, raw_scores: bool = False,
+    truncate: bool = True, max_chunks_per_doc: Optional[int] = None, max_tokens_per_doc: Optional[int] = None,
+    rank_fields: Optional[list[str]] = None,
+) -> Ranking:
+    """Score every document (a string, or an object with `text` or `image`, or read through
+    `rank_fields`; from request field `field`) against `query` and order them, best first (ties
+    by index), cut to `top_n`. `raw_scores` keeps log-odds (or cosines); `max_chunks_per_doc`
+    scores a long document by its best chunk; `max_tokens_per_doc` cuts each document first.
 
     raises ModelNotFound (404), BadRequest (400), PayloadTooLarge (413: more documents than
     MAX_CLIENT_BATCH_SIZE, a text over MAX_INPUT_CHARS), Unprocessable (422: over-long with
     truncate false), the image errors.
     """
-    docs, field = req.documents, req.field
-    check_batch_size(len(docs), limits.max_client_batch_size, field)
-    pairs = [_document(doc, i, field, req.rank_fields) for i, doc in enumerate(docs)]
-    kinds, contents = [p[0] for p in pairs], [p[1] for p in pairs]
-    check_input_chars([req.query], limits.max_input_chars, "query")
-    check_input_chars([c if k == "text" else "" for c, k in zip(contents, kinds)], limits.max_input_chars, field)
-    engine = choose_engine(engines, req.model)
+    check_batch_size(len(documents), limits.max_client_batch_size, field)
+    pairs = [_document(doc, i, field, rank_fields) for i, doc in enumerate(documents)]
+    media, contents = [p[0] for p in pairs], [p[1] for p in pairs]
+    check_input_chars([query], limits.max_input_chars, "query")
+    check_input_chars([c if m == "text" else "" for c, m in zip(contents, media)], limits.max_input_chars, field)
+    engine = choose_engine(engines, model)
     if engine.can(Capability.SCORE_PAIRS):
-        if "image" in kinds:
+        if "image" in media:
             raise BadRequest(f"model {engine.name!r} ranks text; image documents need a multimodal model", param=field)
         pair = engine.score_pairs(
-            req.query, engine.cap_tokens(contents, req.max_tokens_per_doc), req.instruction, req.truncate,
-            req.max_chunks_per_doc,
+            query, engine.cap_tokens(contents, max_tokens_per_doc), instruction, truncate, max_chunks_per_doc
         )
-        scores = pair.raw if req.raw_scores else _sigmoid(pair.raw)
+        scores = pair.raw if raw_scores else _sigmoid(pair.raw)
         label, items, tokens = engine.name, pair.items, pair.tokens
     else:
-        capped = iter(engine.cap_tokens([c for c, k in zip(contents, kinds) if k == "text"], req.max_tokens_per_doc))
-        contents = [next(capped) if k == "text" else c for c, k in zip(contents, kinds)]
-        scores, label, items, tokens = _with_embeddings(engine, loader, req, kinds, contents)
-    note_usage(engine.name, len(docs), tokens)
-    order = sorted(range(len(docs)), key=lambda i: (-scores[i], i))
-    if req.top_n is not None:
-        order = order[: req.top_n]
+        capped = iter(engine.cap_tokens([c for c, m in zip(contents, media) if m == "text"], max_tokens_per_doc))
+        contents = [next(capped) if m == "text" else c for c, m in zip(contents, media)]
+        opts = _Options(instruction, raw_scores, truncate, max_chunks_per_doc)
+        scores, label, items, tokens = _with_embeddings(engine, loader, query, media, contents, opts)
+    note_usage(engine.name, len(documents), tokens)
+    order = sorted(range(len(documents)), key=lambda i: (-scores[i], i))
+    if top_n is not None:
+        order = order[:top_n]
     return Ranking(order, scores, label, items, tokens)

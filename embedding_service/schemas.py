@@ -149,16 +149,21 @@ class EmbedTextRequest(Strict):
         return self.texts if self.texts is not None else [self.text]
 
 
-class OllamaEmbedRequest(Strict):
-    """`POST /api/embed` (Ollama). `keep_alive` and `options` are accepted and have no effect:
-    models stay loaded for the life of the worker."""
+class _OllamaRequest(Strict):
+    """Fields every Ollama embedding route takes. `keep_alive` and `options` are accepted and have
+    no effect: models stay loaded for the life of the worker."""
 
-    input: TextInput
     model: Optional[StrictStr] = None
-    truncate: StrictBool = True
-    dimensions: Optional[PositiveInt] = None
     keep_alive: Optional[Union[StrictStr, JsonInt, StrictFloat]] = None
     options: Optional[dict[str, Any]] = None
+
+
+class OllamaEmbedRequest(_OllamaRequest):
+    """`POST /api/embed` (Ollama)."""
+
+    input: TextInput
+    truncate: StrictBool = True
+    dimensions: Optional[PositiveInt] = None
 
     @field_validator("input", mode="before")
     @classmethod
@@ -166,13 +171,10 @@ class OllamaEmbedRequest(Strict):
         return _check_text_list(value, "input")
 
 
-class OllamaEmbeddingsRequest(Strict):
+class OllamaEmbeddingsRequest(_OllamaRequest):
     """`POST /api/embeddings` (Ollama's legacy route)."""
 
     prompt: NonEmptyStr
-    model: Optional[StrictStr] = None
-    keep_alive: Optional[Union[StrictStr, JsonInt, StrictFloat]] = None
-    options: Optional[dict[str, Any]] = None
 
     @field_validator("prompt", mode="before")
     @classmethod

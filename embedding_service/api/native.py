@@ -26,16 +26,9 @@ MULTIPART_FIELDS = {"model", "normalize"}
 def embed_text_route():
     """`{"texts": [str]}` or `{"text": str}` -> `[[float]]`, one row per text."""
     req = parse(EmbedTextRequest, json_body())
-    texts = req.items()
-    result = embed_text(
-        engines(),
-        limits(),
-        model_name=req.model,
-        texts=texts,
-        normalize=req.normalize,
-        param="texts" if req.texts is not None else "text",
-        prefer_first=True,  # MODEL_NAME's text tower, so text and image vectors share a space
-    )
+    # MODEL_NAME's text tower by default (prefer_first), so text and image vectors share a space.
+    result = embed_text(engines(), limits(), model_name=req.model, texts=req.items(), normalize=req.normalize,
+                        param="texts" if req.texts is not None else "text", prefer_first=True)
     return json_response(result.vectors)
 
 

@@ -13,7 +13,7 @@ import uuid
 
 from ..errors import BadRequest
 from ..openapi import RerankResponse
-from ..ranking import Ranking, RerankQuery, rerank
+from ..ranking import Ranking, rerank
 from ..schemas import RerankRequest, parse
 from .common import engines, images, json_body, json_response, limits
 from .routing import IMAGE_ERRORS, ApiBlueprint
@@ -28,15 +28,6 @@ ROUTES = {
 }
 #: Cohere bills one search unit per query with up to this many documents (or chunks).
 DOCS_PER_SEARCH_UNIT = 100
-
-
-def _query(req: RerankRequest) -> RerankQuery:
-    documents, field = req.items()
-    return RerankQuery(
-        query=req.query, documents=documents, field=field, model=req.model, instruction=req.instruction,
-        top_n=req.top_n, raw_scores=req.raw_scores, truncate=req.truncate, max_chunks_per_doc=req.max_chunks_per_doc,
-        max_tokens_per_doc=req.max_tokens_per_doc, rank_fields=req.rank_fields,
-    )
 
 
 def cohere_response(ranking: Ranking, documents: list, api_version: int, return_documents: bool) -> dict:
@@ -67,9 +58,13 @@ def _handler(version: int, documents_by_default: bool):
         if req.return_documents is not None and req.return_text is not None and req.return_documents != req.return_text:
             raise BadRequest("return_documents and return_text disagree; send one", param="return_text")
         chosen = next((v for v in (req.return_documents, req.return_text) if v is not None), documents_by_default)
-        query = _query(req)
-        ranking = rerank(engines(), limits(), images(), query)
-        return json_response(cohere_response(ranking, query.documents, version, chosen))
+        documents, field = req.items()
+        ranking = rerank(
+            engines(), limits(), images(), req.query, documents, field=field, model=req.model, instruction=req.instruction,
+            top_n=req.top_n, raw_scores=req.raw_scores, truncate=req.truncate, max_chunks_per_doc=req.max_chunks_per_doc,
+            max_tokens_per_doc=req.max_tokens_per_doc, rank_fields=req.rank_fields,
+        )
+        return json_response(cohere_response(ranking, documents, version, chosen))
 
     return view
 
