@@ -2,12 +2,12 @@
 
     python benchmark.py --url http://localhost:8080 --concurrency 10 --requests 100
 
-Seed 000's command line, plus: --endpoint (text, image, openai, openai-root, tei, ollama, rerank),
---inputs per request, --duration (seconds, instead of --requests), --warmup, a concurrency sweep
-(`--concurrency 1,8,32,64`), --compare URL (a second server measured the same way in the same run,
-e.g. the development server against Gunicorn, or a peer), --baseline (the same model's batch-32
-`encode` and single-text latency in this process, so results read as ratios that hold on a noisy
-machine), --json FILE and --plot FILE.png (matplotlib, optional).
+--url, --concurrency and --requests as above, plus: --endpoint (text, image, openai, openai-root,
+tei, ollama, rerank), --inputs per request, --duration (seconds, instead of --requests), --warmup,
+a concurrency sweep (`--concurrency 1,8,32,64`), --compare URL (a second server measured the same
+way in the same run, e.g. the development server against Gunicorn, or a peer), --baseline (the
+same model's batch-32 `encode` and single-text latency in this process, so results read as ratios
+that hold on a noisy machine), --json FILE and --plot FILE.png (matplotlib, optional).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Gunicorn configuration (SPEC §5): gthread workers, one device slot per worker, no preload.
+"""Gunicorn configuration: gthread workers, one device slot per worker, no preload.
 
 The master imports only torch-free modules (settings, devices); each worker loads its models in
 `post_fork` onto the slot the master gave it in `pre_fork`, and `child_exit` returns the slot so a

@@ -1,4 +1,5 @@
-"""embedding_service: text and image embeddings and reranking over HTTP (see ../SPEC.md).
+"""embedding_service: text and image embeddings and reranking over HTTP, in the OpenAI, TEI,
+Ollama and Cohere dialects and the SigLIP service API (see README.md).
 
 Importing the package is cheap and torch-free (Gunicorn's master imports the settings); the app
 factory lives in `embedding_service.app`.

@@ -1,4 +1,4 @@
-"""Device slots for Gunicorn workers (SPEC §5). Torch-free: the master uses it.
+"""Device slots for Gunicorn workers. Torch-free: the master uses it.
 
 A slot is an index into the list of worker devices. The master hands a free slot to each worker
 in `pre_fork` and takes it back in `child_exit`, so a restarted worker gets the slot (and GPU) of

@@ -1,4 +1,4 @@
-"""API keys, rate limits and CORS (issue 6; SPEC §3 rows 401 and 429).
+"""API keys, rate limits and CORS (the 401 and 429 rows of the error table in errors.py).
 
 - API keys: `Authorization: Bearer <key>` checked against every configured key with
   `hmac.compare_digest` (constant time); 401 with `WWW-Authenticate: Bearer`. Paths in

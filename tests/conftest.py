@@ -110,7 +110,7 @@ def multimodal(tmp_path_factory) -> dict:
 
 @pytest.fixture(scope="session")
 def mm_app(multimodal):
-    """Seed 000's layout: MODEL_NAME is SigLIP 2; MiniLM is the text default; SigLIP and CLIP too."""
+    """The SigLIP service layout: MODEL_NAME is SigLIP 2; MiniLM is the text default; SigLIP and CLIP too."""
     return app_from({
         "MODEL_NAME": multimodal["siglip2"],
         "EMBEDDING_MODEL": "sentence-transformers/all-MiniLM-L6-v2",

@@ -77,7 +77,7 @@ def test_ollama_legacy_embeddings_are_unnormalised(live_url):
     np.testing.assert_allclose(raw / np.linalg.norm(raw), unit, atol=1e-5)
 
 
-def test_seed_embed_text_forms(client):
+def test_siglip_service_embed_text_forms(client):
     many = client.post("/embed_text", json={"texts": TEXTS}).get_json()
     one = client.post("/embed_text", json={"text": TEXTS[1]}).get_json()
     assert len(many) == 3 and len(many[0]) == 384

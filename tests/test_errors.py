@@ -1,4 +1,4 @@
-"""SPEC §3 on the text routes: each bad request gets its exact status and body, nothing leaks,
+"""The error table (errors.py) on the text routes: each bad request gets its exact status and body, nothing leaks,
 and a good request succeeds right after."""
 
 from __future__ import annotations

@@ -1,13 +1,15 @@
-"""Fuzzing (issue 6): schemathesis against /openapi.json with every check on, and hypothesis
-properties of the request schemas."""
+"""Fuzzing (production hardening): schemathesis against /openapi.json with every check on, and
+hypothesis properties of the request schemas."""
 
 from __future__ import annotations
 
 import os
+import tempfile
 
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings as hyp_settings, strategies as st
+from hypothesis.configuration import set_hypothesis_home_dir
 from schemathesis.config import SchemathesisConfig
 
 from embedding_service.app import create_app
@@ -15,12 +17,20 @@ from embedding_service.errors import BadRequest
 from embedding_service.schemas import OpenAIEmbeddingRequest, RerankRequest, TEIEmbedRequest, parse
 from embedding_service.settings import Settings
 
+# Hypothesis' storage (example database, constants cache; schemathesis fills the cache while
+# collecting) goes to a temporary directory removed when the run ends, not to a `.hypothesis/`
+# folder in the work tree: a test run leaves nothing behind.
+HYPOTHESIS_HOME = tempfile.TemporaryDirectory(prefix="embedding-service-hypothesis-")
+set_hypothesis_home_dir(HYPOTHESIS_HOME.name)
+
 # What the schema cannot say: image strings that are not images (400/403/413/415/422 on routes
 # taking images), token counts past a model's window with truncate false (422), and 413 as a
 # valid rejection everywhere.
 IMAGE_ROUTES = "^/(embed|v1/embeddings|embeddings|rerank|v1/rerank|v2/rerank)$"
 NEGATIVE = ["400", "401", "403", "404", "405", "406", "409", "413", "415", "422", "428", "429"]
 CONFIG = {
+    # No on-disk schemathesis store (`.schemathesis/`) in the work tree either.
+    "cache": {"enabled": False},
     "checks": {
         "enabled": True,
         "negative_data_rejection": {"expected-statuses": NEGATIVE},

@@ -1,5 +1,5 @@
 """A real Gunicorn (gunicorn.conf.py, 2 CPU workers): both workers serve, a killed worker is
-respawned on its slot, and the master never loads torch (SPEC §5)."""
+respawned on its slot, and the master never loads torch."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Issue 6 in one process: API keys, rate limits, CORS, request ids and the access log, metrics,
+"""Production hardening in one process: API keys, rate limits, CORS, request ids and the access log, metrics,
 readiness while loading, the per-input character cap. Each refusal is followed by a request that
 succeeds."""
 

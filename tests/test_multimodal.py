@@ -1,5 +1,5 @@
 """SigLIP 2, SigLIP and CLIP: parity with get_image_features / get_text_features, every image
-input form giving the same vector, every decoder mode, and the seed 000 routes."""
+input form giving the same vector, every decoder mode, and the SigLIP service API's routes."""
 
 from __future__ import annotations
 
@@ -78,9 +78,9 @@ def test_siglip_text_is_lowercased_and_padded_not_to_longest(mm_client, multimod
 
 
 def test_embed_text_uses_model_name_text_tower(mm_client):
-    seed = mm_client.post("/embed_text", json={"texts": ["a cat"]}).get_json()
+    native = mm_client.post("/embed_text", json={"texts": ["a cat"]}).get_json()
     siglip2 = mm_client.post("/v1/embeddings", json={"input": ["a cat"], "model": "siglip2"}).get_json()
-    np.testing.assert_allclose(seed[0], siglip2["data"][0]["embedding"], atol=1e-6)
+    np.testing.assert_allclose(native[0], siglip2["data"][0]["embedding"], atol=1e-6)
     default = mm_client.post("/v1/embeddings", json={"input": ["a cat"]}).get_json()
     assert default["model"] == "sentence-transformers/all-MiniLM-L6-v2"  # the text kind's default
     health = mm_client.get("/health").get_json()

@@ -1,4 +1,4 @@
-"""Parity with the reference recipes of SPEC §1, batch invariance, truncation, prompts, Matryoshka
+"""Parity with the models' reference recipes, batch invariance, truncation, prompts, Matryoshka
 dimensions, token-id inputs and exact usage counts."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Issue 6 through real Gunicorn: a rate limit shared by 2 workers through a real Redis, metrics
+"""Production hardening through real Gunicorn: a rate limit shared by 2 workers through a real Redis, metrics
 summed over workers and surviving a restart, and SIGTERM draining an in-flight request."""
 
 from __future__ import annotations

@@ -133,7 +133,7 @@ def test_cohere_v1_and_v2_clients(rr_url):
     assert all(row.get("document", {}).get("text") == DOCS[row["index"]] for row in raw["results"])
 
 
-def test_seed_rerank_route_returns_documents_by_default(rr_client):
+def test_plain_rerank_route_returns_documents_by_default(rr_client):
     body = post_rerank(rr_client, "/rerank", query=QUERY, texts=DOCS, top_n=2)
     assert [row["document"]["text"] for row in body["results"]] == [DOCS[row["index"]] for row in body["results"]]
     body = post_rerank(rr_client, "/rerank", query=QUERY, texts=DOCS, return_text=False)

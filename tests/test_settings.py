@@ -1,4 +1,4 @@
-"""Configuration (SPEC §4): defaults, seed names, bad values failing at start-up with the
+"""Configuration: defaults, older variable names, bad values failing at start-up with the
 variable's name, the MODELS grammar, and device slots for Gunicorn workers."""
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def test_api_keys_merge_and_stay_secret():
     assert "alpha" not in repr(s)
 
 
-def test_seed_names_and_env_file(tmp_path):
+def test_older_names_and_env_file(tmp_path):
     env_file = tmp_path / ".env"
     env_file.write_text("PORT=9000\nBATCH_TIMEOUT=0.1\nMAX_BATCH_SIZE=16\n")
     s = Settings.from_env(environ={"MAX_BATCH_SIZE": "64"}, env_file=str(env_file))

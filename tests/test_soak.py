@@ -1,5 +1,6 @@
-"""Soak (issue 5 acceptance): 10,000 requests at concurrency 64 through real Gunicorn: no
-errors, and each worker's memory after the run within 10% of after the first 1,000."""
+"""Soak (a criterion of CONCURRENCY_ANALYSIS.md §4): 10,000 requests at concurrency 64 through
+real Gunicorn: no errors, and each worker's memory after the run within 10% of after the first
+1,000."""
 
 from __future__ import annotations
 

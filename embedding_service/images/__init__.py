@@ -1,4 +1,6 @@
-"""Image inputs (SPEC §2): reading sources safely (sources.py, fetch.py) and decoding (decode.py)."""
+"""Image inputs: turning request sources (data URIs, base64, URLs, allowed local paths, uploads)
+into RGB images concurrently (loader.py), downloading URLs safely (fetch.py) and decoding
+untrusted bytes (decode.py)."""
 
 from .loader import ImageLoader
 
