@@ -155,6 +155,14 @@ class Settings(BaseSettings):
         (), description="comma-separated folders local image paths may be read from (unset: local paths refused)"
     )
     image_fetch_workers: int = Field(8, ge=1, le=256, description="threads per worker fetching and decoding images")
+    image_max_request_pixels: int = Field(
+        100_000_000, ge=1,
+        description="pixels per request, width × height summed over its images, checked before decoding (413 beyond)",
+    )
+    image_max_urls: int = Field(16, ge=0, description="image URLs per request (413 beyond)")
+    image_fetch_deadline: float = Field(
+        30.0, gt=0, le=3600, description="seconds for all of one request's image URLs together (422 beyond)"
+    )
     api_keys: Annotated[tuple[SecretStr, ...], NoDecode, BeforeValidator(_split_commas)] = Field(
         (),
         description="comma-separated API keys (`Authorization: Bearer <key>`), `API_KEY` adds one; "
@@ -168,12 +176,31 @@ class Settings(BaseSettings):
         0, ge=0, description="requests per window per API key (per client address without keys); 0 = no limit"
     )
     rate_limit_window: int = Field(60, ge=1, description="rate-limit window, seconds")
+    rate_limit_on_storage_error: Literal["open", "closed"] = Field(
+        "open",
+        description="when the rate-limit storage is unreachable: `open` serves requests unlimited, `closed` "
+        "answers 503; logged once per outage and counted in a metric",
+    )
+    auth_failure_limit: int = Field(
+        20, ge=0,
+        description="failed authentications per `RATE_LIMIT_WINDOW` per client address before 429 (0: no limit)",
+    )
     rate_limit_storage_uri: str = Field(
         "memory://",
         description="`memory://` (per worker) or `redis://host:port/db` (one limit across workers and replicas)",
     )
     max_input_chars: int = Field(
-        200_000, ge=1, description="characters per text input, checked before tokenising (413 beyond)"
+        200_000, ge=1,
+        description="characters per text input as the model sees it (prompt or instruction included), checked "
+        "before tokenising (413 beyond)",
+    )
+    max_request_chars: int = Field(
+        2_000_000, ge=1,
+        description="characters per request as the models see them, summed over inputs (prompt, instruction and, "
+        "for reranking, the query repeated per document included), checked before tokenising (413 beyond)",
+    )
+    max_rerank_chunks: int = Field(
+        4096, ge=1, description="document chunks per rerank request with `max_chunks_per_doc` (413 beyond)"
     )
     cors_origins: CommaList = Field((), description="comma-separated origins allowed by CORS; unset = CORS off")
     log_format: Literal["text", "json"] = Field(
