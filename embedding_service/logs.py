@@ -1,4 +1,9 @@
-"""Logging: plain or JSON lines (`LOG_FORMAT`), and one access line per request.
+r"""Logging: plain or JSON lines (`LOG_FORMAT`), and one access line per request.
+
+One record is always one line. The text format escapes every control character in the formatted
+record (message, arguments, traceback): `\n`, `\r`, `\t`, other C0 and C1 characters, DEL and the
+Unicode line/paragraph separators become `\xNN` / `\uNNNN`, so a client cannot forge a line or
+send terminal escapes through a path or a header. JSON lines are JSON (orjson escapes them).
 
 Torch-free: Gunicorn's master uses `gunicorn_logconfig` for its own logs.
 """
@@ -17,6 +22,27 @@ ACCESS = logging.getLogger("embedding_service.access")
 #: LogRecord attributes that are not "extra" fields.
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+#: Control characters -> their escape: C0, DEL, C1, and U+2028/U+2029 (str.splitlines breaks there).
+_CONTROL_ESCAPES = {code: f"\\x{code:02x}" for code in (*range(0x20), 0x7F, *range(0x80, 0xA0))}
+_CONTROL_ESCAPES.update({0x09: "\\t", 0x0A: "\\n", 0x0D: "\\r", 0x2028: "\\u2028", 0x2029: "\\u2029"})
+
+
+def escape_controls(text: str) -> str:
+    """`text` with every control character escaped (see the module doc): always one line."""
+    return text.translate(_CONTROL_ESCAPES)
+
+
+class TextFormatter(logging.Formatter):
+    r"""TEXT_FORMAT, one line per record: the formatted record with its control characters escaped
+    (a traceback becomes one line with `\n` between its lines)."""
+
+    def __init__(self, fmt: str = TEXT_FORMAT, *args, **kwargs):
+        super().__init__(fmt, *args, **kwargs)
+
+    def format(self, record: logging.LogRecord) -> str:
+        return escape_controls(super().format(record))
 
 
 class JsonFormatter(logging.Formatter):
@@ -39,7 +65,7 @@ class JsonFormatter(logging.Formatter):
 
 
 def make_formatter(log_format: str) -> logging.Formatter:
-    return JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT)
+    return JsonFormatter() if log_format == "json" else TextFormatter()
 
 
 def configure_logging(settings: Settings) -> None:
@@ -69,10 +95,14 @@ def log_access(
     *, method: str, path: str, status: int, seconds: float, request_id: str, remote: Optional[str],
     model: Optional[str], items: int, tokens: int,
 ) -> None:
-    """The access line: `<remote> "<method> <path>" <status> <ms>ms id=<request id> model=... items=... tokens=...`."""
+    r"""The access line: `<remote> "<method> <path>" <status> <ms>ms id=<request id> model=... items=... tokens=...`.
+
+    In the line, `"` and `\` in the method and path are backslash-escaped so the quoted request
+    cannot close early and add fields (the record's `path` field keeps the path as received);
+    `request_id` is safe by construction (errors.request_id)."""
     ACCESS.info(
         '%s "%s %s" %d %.1fms id=%s model=%s items=%d tokens=%d',
-        remote or "-", method, path, status, seconds * 1000, request_id, model or "-", items, tokens,
+        remote or "-", _quoted(method), _quoted(path), status, seconds * 1000, request_id, model or "-", items, tokens,
         extra={
             "request_id": request_id, "method": method, "path": path, "status": status,
             "duration_ms": round(seconds * 1000, 3), "remote": remote, "model": model, "items": items, "tokens": tokens,
@@ -80,9 +110,14 @@ def log_access(
     )
 
 
+def _quoted(text: str) -> str:
+    return text.replace("\\", "\\\\").replace('"', '\\"')
+
+
 def gunicorn_logconfig(settings: Settings) -> dict:
     """`logconfig_dict` for Gunicorn's own loggers in the chosen format."""
-    formatter = {"()": "embedding_service.logs.JsonFormatter"} if settings.log_format == "json" else {"format": TEXT_FORMAT}
+    name = "JsonFormatter" if settings.log_format == "json" else "TextFormatter"
+    formatter = {"()": f"embedding_service.logs.{name}"}
     return {
         "version": 1,
         "disable_existing_loggers": False,

@@ -5,6 +5,10 @@ start, before any worker imports this module; each worker writes its values ther
 marks dead workers, and /metrics sums every worker's files (counters of dead workers included, so
 totals survive a restart). Without that variable (development server, tests) the usual
 in-process registry is used.
+
+Every label value comes from a fixed set, so no client can create time series: `route` is the
+matched URL rule (or "unmatched"), `method` one of METHODS (or "other"), `status` a 3-digit code,
+`model` a served model's name, image `source` one of IMAGE_SOURCES and `outcome` "ok" or a status.
 """
 
 from __future__ import annotations
@@ -12,6 +16,11 @@ from __future__ import annotations
 import os
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+#: HTTP methods counted by name; any other method is counted as "other".
+METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
+#: Image source kinds (images.loader.source_kind); anything else is counted as "other".
+IMAGE_SOURCES = frozenset({"upload", "data_uri", "url", "base64", "path"})
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
@@ -37,6 +46,24 @@ LOAD_SECONDS = Gauge(
     "embedding_model_load_seconds", "Seconds a worker took to load and warm a model.", ["model"], multiprocess_mode="max"
 )
 READY_WORKERS = Gauge("embedding_ready_workers", "Workers that have loaded every model.", multiprocess_mode="livesum")
+RATE_LIMIT_STORAGE_ERRORS = Counter(
+    "embedding_rate_limit_storage_errors",
+    "Calls to the rate-limit storage (RATE_LIMIT_STORAGE_URI) that failed; see RATE_LIMIT_ON_STORAGE_ERROR.",
+)
+
+
+def method_label(method: str) -> str:
+    """The `method` label: one of METHODS, else "other"."""
+    return method if method in METHODS else "other"
+
+
+def status_label(status) -> str:
+    """The `status`/`outcome` label: a 3-digit HTTP status, else "other"."""
+    try:
+        code = int(status)
+    except (TypeError, ValueError):
+        return "other"
+    return str(code) if 100 <= code <= 599 else "other"
 
 
 class BatchObserver:
@@ -59,7 +86,9 @@ class ImageObserver:
     """What the image loader reports: one call per image read."""
 
     def image(self, source: str, outcome: str) -> None:
-        IMAGES.labels(source, outcome).inc()
+        IMAGES.labels(
+            source if source in IMAGE_SOURCES else "other", "ok" if outcome == "ok" else status_label(outcome)
+        ).inc()
 
 
 def engines_ready(engines) -> None:
@@ -70,7 +99,8 @@ def engines_ready(engines) -> None:
 
 
 def observe_request(route: str, method: str, status: int, seconds: float) -> None:
-    REQUESTS.labels(route, method, str(status)).inc()
+    """One request; `route` must be a URL rule or "unmatched" (app.install_request_hooks)."""
+    REQUESTS.labels(route, method_label(method), status_label(status)).inc()
     REQUEST_SECONDS.labels(route).observe(seconds)
 
 
