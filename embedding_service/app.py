@@ -12,6 +12,7 @@ import time
 from typing import Optional
 
 from flask import Flask, g, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from .api import BLUEPRINTS
 from .api.common import STATE_KEY
@@ -50,13 +51,14 @@ def create_app(
     install_request_hooks(app, settings)
     install_security(app, settings)
     install_concurrency_limit(app, settings)
+    install_streamed_body_limit(app)
     for blueprint in BLUEPRINTS:
         app.register_blueprint(blueprint)
     return app
 
 
 def install_request_hooks(app: Flask, settings: Settings) -> None:
-    """Request id (`X-Request-ID` taken or made, echoed), per-request stats for TEI's timing
+    """Request id (`X-Request-ID` taken when safe, else made; echoed), per-request stats for TEI's timing
     headers (`X-Total-Time`, `X-Tokenization-Time`, `X-Queue-Time`, `X-Inference-Time`, ms), the
     access log line and the request metrics."""
     observe = None
@@ -111,3 +113,25 @@ def install_concurrency_limit(app: Flask, settings: Settings) -> None:
     def _release(_exc) -> None:
         if g.pop("holds_slot", False):
             in_flight.release()
+
+
+def install_streamed_body_limit(app: Flask) -> None:
+    """413 for a body sent without Content-Length (`Transfer-Encoding: chunked`) that goes past
+    MAX_CONTENT_LENGTH.
+
+    Werkzeug 3.1 refuses a Content-Length over the limit up front, but a streamed body is read
+    through a LimitedStream that stops quietly at the limit: the view would get the first
+    MAX_CONTENT_LENGTH bytes and answer 400 (malformed JSON). So such a body is read here, after
+    the API key, rate and concurrency checks, up to the limit (cached for the view and the form
+    parser), and one more byte is asked of the server's input: if there is one, the body was
+    longer than allowed.
+    """
+
+    @app.before_request
+    def _check_streamed_body() -> None:
+        limit = request.max_content_length
+        if limit is None or request.content_length is not None or "wsgi.input_terminated" not in request.environ:
+            return  # Content-Length is checked by Werkzeug; without input_terminated the body is not read at all
+        body = request.get_data(cache=True)
+        if len(body) >= limit and request.environ["wsgi.input"].read(1):
+            raise RequestEntityTooLarge()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import uuid
 from enum import Enum
 from typing import Optional
@@ -142,14 +143,45 @@ def error_response(err: ServiceError) -> Response:
     return resp
 
 
+#: A client's X-Request-ID is kept only when it matches this (it goes into logs and headers as is).
+REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+
+
 def request_id() -> str:
-    """The request id: the client's `X-Request-ID` if sane, else a new one (kept on `g`)."""
+    """The request id (kept on `g`): the client's `X-Request-ID` when it is 1 to 64 characters from
+    `A-Z a-z 0-9 . _ : -`, else a new one (32 hex digits); the response echoes the one used."""
     rid = getattr(g, "request_id", None)
     if rid is None:
         given = request.headers.get("X-Request-ID", "")
-        rid = given if 0 < len(given) <= 128 and given.isprintable() else uuid.uuid4().hex
+        rid = given if REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
         g.request_id = rid
     return rid
+
+
+#: Where Werkzeug 3.1 raises its bare RequestEntityTooLarge for a limit other than the body size
+#: (module, function of the raising frame) -> the message naming that limit.
+_FORM_LIMITS = {
+    ("werkzeug.sansio.multipart", "next_event"): "the multipart upload has more than {parts} parts; send fewer files",
+    ("werkzeug.sansio.multipart", "receive_data"): "a form field of the multipart upload is larger than {field} bytes",
+    ("werkzeug.formparser", "parse"): "a form field of the multipart upload is larger than {field} bytes",
+}
+
+
+def _too_large_message(exc: HTTPException) -> str:
+    """The message of a Werkzeug 413, naming the limit it hit.
+
+    Werkzeug raises the same RequestEntityTooLarge for the body size (Content-Length or a streamed
+    body over MAX_CONTENT_LENGTH), for more multipart parts than `max_form_parts` and for a
+    multipart text field over `max_form_memory_size`; the frame that raised it tells them apart.
+    """
+    tb, where = exc.__traceback__, None
+    while tb is not None:
+        where, tb = (tb.tb_frame.f_globals.get("__name__"), tb.tb_frame.f_code.co_name), tb.tb_next
+    template = _FORM_LIMITS.get(where, _HTTP_MESSAGES[413])
+    return template.format(
+        parts=request.max_form_parts, field=request.max_form_memory_size,
+        limit=current_app.config.get("MAX_CONTENT_LENGTH"),
+    )
 
 
 def register_error_handlers(app: Flask) -> None:
@@ -164,7 +196,9 @@ def register_error_handlers(app: Flask) -> None:
         code = exc.code or 500
         cls = _HTTP_TO_ERROR.get(code, InternalError if code >= 500 else BadRequest)
         template = _HTTP_MESSAGES.get(code)
-        if template:
+        if code == 413:
+            message = _too_large_message(exc)
+        elif template:
             message = template.format(
                 method=request.method, path=request.path, limit=app.config.get("MAX_CONTENT_LENGTH")
             )
