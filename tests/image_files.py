@@ -147,3 +147,70 @@ class ImageServer:
     def close(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+class SilentServer:
+    """A TCP server on 127.0.0.1 that accepts connections and never answers; `connections`
+    counts them. Connections stay open until `close`."""
+
+    def __init__(self):
+        import socket
+
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(128)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.connections = 0
+        self.held: list = []
+        self.closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self.closed:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            self.held.append(conn)
+
+    def close(self) -> None:
+        self.closed = True
+        self.sock.close()
+        for conn in self.held:
+            conn.close()
+
+
+def large_png(width: int, height: int, mode: str = "RGBA", noise: bool = False) -> bytes:
+    """A smooth `mode` PNG of width x height (compresses well; decodes to the full size):
+    "I;16" (16-bit greyscale), "RGB", "RGBA" or "RGB16" (a 16-bit-per-channel RGB PNG, written by
+    hand; with `noise`, random pixels: about 6 bytes per pixel, whatever the compression)."""
+    y = np.linspace(0, 1, height, dtype=np.float32)[:, None]
+    x = np.linspace(0, 1, width, dtype=np.float32)[None, :]
+    if mode == "I;16":
+        return encode(Image.fromarray(((x * 0.7 + y * 0.3) * 65535).astype(np.uint16)), "PNG", compress_level=1)
+    channels = [((x * 0.7 + y * 0.3) * 255).astype(np.uint8), ((x * 0.2 + y * 0.8) * 255).astype(np.uint8),
+                np.broadcast_to(np.uint8(128), (height, width))]
+    if mode == "RGBA":
+        channels.append(((1 - x * y) * 255).astype(np.uint8))
+    if mode in ("RGB", "RGBA"):
+        array = np.dstack([np.broadcast_to(c, (height, width)) for c in channels])
+        return encode(Image.fromarray(array, mode), "PNG", compress_level=1)
+    assert mode == "RGB16"
+
+    def chunk(kind: bytes, payload: bytes) -> bytes:
+        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+    row = np.empty((height, 1 + width * 6), dtype=np.uint8)
+    if noise:
+        row[:, 1:] = np.random.default_rng(0).integers(0, 256, (height, width * 6), dtype=np.uint8)
+    else:
+        pixels = row[:, 1:].reshape(height, width, 3, 2)
+        for c, channel in enumerate(channels):
+            pixels[:, :, c, 0] = channel  # high byte; low byte 0
+            pixels[:, :, c, 1] = 0
+    row[:, 0] = 0
+    header = struct.pack(">IIBBBBB", width, height, 16, 2, 0, 0, 0)
+    compressor = zlib.compressobj(1)
+    idat = compressor.compress(row.tobytes()) + compressor.flush()
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")

@@ -5,15 +5,20 @@
   reserved or otherwise not global, the URL is refused (403) before any connection, unless
   IMAGE_ALLOW_PRIVATE_URLS. The connection then goes to the checked address (TLS still verifies
   the host name), so a DNS answer cannot change between the check and the connection.
-- One total deadline (IMAGE_FETCH_TIMEOUT) covers resolution, connection, redirects and body; the
-  body is streamed with a byte cap (IMAGE_MAX_BYTES) that holds whatever Content-Length says.
+- One total deadline (IMAGE_FETCH_TIMEOUT) covers resolution, connection, redirects and body, and
+  the request's own deadline for all its URLs (IMAGE_FETCH_DEADLINE, passed in by the loader) cuts
+  it shorter; the body is streamed with a byte cap (IMAGE_MAX_BYTES) that holds whatever
+  Content-Length says, and a cancelled fetch (another image of its request failed) stops at its
+  next chunk.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import socket
+import threading
 import time
+from typing import Optional
 from urllib.parse import urljoin, urlsplit
 
 import urllib3
@@ -44,25 +49,36 @@ class UrlFetcher:
         self.allow_private = settings.image_allow_private_urls
         self.allowed_hosts = set(settings.image_url_allowed_hosts)
 
-    def fetch(self, url: str) -> bytes:
-        """The body of `url`.
+    def fetch(
+        self, url: str, deadline: Optional[float] = None, cancelled: Optional[threading.Event] = None,
+        deadline_message: str = "",
+    ) -> bytes:
+        """The body of `url`, within IMAGE_FETCH_TIMEOUT and by `deadline` (time.monotonic(), the
+        request's IMAGE_FETCH_DEADLINE, named by `deadline_message`), whichever comes first;
+        abandoned at the next chunk once `cancelled` is set.
 
         raises BadRequest (400) for a scheme other than http(s) or a malformed URL; Forbidden (403)
         for a host that is not allowed or resolves to a non-public address; PayloadTooLarge (413)
-        past IMAGE_MAX_BYTES; Unprocessable (422) for a failed, non-200 or too-slow download.
+        past IMAGE_MAX_BYTES; Unprocessable (422) for a failed, non-200, too-slow or cancelled
+        download.
         """
-        deadline = time.monotonic() + self.timeout
+        own = time.monotonic() + self.timeout
+        late = f"the image URL did not download within {self.timeout:g}s (IMAGE_FETCH_TIMEOUT)"
+        limit = _Limit(own, late, cancelled)
+        if deadline is not None and deadline < own:
+            limit = _Limit(deadline, deadline_message or late, cancelled)
         for _ in range(MAX_REDIRECTS + 1):
+            limit.check()
             scheme, host, port, target = self._check_url(url)
-            address = self._resolve(host, port, deadline)
-            response = self._open(scheme, address, host, port, target, deadline)
+            address = self._resolve(host, port, limit)
+            response = self._open(scheme, address, host, port, target, limit)
             try:
                 if response.status in REDIRECTS and response.headers.get("Location"):
                     url = urljoin(url, response.headers["Location"])
                     continue
                 if response.status != 200:
                     raise Unprocessable(f"the image URL answered HTTP {response.status}")
-                return self._read(response, deadline)
+                return self._read(response, limit)
             finally:
                 response.release_conn()
                 response.close()
@@ -87,9 +103,8 @@ class UrlFetcher:
             target += "?" + parts.query
         return scheme, host, port or (443 if scheme == "https" else 80), target
 
-    def _resolve(self, host: str, port: int, deadline: float) -> str:
-        if time.monotonic() > deadline:
-            raise Unprocessable(f"the image URL did not download within {self.timeout:g}s (IMAGE_FETCH_TIMEOUT)")
+    def _resolve(self, host: str, port: int, limit: "_Limit") -> str:
+        limit.check()
         try:
             infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
         except (socket.gaierror, UnicodeError):
@@ -104,8 +119,8 @@ class UrlFetcher:
                     )
         return addresses[0]
 
-    def _open(self, scheme: str, address: str, host: str, port: int, target: str, deadline: float):
-        remaining = max(0.05, deadline - time.monotonic())
+    def _open(self, scheme: str, address: str, host: str, port: int, target: str, limit: "_Limit"):
+        remaining = max(0.05, limit.remaining())
         timeout = urllib3.Timeout(connect=remaining, read=remaining)
         literal = f"[{address}]" if ":" in address else address
         if scheme == "https":
@@ -129,26 +144,26 @@ class UrlFetcher:
                 decode_content=False, timeout=timeout,
             )
         except urllib3.exceptions.TimeoutError:
-            raise Unprocessable(f"the image URL did not download within {self.timeout:g}s (IMAGE_FETCH_TIMEOUT)") from None
+            raise Unprocessable(limit.message) from None
         except urllib3.exceptions.HTTPError:
+            limit.check()
             raise Unprocessable("the image URL could not be fetched (connection failed)") from None
 
-    def _read(self, response, deadline: float) -> bytes:
+    def _read(self, response, limit: "_Limit") -> bytes:
         declared = response.headers.get("Content-Length", "")
         if declared.isdigit() and int(declared) > self.max_bytes:
             raise PayloadTooLarge(f"the image is {declared} bytes; at most {self.max_bytes} (IMAGE_MAX_BYTES)")
         body = bytearray()
         while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise Unprocessable(f"the image URL did not download within {self.timeout:g}s (IMAGE_FETCH_TIMEOUT)")
+            limit.check()
+            remaining = max(0.01, limit.remaining())
             sock = getattr(getattr(response, "connection", None), "sock", None)
             if sock is not None:
                 sock.settimeout(remaining)
             try:
                 chunk = response.read1(CHUNK)
             except (urllib3.exceptions.TimeoutError, socket.timeout, TimeoutError):
-                raise Unprocessable(f"the image URL did not download within {self.timeout:g}s (IMAGE_FETCH_TIMEOUT)") from None
+                raise Unprocessable(limit.message) from None
             except (urllib3.exceptions.HTTPError, OSError):
                 raise Unprocessable("the image download was cut off") from None
             if not chunk:
@@ -156,3 +171,21 @@ class UrlFetcher:
             body += chunk
             if len(body) > self.max_bytes:
                 raise PayloadTooLarge(f"the image is larger than {self.max_bytes} bytes (IMAGE_MAX_BYTES)")
+
+
+class _Limit:
+    """One fetch's deadline (time.monotonic()), the message naming it, and its request's
+    cancellation event."""
+
+    def __init__(self, deadline: float, message: str, cancelled: Optional[threading.Event]):
+        self.deadline, self.message, self.cancelled = deadline, message, cancelled
+
+    def remaining(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def check(self) -> None:
+        """raises Unprocessable (422) when the deadline has passed or the fetch was cancelled."""
+        if self.cancelled is not None and self.cancelled.is_set():
+            raise Unprocessable("the image download was cancelled (another image of the request failed)")
+        if self.remaining() <= 0:
+            raise Unprocessable(self.message)

@@ -12,16 +12,22 @@ Recipes followed:
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+import sys
+from typing import Any, Optional, Sequence
 
 import numpy as np
 import torch
 
+from ..images.decode import ImageInputSize
 from ..settings import SettingsError
 from .base import ImageEncoder, ImageItem, PromptChoice, TextEncoder, Tokens, pad_batch
 from .files import ModelFiles
 from .loading import load_pretrained, pad_token_id
 from .spec import ModelSpec
+
+
+#: Images per image-processor call (bounds the processor's full-size numpy copies of a request).
+PROCESSOR_CHUNK = 16
 
 
 def _features(output: Any) -> torch.Tensor:
@@ -82,18 +88,49 @@ class MultimodalModel(TextEncoder, ImageEncoder):
 
     # ---------------------------------------------------------------- images
     def prepare_images(self, images: Sequence[Any]) -> list[ImageItem]:
-        """Run the model's image processor on RGB PIL images; one ImageItem per image."""
-        batch = self.image_processor(images=list(images), return_tensors="pt")
-        keys = [k for k in ("pixel_values", "pixel_attention_mask", "spatial_shapes") if k in batch]
+        """Run the model's image processor on RGB PIL images; one ImageItem per image. The
+        processor runs on PROCESSOR_CHUNK images at a time (it converts every image it is given to
+        a full-size numpy array first; each image's output does not depend on the others)."""
         items = []
-        for index in range(len(images)):
-            tensors = {key: batch[key][index] for key in keys}
-            if "pixel_attention_mask" in tensors:
-                patches = int(tensors["pixel_attention_mask"].sum())
-            else:
-                patches = int(np.prod(tensors["pixel_values"].shape[-2:])) // max(1, self._patch_area())
-            items.append(ImageItem(tensors, max(1, patches)))
+        for start in range(0, len(images), PROCESSOR_CHUNK):
+            chunk = list(images[start:start + PROCESSOR_CHUNK])
+            batch = self.image_processor(images=chunk, return_tensors="pt")
+            keys = [k for k in ("pixel_values", "pixel_attention_mask", "spatial_shapes") if k in batch]
+            for index in range(len(chunk)):
+                tensors = {key: batch[key][index] for key in keys}
+                if "pixel_attention_mask" in tensors:
+                    patches = int(tensors["pixel_attention_mask"].sum())
+                else:
+                    patches = int(np.prod(tensors["pixel_values"].shape[-2:])) // max(1, self._patch_area())
+                items.append(ImageItem(tensors, max(1, patches)))
         return items
+
+    @property
+    def image_input_size(self) -> Optional[ImageInputSize]:
+        """What the image processor resizes an image to (from its configuration): NaFlex's size
+        for `max_num_patches` (the processor's own function), a shortest edge (CLIP) or a fixed
+        height x width (SigLIP); the image's own size when the processor does not resize; None
+        when it resizes some other way. The image loader shrinks large images toward it, never
+        below images.decode.MARGIN (3) times that size."""
+        processor = self.image_processor
+        if not self.naflex and not getattr(processor, "do_resize", True):
+            return ImageInputSize(lambda w, h: (w, h))
+        patch, patches = getattr(processor, "patch_size", None), getattr(processor, "max_num_patches", None)
+        if self.naflex and patch and patches:
+            fit = getattr(sys.modules.get(type(processor).__module__), "get_image_size_for_max_num_patches", None)
+            if fit is not None:
+                return ImageInputSize(lambda w, h: tuple(reversed(fit(h, w, int(patch), int(patches)))))
+        size = getattr(processor, "size", None)
+
+        def field(name: str) -> Optional[int]:
+            value = size.get(name) if isinstance(size, dict) else getattr(size, name, None)
+            return int(value) if value else None
+
+        if field("shortest_edge") and not field("longest_edge"):
+            return ImageInputSize.shortest_edge(field("shortest_edge"))
+        if field("height") and field("width"):
+            return ImageInputSize.fixed(field("width"), field("height"))
+        return None
 
     def _patch_area(self) -> int:
         patch = getattr(self.model.config.vision_config, "patch_size", 1)
