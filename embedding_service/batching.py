@@ -8,7 +8,9 @@ first request at once; work that arrives during a forward pass forms the next ba
 of similar length to cut padding, always includes the oldest waiting item (no starvation), and
 runs one forward pass at a time under the model's inference lock. A request larger than a batch is
 split and reassembled in order. If a forward pass raises, only the requests with items in that
-batch fail. Past `MAX_QUEUE_SIZE` queued items a request is refused at once with 503.
+batch fail. `MAX_QUEUE_SIZE` holds for every request, the first into an empty queue included: a
+request with more items than that can never fit and is refused with 413; one that would take the
+queue past it is refused at once with 503 + Retry-After.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from .context import current_stats
-from .errors import InternalError, ServiceError, Unavailable
+from .errors import InternalError, PayloadTooLarge, ServiceError, Unavailable
 from .models.base import Model
 
 log = logging.getLogger("embedding_service.batching")
@@ -119,17 +121,28 @@ class Batcher:
         """Items waiting for a forward pass now."""
         return len(self._pending)
 
+    def check_fits(self, count: int) -> None:
+        """raises PayloadTooLarge (413) when `count` items could never be queued (more than
+        MAX_QUEUE_SIZE); callers that know the count before preparing items check it first."""
+        if self.max_queue_size and count > self.max_queue_size:
+            raise PayloadTooLarge(
+                f"the request makes {count} items for model {self.model.name!r}; at most {self.max_queue_size} "
+                "fit in its queue (MAX_QUEUE_SIZE): send fewer inputs, documents or chunks"
+            )
+
     def run(self, items: Sequence[Any]) -> np.ndarray:
         """Embed or score prepared items: (len(items), dimension) float32, input order kept.
 
-        raises Unavailable (503, Retry-After) when the queue is full; InternalError (500) when
-        the forward pass of a batch holding these items failed.
+        raises PayloadTooLarge (413) for more items than MAX_QUEUE_SIZE (they could never be
+        queued); Unavailable (503, Retry-After) when they do not fit in the queue now;
+        InternalError (500) when the forward pass of a batch holding these items failed.
         """
         if not items:
             return np.zeros((0, self.model.dimension), dtype=np.float32)
+        self.check_fits(len(items))
         job = _Job(items, np.empty((len(items), self.model.dimension), dtype=np.float32), len(items), time.perf_counter())
         with self._cond:
-            if self.max_queue_size and self._pending and len(self._pending) + len(items) > self.max_queue_size:
+            if self.max_queue_size and len(self._pending) + len(items) > self.max_queue_size:
                 self.stats.rejected += 1
                 raise Unavailable(
                     f"model {self.model.name!r} is busy: {len(self._pending)} items queued (MAX_QUEUE_SIZE "

@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 import time
 from dataclasses import dataclass
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
@@ -50,6 +50,14 @@ class Encoded:
     vectors: np.ndarray
     tokens: int
     owners: Optional[list[int]] = None
+
+
+@dataclass
+class Chunks:
+    """Prepared chunks of texts: `items` and, for each, `owners[i]`, the index of its text."""
+
+    items: list
+    owners: list[int]
 
 
 @dataclass
@@ -101,6 +109,13 @@ class Engine:
             raise BadRequest(f"model {self.name!r} is a {self.model.kind} model and cannot do text embeddings", param="model")
         return self._text
 
+    @property
+    def reranker(self) -> Reranker:
+        """The model as a pair scorer; raises BadRequest (400) when it cannot score pairs."""
+        if self._pairs is None:
+            raise BadRequest(f"model {self.name!r} is a {self.model.kind} model and cannot score pairs", param="model")
+        return self._pairs
+
     def info(self) -> dict:
         return self.model.info()
 
@@ -109,23 +124,46 @@ class Engine:
         self, texts: Sequence[str], prompt: PromptChoice, truncate: bool, direction: str, param: str = "input"
     ) -> Encoded:
         """Texts with the prompt applied, tokenised with the model's truncation on `direction`.
-        raises BadRequest (400: prompt), Unprocessable (422: over-long with `truncate` false)."""
+        raises BadRequest (400: prompt), PayloadTooLarge (413: more texts than the queue holds),
+        Unprocessable (422: over-long with `truncate` false)."""
+        self.batcher.check_fits(len(texts))
         with _Timed():
             items = self.text.prepare_texts(texts, prompt, truncate, direction, param=param)
         return Encoded(self.batcher.run(items), sum(len(item) for item in items))
 
     def embed_token_ids(self, ids: Sequence[Sequence[int]], truncate: bool, direction: str, param: str = "input") -> Encoded:
         """Pre-tokenised inputs, fed as given. raises BadRequest (400: id outside the
-        vocabulary), Unprocessable (422: over-long with `truncate` false)."""
+        vocabulary), PayloadTooLarge (413: more inputs than the queue holds), Unprocessable (422:
+        over-long with `truncate` false)."""
+        self.batcher.check_fits(len(ids))
         with _Timed():
             items = self.text.prepare_ids(ids, truncate, direction, param=param)
         return Encoded(self.batcher.run(items), sum(len(item) for item in items))
 
-    def embed_chunks(self, texts: Sequence[str], prompt: PromptChoice, max_chunks: int) -> Encoded:
-        """Each text as up to `max_chunks` overlapping windows; `owners` maps rows to texts."""
+    def prepare_chunks(
+        self, texts: Sequence[str], prompt: PromptChoice, max_chunks: int, check: Optional[Callable[[int], None]] = None
+    ) -> Chunks:
+        """Each text as up to `max_chunks` overlapping windows, tokenised, not yet queued (see
+        `embed_prepared`); `check` is called with the number of chunks (the caller's limit)."""
+        self.batcher.check_fits(len(texts))
         with _Timed():
             items, owners = self.text.prepare_chunks(texts, prompt, max_chunks)
-        return Encoded(self.batcher.run(items), sum(len(item) for item in items), owners)
+        if check is not None:
+            check(len(items))
+        self.batcher.check_fits(len(items))
+        return Chunks(items, owners)
+
+    def embed_prepared(self, chunks: Chunks) -> Encoded:
+        """The vectors of chunks from `prepare_chunks`; `owners` maps rows to texts."""
+        items = chunks.items
+        return Encoded(self.batcher.run(items), sum(len(item) for item in items), chunks.owners)
+
+    def embed_chunks(
+        self, texts: Sequence[str], prompt: PromptChoice, max_chunks: int, check: Optional[Callable[[int], None]] = None
+    ) -> Encoded:
+        """Each text as up to `max_chunks` overlapping windows; `owners` maps rows to texts.
+        `check` is called with the number of chunks before any is queued (the caller's limit)."""
+        return self.embed_prepared(self.prepare_chunks(texts, prompt, max_chunks, check))
 
     def embed_images(self, images: Sequence[Any]) -> Encoded:
         """RGB PIL images through the model's own image processor and image tower."""
@@ -136,31 +174,35 @@ class Engine:
         return Encoded(self.batcher.run(items), 0)
 
     def score_pairs(
-        self, query: str, documents: Sequence[str], instruction: Optional[str], truncate: bool, max_chunks: Optional[int]
+        self, query: str, documents: Sequence[str], instruction: Optional[str], truncate: bool, max_chunks: Optional[int],
+        check: Optional[Callable[[int], None]] = None,
     ) -> PairScores:
         """Relevance log-odds of (query, document) for each document, by a reranker model; with
-        `max_chunks`, a long document scores as its best chunk. raises BadRequest (400: an
-        instruction for a model that takes none), Unprocessable (422: over-long, no truncation)."""
-        model = self._pairs
-        if model is None:
-            raise BadRequest(f"model {self.name!r} is a {self.model.kind} model and cannot score pairs", param="model")
+        `max_chunks`, a long document scores as its best chunk. `check` is called with the number
+        of pairs or pair chunks before any is queued (the caller's limit). raises BadRequest (400:
+        an instruction for a model that takes none), Unprocessable (422: over-long, no truncation)."""
+        model = self.reranker
         if instruction is not None and not model.takes_instruction:
             raise BadRequest(f"model {self.name!r} is a cross-encoder and takes no instruction", param="instruction")
+        self.batcher.check_fits(len(documents))
         with _Timed():
             items = model.prepare_pairs(query, documents, instruction, truncate, max_chunks)
+        if check is not None:
+            check(len(items))
         raw = self.batcher.run(items)[:, 0]
         best = best_per_owner(raw, [item.owner for item in items], len(documents))
         return PairScores(best, len(items), sum(len(item) for item in items))
 
     def cap_tokens(self, texts: list[str], limit: Optional[int]) -> list[str]:
-        """Each text cut to its first `limit` tokens (Cohere's `max_tokens_per_doc`)."""
-        if not limit:
+        """Each text cut to its first `limit` tokens (Cohere's `max_tokens_per_doc`); a long text
+        is tokenised only as far as a window that gives the same first tokens."""
+        if not limit or not texts:
             return texts
-        out = []
-        for text in texts:
-            ids = self.model.tokenize.ids(text)
-            out.append(text if len(ids) <= limit else self.model.tokenizer.decode(ids[:limit]))
-        return out
+        tokenize = self.model.tokenize
+        windows = tokenize.windows(texts, limit, "right")
+        rows = tokenize(windows, add_special_tokens=False, return_attention_mask=False, return_token_type_ids=False)
+        decode = self.model.tokenizer.decode
+        return [text if len(ids) <= limit else decode(ids[:limit]) for text, ids in zip(texts, rows["input_ids"])]
 
 
 def best_per_owner(values: np.ndarray, owners: Sequence[int], count: int) -> np.ndarray:

@@ -50,14 +50,44 @@ def check_batch_size(count: int, limit: int, param: str) -> None:
         )
 
 
-def check_input_chars(texts: Sequence[str], limit: int, param: str) -> None:
-    """raises PayloadTooLarge (413) for a text longer than MAX_INPUT_CHARS characters, before any
-    tokenising: a tokenizer's cost grows with the text, not with the model's window."""
-    for index, text in enumerate(texts):
-        if len(text) > limit:
+def check_text_chars(
+    sizes: Sequence[int], limits: RequestLimits, param: str, seen: str = "", *, extra: int = 0,
+    total_seen: Optional[str] = None, item: str = "{param}[{index}]",
+) -> None:
+    """raises PayloadTooLarge (413) when one input has more than MAX_INPUT_CHARS characters or the
+    request more than MAX_REQUEST_CHARS, before any tokenising: a tokenizer's cost grows with the
+    text, not with the model's window.
+
+    `sizes`: the characters of each input as the model sees it (prompt, instruction or, for a pair
+    model, the query included), named `item` in messages; `seen` says what an input includes and
+    `total_seen` what the request's sum does (default `seen`); `extra`: characters the request adds
+    once (a ranking's query, embedded once).
+    """
+
+    def shown(note: str) -> str:
+        return f" as the model sees them ({note})" if note else ""
+
+    for index, size in enumerate(sizes):
+        if size > limits.max_input_chars:
             raise PayloadTooLarge(
-                f"{param}[{index}] has {len(text)} characters; at most {limit} per input (MAX_INPUT_CHARS)", param=param
+                f"{item.format(param=param, index=index)} has {size} characters{shown(seen)}; at most "
+                f"{limits.max_input_chars} per input (MAX_INPUT_CHARS)",
+                param=param,
             )
+    total = extra + sum(sizes)
+    if total > limits.max_request_chars:
+        raise PayloadTooLarge(
+            f"{param} has {total} characters{shown(seen if total_seen is None else total_seen)}; at most "
+            f"{limits.max_request_chars} per request (MAX_REQUEST_CHARS)",
+            param=param,
+        )
+
+
+def prompt_note(prompt: PromptChoice, prefix: str) -> str:
+    """What a text's prefix is, for check_text_chars' messages: "" when there is none."""
+    if not prefix:
+        return ""
+    return "instruction included" if prompt.instruction is not None else "prompt included"
 
 
 def postprocess(vectors: np.ndarray, dimensions: Optional[int], normalize: bool) -> np.ndarray:
@@ -100,17 +130,18 @@ def embed_text(
 
     Returns Embeddings with (n, dim) float32 vectors in input order. raises ModelNotFound (404),
     BadRequest (400: bad dimensions, prompt or ids), PayloadTooLarge (413: more than
-    MAX_CLIENT_BATCH_SIZE inputs or a text over MAX_INPUT_CHARS), Unprocessable (422: over-long
-    input with truncate false).
+    MAX_CLIENT_BATCH_SIZE inputs, a text over MAX_INPUT_CHARS or texts over MAX_REQUEST_CHARS,
+    the prompt or instruction counted with every text; more inputs than the model's queue
+    holds, MAX_QUEUE_SIZE), Unprocessable (422: over-long input with truncate false).
     """
     started = time.perf_counter()
     count = len(texts) if texts is not None else len(token_ids or ())
     check_batch_size(count, limits.max_client_batch_size, param)
-    if texts is not None:
-        check_input_chars(texts, limits.max_input_chars, param)
     engine = engines.get(model_name, Capability.EMBED_TEXT, prefer_first=prefer_first)
     check_dimensions(dimensions, engine)
     if texts is not None:
+        prefix = engine.text.resolve_prompt(prompt)
+        check_text_chars([len(prefix) + len(text) for text in texts], limits, param, prompt_note(prompt, prefix))
         encoded = engine.embed_texts(texts, prompt, truncate, direction, param=param)
     else:
         encoded = engine.embed_token_ids(token_ids or [], truncate, direction, param=param)
@@ -135,17 +166,22 @@ def embed_images(
 
     Returns Embeddings with (n, dim) float32 vectors in input order (`tokens` is 0). raises
     ModelNotFound (404); BadRequest (400) when no multimodal model is served; the image errors of
-    `ImageLoader.load` (400/403/413/415/422, message prefixed with the image's index).
+    `ImageLoader.load` (400/403/415/422, 413 past a per-image or per-request image budget,
+    message prefixed with the image's index). Images are shrunk toward the model's image input
+    size as they decode.
     """
     started = time.perf_counter()
     check_batch_size(len(sources), limits.max_client_batch_size, param)
     engine = engines.get(model_name, Capability.EMBED_IMAGES, param=param)
     check_dimensions(dimensions, engine)
     decoding = time.perf_counter()
-    images = loader.load(sources, param=param)
+    images = loader.load(sources, param=param, size=getattr(engine.model, "image_input_size", None))
     stats = current_stats.get()
     if stats is not None:
         stats.tokenization += time.perf_counter() - decoding
-    encoded = engine.embed_images(images)
+    # The processor's tensors (float32 at the model's input size, however small the image) exist
+    # for 64 images at a time, not for all of a request's (up to MAX_CLIENT_BATCH_SIZE).
+    chunks = [images[start:start + 64] for start in range(0, len(images), 64)] or [images]
+    vectors = np.concatenate([engine.embed_images(chunk).vectors for chunk in chunks])
     note_usage(engine.name, len(images), 0)
-    return Embeddings(postprocess(encoded.vectors, dimensions, normalize), engine, 0, time.perf_counter() - started)
+    return Embeddings(postprocess(vectors, dimensions, normalize), engine, 0, time.perf_counter() - started)

@@ -128,7 +128,9 @@ class Settings(BaseSettings):
         "kernels (`false`: MKL)",
     )
     max_queue_size: int = Field(
-        8192, ge=0, description="items queued per model before requests get 503 + `Retry-After` (0: no limit)"
+        8192, ge=0,
+        description="items queued per model before requests get 503 + `Retry-After`; a request with more items "
+        "than this can never be queued: 413 (0: no limit)"
     )
     max_concurrent_requests: int = Field(
         0, ge=0, description="inference requests in flight per worker before 503 (0: only `THREADS` limits)"

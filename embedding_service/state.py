@@ -33,16 +33,27 @@ class Phase(enum.Enum):
 
 @dataclass(frozen=True)
 class RequestLimits:
-    """Per-request limits the dialect-free operations enforce (413 beyond each):
-    `max_client_batch_size` inputs or documents per request (MAX_CLIENT_BATCH_SIZE) and
-    `max_input_chars` characters per text input (MAX_INPUT_CHARS)."""
+    """Per-request limits the dialect-free operations enforce (413 beyond each), all counted
+    before any tokenising: `max_client_batch_size` inputs or documents per request
+    (MAX_CLIENT_BATCH_SIZE); `max_input_chars` characters per text input as the model sees it,
+    prompt or instruction included (MAX_INPUT_CHARS); `max_request_chars` such characters summed
+    over the request, for reranking with a pair model the query (and instruction) once per
+    document (MAX_REQUEST_CHARS); `max_rerank_chunks` document chunks per rerank request with
+    `max_chunks_per_doc`, counted after chunking and before any forward pass (MAX_RERANK_CHUNKS)."""
 
     max_client_batch_size: int
     max_input_chars: int
+    max_request_chars: int
+    max_rerank_chunks: int
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "RequestLimits":
-        return cls(settings.max_client_batch_size, settings.max_input_chars)
+        return cls(
+            max_client_batch_size=settings.max_client_batch_size,
+            max_input_chars=settings.max_input_chars,
+            max_request_chars=settings.max_request_chars,
+            max_rerank_chunks=settings.max_rerank_chunks,
+        )
 
 
 @dataclass(frozen=True)

@@ -177,7 +177,7 @@ def test_a_long_tokenisation_does_not_hold_up_a_short_one(app):
     import time
 
     model = app.extensions["embedding_service"].engines.first.text
-    big = [f"{i} " + "alpha beta gamma delta epsilon " * 400 for i in range(200)]
+    big = [f"{i} " + "alpha beta gamma delta epsilon " * 60 for i in range(1500)]
     started = time.perf_counter()
     model.prepare_texts(big, PromptChoice(), True, "left")
     alone = time.perf_counter() - started

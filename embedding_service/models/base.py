@@ -177,13 +177,18 @@ class TextEncoder(Model):
         self, texts: Sequence[str], prompt: PromptChoice, truncate: bool, direction: str, param: str = "input"
     ) -> list[Tokens]:
         """Apply the prompt (and lower-casing where the model wants it) and tokenise with the
-        tokenizer's own truncation at `max_length` on `direction` ("left" or "right").
+        tokenizer's own truncation at `max_length` on `direction` ("left" or "right"). With
+        `truncate`, a long text is tokenised through a window of it that gives the same tokens
+        (`ConcurrentTokenizer.windows`), so its cost does not grow with its length.
 
         Without `truncate` an over-long input raises Unprocessable (422) naming it and the limit;
         an unknown prompt raises BadRequest (400).
         """
+        inputs = self._with_prompt(texts, prompt)
+        if truncate:
+            inputs = self.tokenize.windows(inputs, self.max_length - self.tokenize.specials, direction)
         encoded = self.tokenize(
-            self._with_prompt(texts, prompt),
+            inputs,
             truncation=truncate,
             max_length=self.max_length if truncate else None,
             side=direction,
@@ -200,9 +205,12 @@ class TextEncoder(Model):
     ) -> tuple[list[Tokens], list[int]]:
         """Tokenise with the tokenizer's own overflow windows: a text longer than `max_length`
         becomes up to `max_chunks` windows overlapping by CHUNK_OVERLAP of the window, each with
-        the model's special tokens. Returns the items and, for each, the index of its text."""
+        the model's special tokens. Returns the items and, for each, the index of its text. Only
+        the part of a text that `max_chunks` windows can hold is tokenised
+        (`ConcurrentTokenizer.windows`, with `max_chunks * max_length` tokens kept)."""
+        inputs = self.tokenize.windows(self._with_prompt(texts, prompt), max_chunks * self.max_length, "right")
         encoded = self.tokenize(
-            self._with_prompt(texts, prompt),
+            inputs,
             truncation=True,
             max_length=self.max_length,
             stride=int(self.max_length * CHUNK_OVERLAP),
@@ -289,6 +297,11 @@ class Reranker(Model):
 
     #: Whether `instruction` means something to this model (Qwen3-Reranker) or is refused.
     takes_instruction = False
+
+    def pair_chars(self, query: str, instruction: Optional[str]) -> int:
+        """Characters the model sees with every document besides the document itself: the query
+        (and, for models that take one, the instruction and the pair's template)."""
+        return len(query)
 
     @abstractmethod
     def prepare_pairs(

@@ -4,8 +4,10 @@ MiniLM) as rerankers.
 Recipe: `sentence_transformers.CrossEncoder(path).predict(pairs)`: the pair tokenised together,
 one forward pass of `AutoModelForSequenceClassification`; one label -> sigmoid(logit). Here the
 query is kept whole and only the document is cut to fit (`only_second`), which equals
-sentence-transformers' `longest_first` whenever the query is the shorter side. Two labels ->
-softmax(...)[1], returned as the log-odds logit[1] - logit[0].
+sentence-transformers' `longest_first` whenever the query takes at most half the window; a query
+that alone fills the window is cut with the document, longest first. Only the start of a long
+document that the model can use is tokenised. Two labels -> softmax(...)[1], returned as the
+log-odds logit[1] - logit[0].
 """
 
 from __future__ import annotations
@@ -60,18 +62,23 @@ class CrossEncoderReranker(Reranker):
                         f"most {self.max_length} (send truncate: true or max_chunks_per_doc)",
                         param="documents",
                     )
+        query_ids = self.tokenize.ids(query)
+        query_len = len(query_ids)
+        if query_len >= self.max_length - self.tokenize.pair_specials:
+            return self._longest_first(query_ids, documents)
         options = dict(max_length=self.max_length, return_attention_mask=False, return_token_type_ids=True)
         if max_chunks:
-            query_len = len(self.tokenize.ids(query))
             window = max(1, self.max_length - query_len - 4)
             options.update(return_overflowing_tokens=True, stride=int(window * CHUNK_OVERLAP))
+        # Only the part of a long document the model can use is tokenised: a window whose first
+        # tokens are the document's (models/tokenize.py); `only_second` keeps at most max_length
+        # document tokens per chunk.
+        windows = self.tokenize.windows(documents, self.max_length * (max_chunks or 1), "right")
         try:
-            encoded = self.tokenize(queries, list(documents), truncation="only_second", **options)
-        except Exception:  # the query alone is longer than the window: cut both, longest first
-            encoded = self.tokenize(queries, list(documents), truncation="longest_first", **{
-                k: v for k, v in options.items() if k not in ("return_overflowing_tokens", "stride")
-            })
-        owners = encoded.get("overflow_to_sample_mapping") or list(range(len(documents)))
+            encoded = self.tokenize(queries, windows, truncation="only_second", **options)
+        except Exception:  # what the tokenizer refuses to cut that way is cut longest-first
+            return self._longest_first(query_ids, documents)
+        owners = encoded.get("overflow_to_sample_mapping") or list(range(len(windows)))
         items, per_owner = [], {}
         for row, owner in enumerate(owners):
             owner = int(owner)
@@ -80,6 +87,24 @@ class CrossEncoderReranker(Reranker):
                 continue
             type_ids = encoded["token_type_ids"][row] if self.uses_type_ids else None
             items.append(PairItem(list(encoded["input_ids"][row]), owner, list(type_ids) if type_ids else None))
+        return items
+
+    def _longest_first(self, query_ids: list[int], documents: Sequence[str]) -> list[PairItem]:
+        """Pairs too long for `only_second` (the query alone fills the window), cut longest-first
+        as the tokenizer cuts them (its rule, `longest_first`, on exact token counts) and wrapped
+        in its special tokens (`ConcurrentTokenizer.pair`). Given the long texts themselves, the
+        tokenizer would pair every overflowing piece of the query with every piece of the
+        document: memory quadratic in their lengths."""
+        budget = self.max_length - self.tokenize.pair_specials
+        # Which of the two is longer decides which keeps the odd token: a document is tokenised
+        # up to one token past the query (a window whose first tokens are its own).
+        counted = self.tokenize.windows(documents, len(query_ids) + 1, "right")
+        rows = self.tokenize(counted, add_special_tokens=False)["input_ids"] if counted else []
+        items = []
+        for index, row in enumerate(rows):
+            keep_query, keep_document = longest_first(len(query_ids), len(row), budget)
+            ids, type_ids = self.tokenize.pair(query_ids[:keep_query], list(row[:keep_document]))
+            items.append(PairItem(ids, index, type_ids if self.uses_type_ids else None))
         return items
 
     def forward(self, items: Sequence[PairItem]) -> np.ndarray:
@@ -102,3 +127,18 @@ class CrossEncoderReranker(Reranker):
     def warmup(self) -> None:
         with self.lock:
             self.forward(self.prepare_pairs("warm-up", ["warm-up"], None, True, None))
+
+
+def longest_first(first: int, second: int, budget: int) -> tuple[int, int]:
+    """Tokens kept of each sequence of a pair of `first` and `second` tokens cut to `budget`
+    longest-first: the rule of the tokenizers library (`truncate_encodings`), which keeps the
+    shorter whole when it fits in half the budget and else gives each half, the longer one the
+    odd token."""
+    if first + second <= budget:
+        return first, second
+    swap = first > second
+    short, long = (second, first) if swap else (first, second)
+    long = short if short > budget else max(short, budget - short)
+    if short + long > budget:
+        short, long = budget // 2, budget // 2 + budget % 2
+    return (long, short) if swap else (short, long)

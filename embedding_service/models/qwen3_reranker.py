@@ -61,6 +61,10 @@ class Qwen3Reranker(Reranker):
         data.update(default_instruction=DEFAULT_INSTRUCTION, score="softmax(no, yes)[yes]")
         return data
 
+    def pair_chars(self, query: str, instruction: Optional[str]) -> int:
+        """The formatted pair around the document: template, instruction (default included), query."""
+        return len(PAIR_TEMPLATE.format(instruction=instruction or DEFAULT_INSTRUCTION, query=query, doc=""))
+
     def prepare_pairs(
         self, query: str, documents: Sequence[str], instruction: Optional[str], truncate: bool, max_chunks: Optional[int]
     ) -> list[PairItem]:
@@ -78,6 +82,8 @@ class Qwen3Reranker(Reranker):
                         "(send truncate: true or max_chunks_per_doc)",
                         param="documents",
                     )
+        # A long pair is tokenised only through a window whose first tokens are its own (models/tokenize.py).
+        texts = self.tokenize.windows(texts, self.body_length - self.tokenize.specials, "right")
         encoded = self.tokenize(
             texts, truncation="longest_first", max_length=self.body_length, return_attention_mask=False
         )["input_ids"]
@@ -87,9 +93,13 @@ class Qwen3Reranker(Reranker):
         head = list(self.tokenize(PAIR_TEMPLATE.format(instruction=instruction, query=query, doc=""))["input_ids"])
         window = max(8, self.body_length - len(head))
         step = max(1, window - int(window * CHUNK_OVERLAP))
+        # Tokens of a document past the last chunk's end never reach the model: tokenise up to there.
+        needed = (max_chunks - 1) * step + window + 1
+        cut = self.tokenize.windows(documents, needed, "right")
+        rows = self.tokenize(cut, add_special_tokens=False, return_attention_mask=False)["input_ids"] if cut else []
         items = []
-        for index, doc in enumerate(documents):
-            doc_ids = self.tokenize.ids(doc)
+        for index, (doc, part, ids) in enumerate(zip(documents, cut, rows)):
+            doc_ids = list(ids) if len(part) == len(doc) else list(ids[:needed])
             starts = range(0, max(1, len(doc_ids) - window + step), step) if len(doc_ids) > window else [0]
             for start in list(starts)[:max_chunks]:
                 body = (head + doc_ids[start : start + window])[: self.body_length]
