@@ -5,8 +5,9 @@ enqueues them and waits. The batcher's own thread takes work as it comes: an idl
 first request at once; work that arrives during a forward pass forms the next batch; with
 `BATCH_TIMEOUT_MS` > 0 it may wait that long to fill a batch. Each batch holds at most
 `MAX_BATCH_SIZE` items and `MAX_BATCH_TOKENS` padded tokens (items x longest item), groups items
-of similar length to cut padding, always includes the oldest waiting item (no starvation), and
-runs one forward pass at a time under the model's inference lock. A request larger than a batch is
+of similar length to cut padding, lets requests take turns (each batch includes the oldest
+waiting item of the request served least recently: no starvation, and a small request is not
+stuck behind a large one), and runs one forward pass at a time under the model's inference lock. A request larger than a batch is
 split and reassembled in order. If a forward pass raises, only the requests with items in that
 batch fail. `MAX_QUEUE_SIZE` holds for every request, the first into an empty queue included: a
 request with more items than that can never fit and is refused with 413; one that would take the
@@ -30,7 +31,7 @@ from .models.base import Model
 
 log = logging.getLogger("embedding_service.batching")
 
-#: How many queued items, from the oldest, a batch is chosen among (to group similar lengths).
+#: How many batches' worth of waiting items a batch is chosen among (to group similar lengths).
 LOOKAHEAD_BATCHES = 4
 
 
@@ -64,6 +65,12 @@ class _Job:
     error: Optional[ServiceError] = None
     started: Optional[float] = None
     inference: float = 0.0
+    #: When a forward pass last carried items of this request (its queueing time until then):
+    #: requests take turns by it.
+    served: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.served = self.served or self.enqueued
 
 
 @dataclass(frozen=True)
@@ -183,20 +190,33 @@ class Batcher:
                 self._execute(batch)
 
     def _take(self) -> list[tuple[_Job, int]]:
-        """Remove and return the next batch: among the oldest queued items of the oldest item's
-        type, the length group that contains the oldest item."""
+        """Remove and return the next batch. Requests take turns: the batch is the length group
+        that contains the anchor, the oldest waiting item of the request served least recently (a
+        request not served yet counts from when it was queued), chosen among up to
+        LOOKAHEAD_BATCHES batches' worth of items of the anchor's type taken in turn from the
+        waiting requests. A small request queued behind a large one rides in the next forward
+        pass, and no request waits for ever."""
         while self._pending and self._pending[0][0].error is not None:
             self._pending.popleft()  # a failed request's leftover items
         if not self._pending:
             return []
-        kind = type(self._pending[0][0].items[self._pending[0][1]])
         window = self.max_batch_size * LOOKAHEAD_BATCHES
-        positions = []
-        for position, (job, index) in enumerate(self._pending):
+        waiting: dict[int, tuple[_Job, list[int]]] = {}
+        for position, (job, _) in enumerate(self._pending):
+            if job.error is None:
+                waiting.setdefault(id(job), (job, []))[1].append(position)
+        turns = sorted(waiting.values(), key=lambda entry: (entry[0].served, entry[1][0]))
+        anchor_job, anchor_positions = turns[0]
+        kind = type(anchor_job.items[self._pending[anchor_positions[0]][1]])
+        queues = [[p for p in positions[:window] if type(job.items[self._pending[p][1]]) is kind] for job, positions in turns]
+        positions: list[int] = []
+        for depth in range(window):  # round robin over the requests, oldest turn first
+            row = [queue[depth] for queue in queues if depth < len(queue)]
+            if not row:
+                break
+            positions.extend(row[: window - len(positions)])
             if len(positions) >= window:
                 break
-            if job.error is None and type(job.items[index]) is kind:
-                positions.append(position)
         lengths = [len(self._pending[p][0].items[self._pending[p][1]]) for p in positions]
         chosen = next(b for b in plan_batches(lengths, self.max_batch_size, self.max_batch_tokens) if 0 in b)
         taken = {positions[i] for i in chosen}
@@ -244,7 +264,9 @@ class Batcher:
             job.remaining -= 1
             if job.remaining == 0:
                 finished.append(job)
+        now = time.perf_counter()
         for job in {id(job): job for job, _ in batch}.values():
             job.inference += elapsed
+            job.served = now
         for job in finished:
             job.done.set()

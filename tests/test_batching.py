@@ -177,3 +177,25 @@ def test_http_requests_are_batched_and_equal_unbatched(live_url, app):
         for header in ("X-Total-Time", "X-Queue-Time", "X-Inference-Time", "X-Tokenization-Time"):
             assert float(resp.headers[header]) >= 0
         assert float(resp.headers["X-Inference-Time"]) > 0
+
+
+def test_a_small_request_is_not_stuck_behind_a_large_one():
+    """Requests take turns: a one-item request queued behind a 40-batch request rides in one of
+    the next forward passes instead of waiting for the whole large request."""
+    model = FakeModel(delay=0.02)
+    batcher = Batcher(model, BatchLimits(max_batch_size=4, max_batch_tokens=10_000), observer=None, cpu_share=None)
+    done = {}
+
+    def large():
+        batcher.run([tokens(i, 5) for i in range(160)])
+        done["large"] = time.perf_counter()
+
+    thread = threading.Thread(target=large)
+    thread.start()
+    time.sleep(0.05)  # the large request's first passes are running
+    began = time.perf_counter()
+    assert batcher.run([tokens(7, 5)])[0, 0] == 7
+    small = time.perf_counter() - began
+    thread.join(10)
+    assert small < 0.02 * 4, small  # at most a couple of passes, not the 40 the large one needs
+    assert done["large"] - began > small
