@@ -1,17 +1,23 @@
 """The OpenAPI 3.1 description of every documented route, generated from the app's URL map.
 
 Each route declares its operation where it is defined (api.routing: request models from
-schemas.py, response models from here, summary, tag, error statuses and error style);
+schemas.py, response models from responses.py, summary, tag, error statuses and error style);
 :func:`build_spec` walks `app.url_map`, so a new route appears without being listed a second time.
 
 Served at /openapi.json; /docs renders it with Swagger UI from the PyPI package
-`swagger-ui-bundle`'s local files (no CDN). Limits that depend on configuration (served model
-names, dimensions, vocabulary, MAX_CLIENT_BATCH_SIZE, MAX_INPUT_CHARS) are filled in per request
-from the running service, so the description is exact for this deployment.
+`swagger-ui-bundle`'s local files (no CDN). What depends on configuration (served model names,
+dimensions, vocabulary, prompt names, whether an image model is served, the public paths) is
+filled in per request from the running service, so that a request the description calls valid is
+accepted and one it calls invalid is refused with a 4xx. The request limits answered with 413
+(MAX_INPUT_CHARS and the others of LIMIT_TEXT) are stated as each operation's `x-limits`, not as
+schema bounds. What no JSON Schema can say is in the descriptions: an image string must decode to
+an image, a text with `truncate: false` must fit the model's window (422), and with `rank_fields`
+a document object must hold one of the named fields.
 """
 
 from __future__ import annotations
 
+import copy
 import re
 from typing import TYPE_CHECKING, Any, Iterator, Literal, Optional, Union
 
@@ -20,143 +26,13 @@ from pydantic import BaseModel, ConfigDict
 
 from . import __version__
 from .errors import ErrorStyle
+from .responses import ErrorResponse, OllamaError, Ready
+from .schemas import IMAGE_DOCUMENT, NEEDS_IMAGE_MODEL
 
 if TYPE_CHECKING:
     from .api.routing import Operation
 
 
-# ---------------------------------------------------------------------------- response models
-class ErrorDetail(BaseModel):
-    message: str
-    type: str
-    param: Optional[str]
-    code: Union[int, str]
-
-
-class ErrorResponse(BaseModel):
-    """The error body on every route except Ollama's: `{"error": {"message", "type", "param", "code"}}`."""
-
-    error: ErrorDetail
-
-
-class OllamaError(BaseModel):
-    """The error body on the Ollama routes, flat as Ollama answers: `{"error": str}`."""
-
-    error: str
-
-
-class EmbeddingItem(BaseModel):
-    object: Literal["embedding"]
-    index: int
-    embedding: Union[list[float], str]
-
-
-class Usage(BaseModel):
-    prompt_tokens: int
-    total_tokens: int
-
-
-class OpenAIEmbeddingResponse(BaseModel):
-    object: Literal["list"]
-    data: list[EmbeddingItem]
-    model: str
-    usage: Usage
-
-
-class ModelCard(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    id: str
-    object: Literal["model"]
-    created: int
-    owned_by: str
-
-
-class ModelList(BaseModel):
-    object: Literal["list"]
-    data: list[ModelCard]
-
-
-class OllamaEmbedResponse(BaseModel):
-    model: str
-    embeddings: list[list[float]]
-    total_duration: int
-    load_duration: int
-    prompt_eval_count: int
-
-
-class OllamaEmbeddingsResponse(BaseModel):
-    embedding: list[float]
-
-
-class RerankResult(BaseModel):
-    index: int
-    relevance_score: float
-    document: Optional[dict[str, Any]] = None
-
-
-class ApiVersion(BaseModel):
-    version: str
-
-
-class BilledUnits(BaseModel):
-    search_units: int
-
-
-class Tokens(BaseModel):
-    input_tokens: int
-    output_tokens: int
-
-
-class RerankMeta(BaseModel):
-    api_version: ApiVersion
-    billed_units: BilledUnits
-    tokens: Tokens
-
-
-class RerankResponse(BaseModel):
-    id: str
-    model: str
-    results: list[RerankResult]
-    meta: RerankMeta
-
-
-class Health(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    status: Literal["ok"]
-    model: Optional[str]
-    device: str
-    cuda_available: bool
-    pid: int
-    phase: str
-
-
-class Ready(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    status: str
-    pid: int
-    models: list[str]
-
-
-class Index(BaseModel):
-    service: str
-    version: str
-    models: list[str]
-    routes: list[str]
-
-
-class Info(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    model_id: str
-    model_dtype: str
-    model_type: str
-    max_input_length: int
-    max_batch_size: int
-    max_client_batch_size: int
-    models: list[dict[str, Any]]
-
-
-#: The bare `[[float, ...], ...]` body: one vector per input.
-VECTORS = {"type": "array", "items": {"type": "array", "items": {"type": "number"}}}
 #: The error body model of each error style.
 ERROR_MODELS: dict[ErrorStyle, type[BaseModel]] = {ErrorStyle.NESTED: ErrorResponse, ErrorStyle.FLAT: OllamaError}
 ERROR_TEXT = {
@@ -173,62 +49,223 @@ ERROR_TEXT = {
 }
 
 
+#: The request limits a route may declare (`Operation.limits`), by setting name: each is answered
+#: with 413 beyond it. They are not JSON Schema bounds (`maxLength`, `maxItems`): a request outside
+#: a schema's bounds is one the service must refuse as malformed (400), and these are budgets on
+#: well-formed requests, some of them sums over the request or counts of tokens and pixels no
+#: schema can spell. They are stated as `x-limits` on the operation and in its description.
+LIMIT_TEXT = {
+    "MAX_CONTENT_LENGTH": "bytes of request body",
+    "MAX_CLIENT_BATCH_SIZE": "inputs or documents per request",
+    "MAX_INPUT_CHARS": "characters per input as the model sees it (prompt or instruction included)",
+    "MAX_REQUEST_CHARS": "characters per request, summed over its inputs (prompts included; for reranking, "
+    "the query once per document)",
+    "MAX_QUEUE_SIZE": "items one request may queue on a model (0: no limit)",
+    "MAX_RERANK_CHUNKS": "document chunks per rerank request with max_chunks_per_doc",
+    "IMAGE_MAX_BYTES": "bytes per encoded image",
+    "IMAGE_MAX_PIXELS": "pixels per image",
+    "IMAGE_MAX_REQUEST_PIXELS": "pixels per request, summed over its images",
+    "IMAGE_MAX_URLS": "image URLs per request",
+}
+
+
+class ServedModel(BaseModel):
+    """One served model as the request schemas need it: its names, what it can do and its bounds."""
+
+    labels: list[str]
+    text: bool = True
+    images: bool = False
+    pairs: bool = False
+    dimension: Optional[int] = None
+    max_token_id: Optional[int] = None
+    #: Its prompts (TEI's `prompt_name`).
+    prompt_names: list[str] = []
+    #: Whether reranking with it takes an `instruction` (cross-encoders refuse one).
+    instruction: bool = True
+
+    @property
+    def image_documents(self) -> bool:
+        """Whether reranking with it scores image documents (a multimodal model scoring by embeddings)."""
+        return self.images and not self.pairs
+
+
 class Limits(BaseModel):
-    """What the running service allows, filled into the schemas."""
+    """What the running service allows, filled into the schemas. Without `served` (the models are
+    still loading, or a bare app) the schemas keep what the request models say, with `model`
+    limited to `model_names` / `text_model_names` where given."""
 
     model_names: list[str] = []
     text_model_names: list[str] = []
-    max_dimensions: Optional[int] = None
-    max_token_id: Optional[int] = None
+    served: Optional[list[ServedModel]] = None
+    #: The name a request without `model` (or with "") gets, by kind: "text" (the default text
+    #: model), "first" (the first configured model where it embeds text, as /embed_text picks),
+    #: "images" (the default image model), "all" (the default scorer of the rerank routes).
+    defaults: dict[str, str] = {}
     max_items: int = 2048
     max_chars: int = 200_000
+    #: The other request limits of LIMIT_TEXT, by setting name.
+    budgets: dict[str, int] = {}
     auth: bool = False
     rate_limited: bool = False
+    #: AUTH_PUBLIC_PATHS: routes served without an API key (None: each operation's `public`).
+    public_paths: Optional[list[str]] = None
+
+    @property
+    def images(self) -> bool:
+        """Whether image requests may be accepted (True while that is not known)."""
+        return self.served is None or any(m.images for m in self.served)
+
+    def candidates(self, kind: str) -> list[ServedModel]:
+        """The served models a request of `kind` ("text", "all" for reranking, "images") may name."""
+        if kind == "images":
+            return [m for m in self.served or () if m.images]
+        return [m for m in self.served or () if m.text or (kind == "all" and m.pairs)]
+
+    def values(self, names: tuple[str, ...]) -> dict[str, int]:
+        """The current values of the request limits `names` (those this deployment applies)."""
+        known = {"MAX_CLIENT_BATCH_SIZE": self.max_items, "MAX_INPUT_CHARS": self.max_chars, **self.budgets}
+        images = self.images
+        return {name: known[name] for name in names if name in known and (images or not name.startswith("IMAGE_"))}
+
+    def is_public(self, path: str, declared: bool) -> bool:
+        if self.public_paths is None:
+            return declared
+        return path in self.public_paths or ("/docs" in self.public_paths and path.startswith("/docs/"))
 
 
 def _schema(model: type[BaseModel], components: dict) -> dict:
-    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    # A copy: json_schema_extra constants are shared, and tightening edits the schema in place.
+    schema = copy.deepcopy(model.model_json_schema(ref_template="#/components/schemas/{model}"))
     for name, definition in schema.pop("$defs", {}).items():
         components[name] = definition
     components[model.__name__] = schema
     return {"$ref": f"#/components/schemas/{model.__name__}"}
 
 
-#: Request fields whose texts the service checks against MAX_INPUT_CHARS and whose lists it
-#: checks against MAX_CLIENT_BATCH_SIZE; `images` only against the latter.
-TEXT_FIELDS = {"input", "inputs", "texts", "text", "prompt", "query", "documents"}
-LIST_FIELDS = TEXT_FIELDS | {"images"}
+def _tighten(schema: dict, limits: Limits, kind: str, default: Optional[str]) -> None:
+    """Fill what depends on the deployment into a request schema, in place, so that it says
+    exactly what this deployment accepts.
 
-
-def _tighten(schema: dict, limits: Limits, model_names: list[str]) -> None:
-    """Fill configuration-dependent limits into a request schema, in place: exactly the limits the
-    service enforces, so schema-valid requests are accepted and schema-invalid ones refused."""
+    `kind` says which models the request may name ("text", "all" on the rerank routes, "images")
+    and `default` which one it gets without `model`. Image branches (schemas.NEEDS_IMAGE_MODEL)
+    go where no image model is served and otherwise name the image models. The bounds that depend
+    on the model (`dimensions`, token ids in `input`, `prompt_name`, a reranking `instruction`,
+    image documents) are the model's own: one set when every candidate shares it, else one `anyOf`
+    branch per model, the default's taking a request without `model`.
+    """
+    if not limits.images:
+        _drop_image_branches(schema)
     props = schema.get("properties", {})
-    if "model" in props and model_names:
-        props["model"] = {"anyOf": [{"type": "string", "enum": model_names}, {"type": "null"}], "default": None}
-    if "dimensions" in props and limits.max_dimensions:
-        props["dimensions"] = {
-            "anyOf": [{"type": "integer", "minimum": 1, "maximum": limits.max_dimensions}, {"type": "null"}], "default": None
-        }
-    for name, node in props.items():
-        if name in LIST_FIELDS:
-            _limit_field(node, limits, depth=0, texts=name in TEXT_FIELDS)
+    for keyword in ("allOf", "anyOf", "oneOf"):
+        for branch in schema.get(keyword, []):
+            if branch.get(NEEDS_IMAGE_MODEL):
+                fields = branch.setdefault("properties", {})
+                for name in ("model", "dimensions"):
+                    if name in props:
+                        fields.setdefault(name, {})
+                _tighten(branch, limits, "images", limits.defaults.get("images"))
+            else:
+                _tighten(branch, limits, kind, default)
+    if limits.served is None:
+        names = limits.model_names if kind == "all" else limits.text_model_names
+        if "model" in props and names:
+            props["model"] = _nullable({"type": "string", "enum": names})
+        return
+    models = limits.candidates(kind)
+    if "model" not in props or not models:
+        return
+    props["model"] = _nullable({"type": "string", "enum": [""] + [label for m in models for label in m.labels]})
+    images = limits.images
+    own = [_bounds(props, m, images) for m in models]
+    if all(bounds == own[0] for bounds in own):
+        _narrow(schema, own[0])
+        return
+    _narrow(schema, _bounds(props, _loosest(models), images))
+    branches = []
+    for m, bounds in zip(models, own):
+        if default in m.labels:
+            branch = {"properties": {"model": _nullable({"type": "string", "enum": [""] + m.labels}), **bounds}}
+        else:
+            branch = {"required": ["model"], "properties": {"model": {"type": "string", "enum": m.labels}, **bounds}}
+        branches.append({"title": m.labels[0], **branch})
+    schema.setdefault("allOf", []).append({"anyOf": branches})
 
 
-def _limit_field(node: Any, limits: Limits, depth: int, texts: bool) -> None:
+def _narrow(schema: dict, bounds: dict) -> None:
+    """Bound `schema`'s properties: a bound replaces the property's schema, but `documents`' adds to it."""
+    documents = bounds.pop("documents", None)
+    schema["properties"].update(bounds)
+    if documents is not None:
+        schema.setdefault("allOf", []).append({"properties": {"documents": documents}})
+
+
+def _bounds(props: dict, m: ServedModel, images: bool = False) -> dict:
+    """The property schemas that model `m` bounds, for the properties in `props` (`images`: image
+    documents are described at all)."""
+    bounds: dict[str, Any] = {}
+    if "dimensions" in props and m.dimension:
+        bounds["dimensions"] = _nullable({"type": "integer", "minimum": 1, "maximum": m.dimension})
+    if "prompt_name" in props:
+        names = m.prompt_names
+        bounds["prompt_name"] = _nullable({"type": "string", "enum": names}) if names else {"type": "null", "default": None}
+    if "instruction" in props and not m.instruction:
+        bounds["instruction"] = {"type": "null", "default": None}
+    if "documents" in props and images and not m.image_documents:
+        bounds["documents"] = {"items": {"not": copy.deepcopy(IMAGE_DOCUMENT)}}
+    if "input" in props and m.max_token_id is not None and _has_integers(props["input"]):
+        bounds["input"] = copy.deepcopy(props["input"])
+        _limit_token_ids(bounds["input"], m.max_token_id)
+    return bounds
+
+
+def _loosest(models: list[ServedModel]) -> ServedModel:
+    """A model whose bounds admit whatever any of `models` admits."""
+    dimensions = [m.dimension for m in models if m.dimension]
+    token_ids = [m.max_token_id for m in models if m.max_token_id is not None]
+    return ServedModel(
+        labels=[],
+        dimension=max(dimensions, default=None),
+        max_token_id=max(token_ids, default=None),
+        prompt_names=sorted({name for m in models for name in m.prompt_names}),
+        instruction=any(m.instruction for m in models),
+        images=any(m.image_documents for m in models),
+    )
+
+
+def _nullable(schema: dict) -> dict:
+    return {"anyOf": [schema, {"type": "null"}], "default": None}
+
+
+def _has_integers(node: Any) -> bool:
+    if isinstance(node, dict):
+        return node.get("type") == "integer" or any(_has_integers(v) for v in node.values())
+    return isinstance(node, list) and any(_has_integers(v) for v in node)
+
+
+def _limit_token_ids(node: Any, max_token_id: int) -> None:
     if not isinstance(node, dict):
         return
     for branch in node.get("anyOf", []):
-        _limit_field(branch, limits, depth, texts)
-    kind = node.get("type")
-    if kind == "string" and texts and "enum" not in node:
-        node["maxLength"] = limits.max_chars
-    elif kind == "integer" and limits.max_token_id is not None:
-        node["minimum"], node["maximum"] = 0, limits.max_token_id
-    elif kind == "array":
-        if depth == 0 and (node.get("items") or {}).get("type") != "integer":  # a list of inputs, not of token ids
-            node["maxItems"] = limits.max_items
-        _limit_field(node.get("items"), limits, depth + 1, texts)
+        _limit_token_ids(branch, max_token_id)
+    if node.get("type") == "integer":
+        node["minimum"], node["maximum"] = 0, max_token_id
+    elif node.get("type") == "array":
+        _limit_token_ids(node.get("items"), max_token_id)
+
+
+def _drop_image_branches(node: Any) -> None:
+    """Remove every `anyOf`/`oneOf` branch marked NEEDS_IMAGE_MODEL, at any depth, in place."""
+    if isinstance(node, list):
+        for item in node:
+            _drop_image_branches(item)
+        return
+    if not isinstance(node, dict):
+        return
+    for keyword in ("anyOf", "oneOf"):
+        if keyword in node:
+            node[keyword] = [b for b in node[keyword] if not (isinstance(b, dict) and b.get(NEEDS_IMAGE_MODEL))]
+    for value in node.values():
+        _drop_image_branches(value)
 
 
 #: A URL rule's variable part, `<name>` or `<converter:name>`; and the JSON type of a converter.
@@ -274,10 +311,17 @@ def build_spec(limits: Limits, app: Optional[Flask] = None) -> dict:
         ]
         if parameters:
             operation["parameters"] = parameters
+        budgets = limits.values(op.limits)
+        if budgets:
+            operation["description"] = "Request limits, each answered with 413 beyond it: " + "; ".join(
+                f"{name} = {value} {LIMIT_TEXT[name]}" for name, value in budgets.items()
+            ) + "."
+            operation["x-limits"] = budgets
         if op.requests:
             operation["requestBody"] = {"required": True, "content": _request_content(op, limits, components)}
-        operation["responses"] = _responses(op, limits, components, error_refs[op.error_style])
-        if limits.auth and op.public:
+        public = limits.is_public(path, op.public)
+        operation["responses"] = _responses(op, limits, components, error_refs, public)
+        if limits.auth and public:
             operation["security"] = []
         paths.setdefault(path, {})[method] = operation
     spec: dict[str, Any] = {
@@ -299,30 +343,42 @@ def build_spec(limits: Limits, app: Optional[Flask] = None) -> dict:
 
 def _request_content(op: "Operation", limits: Limits, components: dict) -> dict:
     """The request body's media types: JSON (one model, or `oneOf` several), plus the multipart
-    image upload where the route accepts one."""
-    names = limits.model_names if op.models == "all" else limits.text_model_names
+    image upload where the route accepts one; request models and uploads that need an image model
+    are left out where none is served."""
+    default = limits.defaults.get("first" if op.default_model == "first" else op.models)
     refs = []
     for model in op.requests:
-        refs.append(_schema(model, components))
-        _tighten(components[model.__name__], limits, names)
+        ref = _schema(model, components)
+        schema = components[model.__name__]
+        if not schema.get(NEEDS_IMAGE_MODEL):
+            _tighten(schema, limits, op.models, default)
+        elif limits.images:
+            _tighten(schema, limits, "images", limits.defaults.get("images"))
+        else:
+            del components[model.__name__]
+            continue
+        refs.append(ref)
     content: dict[str, Any] = {"application/json": {"schema": refs[0] if len(refs) == 1 else {"oneOf": refs}}}
-    if op.multipart:
+    if op.multipart and limits.images:
+        names = [""] + [label for m in limits.candidates("images") for label in m.labels] if limits.served else []
         content["multipart/form-data"] = {
             "schema": {
                 "type": "object",
                 "properties": {
-                    "file": {"type": "array", "items": {"type": "string", "format": "binary"}},
-                    "model": {"type": "string", "enum": limits.model_names} if limits.model_names else {"type": "string"},
+                    "file": {"type": "array", "items": {"type": "string", "format": "binary"}, "minItems": 1},
+                    "model": {"type": "string", "enum": names} if names else {"type": "string"},
                     "normalize": {"type": "string", "enum": ["true", "false"]},
                 },
                 "required": ["file"],
+                "additionalProperties": False,
             }
         }
     return content
 
 
-def _responses(op: "Operation", limits: Limits, components: dict, error_ref: dict) -> dict:
-    """200 and every error status the route can answer with, each with its body schema."""
+def _responses(op: "Operation", limits: Limits, components: dict, error_refs: dict, public: bool) -> dict:
+    """200 and every error status the route can answer with, each with its body schema (405 is
+    decided before a route matches, so its body is always the nested error)."""
     if op.response is None or op.media_type != "application/json":
         ok_schema: dict = {"type": "string"}
     elif isinstance(op.response, dict):
@@ -332,7 +388,7 @@ def _responses(op: "Operation", limits: Limits, components: dict, error_ref: dic
     codes = set(op.errors) | {500}
     if op.requests:
         codes.add(405)
-    if not op.public:
+    if not public:
         if limits.auth:
             codes.add(401)
         if limits.rate_limited:
@@ -340,7 +396,8 @@ def _responses(op: "Operation", limits: Limits, components: dict, error_ref: dic
     responses: dict[str, Any] = {"200": {"description": "OK", "content": {op.media_type: {"schema": ok_schema}}}}
     for code in sorted(codes):
         model = op.error_bodies.get(code)
-        schema = _schema(model, components) if model is not None else error_ref
+        style = ErrorStyle.NESTED if code == 405 else op.error_style
+        schema = _schema(model, components) if model is not None else error_refs[style]
         responses[str(code)] = {
             "description": ERROR_TEXT.get(code, "Method not allowed"),
             "content": {"application/json": {"schema": schema}},

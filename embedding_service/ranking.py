@@ -50,11 +50,8 @@ def _document(doc: Any, index: int, field: str, rank_fields: Optional[list[str]]
         if not doc:
             raise BadRequest(f"{where} is an empty string", param=field)
         return "text", doc
-    if rank_fields:
-        parts = [f"{name}: {doc[name]}" for name in rank_fields if name in doc and doc[name] is not None]
-        if not parts:
-            raise BadRequest(f"{where} has none of the rank_fields {rank_fields}", param=field)
-        return "text", "\n".join(parts)
+    if rank_fields:  # fields it lacks are left out; an object with none of them ranks as empty text
+        return "text", "\n".join(f"{name}: {doc[name]}" for name in rank_fields if doc.get(name) is not None)
     if isinstance(doc.get("image"), str) and "text" not in doc:
         return "image", doc["image"]
     if isinstance(doc.get("text"), str) and doc["text"]:

@@ -35,18 +35,56 @@ def _integral(value: Any) -> Any:
 
 # The constraints below show in /openapi.json; the before-validators reject the same inputs first,
 # with messages that name the field and the index.
+# (A bound goes inside the before-validator, or the JSON schema loses it: `"ge"`, not `"minimum"`.)
 JsonInt = Annotated[StrictInt, BeforeValidator(_integral)]
 NonEmptyStr = Annotated[StrictStr, Field(min_length=1)]
 NonEmptyList = Annotated[list[NonEmptyStr], Field(min_length=1)]
-TokenIds = Annotated[list[Annotated[JsonInt, Field(ge=0)]], Field(min_length=1)]
+TokenIds = Annotated[list[Annotated[StrictInt, Field(ge=0), BeforeValidator(_integral)]], Field(min_length=1)]
 TextInput = Union[NonEmptyStr, NonEmptyList]
 TokenInput = Union[TokenIds, Annotated[list[TokenIds], Field(min_length=1)]]
-PositiveInt = Annotated[JsonInt, Field(ge=1)]
+PositiveInt = Annotated[StrictInt, Field(ge=1), BeforeValidator(_integral)]
 INPUT_SHAPES = "a string, a list of strings, a list of token ids or a list of lists of token ids"
 
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+
+
+# ------------------------------------------------------------- what the JSON schema says besides
+# Constraints between fields that pydantic's types cannot spell, added to a model's JSON schema so
+# that /openapi.json describes exactly the requests `parse` and the service accept (the views and
+# the service enforce them; see each model). Configuration-dependent limits are filled in per
+# deployment by `openapi._tighten`.
+
+#: Marks a request model, or a branch of a schema, that only a deployment serving an image model
+#: accepts: `openapi._tighten` drops it from deployments without one.
+NEEDS_IMAGE_MODEL = "x-requires-image-model"
+_NON_EMPTY = {"type": "string", "minLength": 1}
+_TEXTS = {"anyOf": [_NON_EMPTY, {"type": "array", "items": _NON_EMPTY, "minItems": 1}]}
+#: What `str.strip()` removes (every `str.isspace()` character): a query must hold something else.
+#: Spelled out because JSON Schema's `\s` (ECMA-262) is another set.
+PYTHON_WHITESPACE = r"\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+#: What no schema can state, said in the fields' descriptions.
+TRUNCATE = "false: an input longer than the model's window (in tokens) is refused with 422"
+IMAGES = (
+    "data URIs, base64, http(s) URLs or allowed local paths; one that is not an allowed, decodable image "
+    "in an allowed format is refused (400, 403, 413, 415 or 422)"
+)
+RANK_FIELDS = (
+    "read object documents as `name: value` lines of these fields (absent or null fields are left out; an "
+    "object with none of them ranks as empty text)"
+)
+
+
+def _exactly_one(*fields: str) -> dict:
+    """Exactly one of `fields` (none of them null)."""
+    return {"oneOf": [{"required": [name]} for name in fields]}
+
+
+def _strict_with(*constraints: dict) -> ConfigDict:
+    """Strict config whose JSON schema also carries `constraints` (all of them)."""
+    extra = constraints[0] if len(constraints) == 1 else {"allOf": list(constraints)}
+    return ConfigDict(extra="forbid", json_schema_extra=extra)
 
 
 def _check_text_list(value: Any, field: str) -> Any:
@@ -65,7 +103,41 @@ def _check_text_list(value: Any, field: str) -> Any:
 
 class OpenAIEmbeddingRequest(Strict):
     """`POST /v1/embeddings` and `/embeddings` (OpenAI), plus `instruction` (a query instruction
-    for instruction-tuned models such as Qwen3-Embedding), `input_type` and `modality: "image"`."""
+    for instruction-tuned models such as Qwen3-Embedding), `input_type` and `modality: "image"`.
+
+    The JSON schema says what the view and the models refuse besides the types: an instruction
+    with `input_type: "document"` for texts; with `modality: "image"`, token ids, an instruction
+    or an input type."""
+
+    model_config = _strict_with(
+        {
+            "anyOf": [
+                {
+                    "title": "text",
+                    "properties": {"modality": {"const": "text"}},
+                    "not": {
+                        "required": ["instruction", "input_type"],
+                        "properties": {
+                            "instruction": {"type": "string"},
+                            "input_type": {"const": "document"},
+                            "input": _TEXTS,  # token ids take no prompt: the instruction is not used
+                        },
+                    },
+                },
+                {
+                    "title": "images",
+                    NEEDS_IMAGE_MODEL: True,
+                    "required": ["modality"],
+                    "properties": {
+                        "modality": {"const": "image"},
+                        "input": _TEXTS,
+                        "instruction": {"type": "null"},
+                        "input_type": {"type": "null"},
+                    },
+                },
+            ]
+        }
+    )
 
     input: Union[TextInput, TokenInput]
     model: Optional[StrictStr] = None
@@ -84,14 +156,20 @@ class OpenAIEmbeddingRequest(Strict):
         return _check_text_list(value, "input")
 
 
+def _any_case(schema: dict) -> None:
+    """`truncation_direction` in any case ("Left", as TEI spells it): the validator lower-cases."""
+    words = schema.pop("enum")
+    schema["pattern"] = "^(" + "|".join("".join(f"[{c.upper()}{c}]" for c in word) for word in words) + ")$"
+
+
 class TEIEmbedRequest(Strict):
     """`POST /embed` with `inputs` (Hugging Face TEI)."""
 
     inputs: TextInput
     model: Optional[StrictStr] = None
     normalize: StrictBool = True
-    truncate: StrictBool = True
-    truncation_direction: Literal["left", "right"] = "right"
+    truncate: Annotated[StrictBool, Field(description=TRUNCATE)] = True
+    truncation_direction: Annotated[Literal["left", "right"], Field(json_schema_extra=_any_case)] = "right"
     prompt_name: Optional[StrictStr] = None
     dimensions: Optional[PositiveInt] = None
 
@@ -110,22 +188,17 @@ class ImageEmbedRequest(Strict):
     """`POST /embed` with `images` (as the SigLIP service): data URIs, base64, URLs or allowed
     local paths."""
 
-    images: NonEmptyList
+    model_config = ConfigDict(extra="forbid", json_schema_extra={NEEDS_IMAGE_MODEL: True})
+
+    images: Annotated[NonEmptyList, Field(description=IMAGES)]
     model: Optional[StrictStr] = None
     normalize: StrictBool = True
-
-
-def _exactly_one(*fields: str) -> ConfigDict:
-    """Strict config whose JSON schema says: exactly one of `fields` (none of them null)."""
-    return ConfigDict(
-        extra="forbid", json_schema_extra={"oneOf": [{"required": [name]} for name in fields]}
-    )
 
 
 class EmbedTextRequest(Strict):
     """`POST /embed_text` (as the SigLIP service): `texts` or `text`."""
 
-    model_config = _exactly_one("texts", "text")
+    model_config = _strict_with(_exactly_one("texts", "text"))
 
     # Not Optional: omitted is fine, null is not (the schema says so too).
     texts: NonEmptyList = None  # type: ignore[assignment]
@@ -162,7 +235,7 @@ class OllamaEmbedRequest(_OllamaRequest):
     """`POST /api/embed` (Ollama)."""
 
     input: TextInput
-    truncate: StrictBool = True
+    truncate: Annotated[StrictBool, Field(description=TRUNCATE)] = True
     dimensions: Optional[PositiveInt] = None
 
     @field_validator("input", mode="before")
@@ -183,15 +256,54 @@ class OllamaEmbeddingsRequest(_OllamaRequest):
 
 
 DocumentInput = Union[NonEmptyStr, dict[str, Any]]
+#: Documents as ranking reads them: a string, `{"text": str}` or `{"image": str}` (other keys
+#: ride along and come back with `return_documents`)...
+_TEXT_DOCUMENT = {"type": "object", "required": ["text"], "properties": {"text": _NON_EMPTY}}
+IMAGE_DOCUMENT = {
+    "type": "object", "required": ["image"], "properties": {"image": {"type": "string"}}, "not": {"required": ["text"]}
+}
+_IMAGE_DOCUMENT = {NEEDS_IMAGE_MODEL: True, **IMAGE_DOCUMENT}
+#: ... or, with `rank_fields`, a string or any object (read through the named fields).
+_DOCUMENT_SHAPES = {
+    "anyOf": [
+        {
+            "title": "documents as given",
+            "properties": {
+                "rank_fields": {"anyOf": [{"type": "null"}, {"type": "array", "maxItems": 0}]},
+                "documents": {"items": {"anyOf": [_NON_EMPTY, _TEXT_DOCUMENT, _IMAGE_DOCUMENT]}},
+            },
+        },
+        {
+            "title": "strings, with rank_fields",
+            "required": ["rank_fields"],
+            "properties": {
+                "rank_fields": {"type": "array", "minItems": 1},
+                "documents": {"items": {"anyOf": [_NON_EMPTY, {"type": "object"}]}},
+            },
+        },
+    ]
+}
+#: `return_documents` and `return_text` are one switch: both given, they must agree.
+_ONE_SWITCH = {
+    "not": {
+        "anyOf": [
+            {
+                "required": ["return_documents", "return_text"],
+                "properties": {"return_documents": {"const": yes}, "return_text": {"const": not yes}},
+            }
+            for yes in (True, False)
+        ]
+    }
+}
 
 
 class RerankRequest(Strict):
     """`POST /rerank`, `/v1/rerank`, `/v2/rerank` (Cohere; `texts` accepted in place of
     `documents`; TEI's `return_text` and `truncate`). `priority` is accepted and has no effect."""
 
-    model_config = _exactly_one("documents", "texts")
+    model_config = _strict_with(_exactly_one("documents", "texts"), _ONE_SWITCH, _DOCUMENT_SHAPES)
 
-    query: Annotated[StrictStr, Field(pattern=r"\S")]
+    query: Annotated[StrictStr, Field(json_schema_extra={"pattern": f"[^{PYTHON_WHITESPACE}]"})]
     documents: Annotated[list[DocumentInput], Field(min_length=1)] = None  # type: ignore[assignment]
     texts: NonEmptyList = None  # type: ignore[assignment]
     top_n: Optional[PositiveInt] = None
@@ -200,10 +312,10 @@ class RerankRequest(Strict):
     instruction: Optional[StrictStr] = None
     model: Optional[StrictStr] = None
     raw_scores: StrictBool = False
-    truncate: StrictBool = True
+    truncate: Annotated[StrictBool, Field(description=TRUNCATE)] = True
     max_chunks_per_doc: Optional[PositiveInt] = None
     max_tokens_per_doc: Optional[PositiveInt] = None
-    rank_fields: Optional[list[StrictStr]] = None
+    rank_fields: Annotated[Optional[list[StrictStr]], Field(description=RANK_FIELDS)] = None
     priority: Optional[JsonInt] = None
 
     @field_validator("query", mode="before")

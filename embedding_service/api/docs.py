@@ -9,7 +9,8 @@ from flask import Response, send_from_directory
 
 from ..engine import Capability
 from ..errors import NotFound
-from ..openapi import Limits, build_spec
+from ..openapi import LIMIT_TEXT, Limits, ServedModel, build_spec
+from ..ranking import choose_engine
 from .common import json_response, state
 from .routing import ApiBlueprint
 
@@ -28,6 +29,7 @@ ASSETS = {"swagger-ui.css", "swagger-ui-bundle.js", "swagger-ui-standalone-prese
 
 
 def current_limits() -> Limits:
+    """This deployment's limits for the description: settings, and the served models once loaded."""
     st = state()
     s = st.settings
     limits = Limits(
@@ -35,19 +37,37 @@ def current_limits() -> Limits:
         text_model_names=[""] + st.model_names,
         max_items=s.max_client_batch_size,
         max_chars=s.max_input_chars,
+        budgets={name: getattr(s, name.lower()) for name in LIMIT_TEXT if hasattr(s, name.lower())},
         auth=bool(s.api_keys),
-        rate_limited=bool(s.rate_limit_requests),
+        # 429: the rate limit, or too many failed authentications from one address.
+        rate_limited=bool(s.rate_limit_requests) or (bool(s.api_keys) and getattr(s, "auth_failure_limit", 0) > 0),
+        public_paths=list(s.auth_public_paths),
     )
     if st.engines is not None:
-        served = st.engines.engines
-        labels = lambda es: [""] + [label for e in es for label in (e.name, *e.aliases)]  # noqa: E731
-        text = [e for e in served if e.can(Capability.EMBED_TEXT)]
-        limits.model_names = labels(served)
-        limits.text_model_names = labels(text)
-        if text:
-            limits.max_dimensions = min(e.model.dimension for e in text)
-            limits.max_token_id = min(e.text.vocab_rows for e in text) - 1
+        reg = st.engines
+        limits.served = [_served(e) for e in reg.engines]
+        if reg.has(Capability.EMBED_TEXT):
+            limits.defaults["text"] = reg.default(Capability.EMBED_TEXT).name
+            limits.defaults["first"] = reg.get(None, Capability.EMBED_TEXT, prefer_first=True).name
+        if reg.has(Capability.EMBED_IMAGES):
+            limits.defaults["images"] = reg.default(Capability.EMBED_IMAGES).name
+        if reg.has(Capability.SCORE_PAIRS) or reg.has(Capability.EMBED_TEXT):
+            limits.defaults["all"] = choose_engine(reg, None).name
     return limits
+
+
+def _served(engine) -> ServedModel:
+    text, pairs = engine.can(Capability.EMBED_TEXT), engine.can(Capability.SCORE_PAIRS)
+    return ServedModel(
+        labels=[engine.name, *engine.aliases],
+        text=text,
+        images=engine.can(Capability.EMBED_IMAGES),
+        pairs=pairs,
+        dimension=getattr(engine.model, "dimension", None) if not pairs else None,
+        max_token_id=engine.text.vocab_rows - 1 if text else None,
+        prompt_names=sorted(engine.text.prompts) if text else [],
+        instruction=not pairs or bool(getattr(engine.model, "takes_instruction", False)),
+    )
 
 
 @bp.operation("GET", "/openapi.json", summary="This description", response={"type": "object"}, public=True)

@@ -8,11 +8,11 @@ from flask import request
 
 from ..errors import BadRequest
 from ..models.base import PromptChoice
-from ..openapi import VECTORS
+from ..responses import VECTORS
 from ..schemas import EmbedTextRequest, ImageEmbedRequest, TEIEmbedRequest, parse
 from ..service import embed_images, embed_text
 from .common import engines, images, json_body, json_response, limits, state
-from .routing import EMBED_ERRORS, IMAGE_ERRORS, ApiBlueprint
+from .routing import EMBED_ERRORS, IMAGE_ERRORS, IMAGE_LIMITS, TEXT_LIMITS, ApiBlueprint
 
 bp = ApiBlueprint("native", __name__, tag="SigLIP service")
 
@@ -21,7 +21,8 @@ MULTIPART_FIELDS = {"model", "normalize"}
 
 @bp.operation(
     "POST", "/embed_text", summary="Text embeddings (SigLIP service): texts or text -> [[float]]",
-    request=EmbedTextRequest, response=VECTORS, errors=EMBED_ERRORS,
+    request=EmbedTextRequest, response=VECTORS, errors=EMBED_ERRORS, limits=TEXT_LIMITS,
+    default_model="first",
 )
 def embed_text_route():
     """`{"texts": [str]}` or `{"text": str}` -> `[[float]]`, one row per text."""
@@ -35,7 +36,7 @@ def embed_text_route():
 @bp.operation(
     "POST", "/embed", summary="TEI `inputs` (text) or `images` -> [[float]]; multipart image upload too",
     tag="TEI / SigLIP service", request=(TEIEmbedRequest, ImageEmbedRequest), response=VECTORS,
-    errors=IMAGE_ERRORS, multipart=True,
+    errors=IMAGE_ERRORS, multipart=True, limits=IMAGE_LIMITS,
 )
 def embed_route():
     """TEI text (`inputs`), images (`images`), or a multipart upload of image files ->

@@ -12,18 +12,18 @@ from __future__ import annotations
 import time
 
 from ..errors import ErrorStyle
-from ..openapi import OllamaEmbeddingsResponse, OllamaEmbedResponse
+from ..responses import OllamaEmbeddingsResponse, OllamaEmbedResponse
 from ..schemas import OllamaEmbeddingsRequest, OllamaEmbedRequest, parse
 from ..service import embed_text
 from .common import engines, json_body, json_response, limits
-from .routing import EMBED_ERRORS, ApiBlueprint
+from .routing import EMBED_ERRORS, TEXT_LIMITS, ApiBlueprint
 
 bp = ApiBlueprint("ollama", __name__, tag="Ollama", error_style=ErrorStyle.FLAT)
 
 
 @bp.operation(
     "POST", "/api/embed", summary="Ollama embed (durations in ns)",
-    request=OllamaEmbedRequest, response=OllamaEmbedResponse, errors=EMBED_ERRORS,
+    request=OllamaEmbedRequest, response=OllamaEmbedResponse, errors=EMBED_ERRORS, limits=TEXT_LIMITS,
 )
 def embed():
     """`{"model"?, "input", "truncate"?, "dimensions"?}` -> `{"model", "embeddings",
@@ -49,6 +49,7 @@ def embed():
 @bp.operation(
     "POST", "/api/embeddings", summary="Ollama legacy embeddings (not normalised)",
     request=OllamaEmbeddingsRequest, response=OllamaEmbeddingsResponse, errors=EMBED_ERRORS,
+    limits=TEXT_LIMITS,
 )
 def embeddings():
     """Legacy: `{"model"?, "prompt"}` -> `{"embedding": [float]}` (not normalised, as Ollama)."""

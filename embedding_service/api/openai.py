@@ -12,11 +12,11 @@ import numpy as np
 
 from ..errors import BadRequest
 from ..models.base import PromptChoice
-from ..openapi import ModelList, OpenAIEmbeddingResponse
+from ..responses import ModelList, OpenAIEmbeddingResponse
 from ..schemas import OpenAIEmbeddingRequest, parse
 from ..service import embed_images, embed_text
 from .common import engines, images, json_body, json_response, limits, state
-from .routing import IMAGE_ERRORS, ApiBlueprint
+from .routing import IMAGE_ERRORS, IMAGE_LIMITS, ApiBlueprint
 
 bp = ApiBlueprint("openai", __name__, tag="OpenAI")
 
@@ -29,6 +29,7 @@ def _b64(row: np.ndarray) -> str:
     "POST", "/v1/embeddings", "/embeddings",
     summary="OpenAI embeddings (also `modality: image`); /embeddings is the same route without /v1",
     request=OpenAIEmbeddingRequest, response=OpenAIEmbeddingResponse, errors=IMAGE_ERRORS,
+    limits=IMAGE_LIMITS,
 )
 def embeddings():
     """`{"input", "model"?, "encoding_format"?, "dimensions"?, "instruction"?, "input_type"?}` ->

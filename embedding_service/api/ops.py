@@ -10,7 +10,7 @@ from flask import Response, current_app
 
 from .. import __version__
 from ..errors import NotFound
-from ..openapi import Health, Index, Info, Ready
+from ..responses import Health, Index, Info, Ready
 from ..state import Phase
 from .common import engines, json_response, state
 from .routing import ApiBlueprint
@@ -65,7 +65,8 @@ def index():
 
 
 @bp.operation(
-    "GET", "/metrics", summary="Prometheus metrics, summed over workers", media_type="text/plain", public=True
+    "GET", "/metrics", summary="Prometheus metrics, summed over workers", media_type="text/plain", errors=(404,),
+    public=True,
 )
 def metrics():
     """Prometheus text exposition, summed over all Gunicorn workers."""

@@ -12,11 +12,11 @@ import math
 import uuid
 
 from ..errors import BadRequest
-from ..openapi import RerankResponse
+from ..responses import RerankResponse
 from ..ranking import Ranking, rerank
 from ..schemas import RerankRequest, parse
 from .common import engines, images, json_body, json_response, limits
-from .routing import IMAGE_ERRORS, ApiBlueprint
+from .routing import IMAGE_ERRORS, RERANK_LIMITS, ApiBlueprint
 
 bp = ApiBlueprint("rerank", __name__, tag="Cohere")
 
@@ -73,4 +73,5 @@ for _path, (_version, _default, _summary) in ROUTES.items():
     bp.add_operation(
         _path, f"rerank_v{_version}{_path.replace('/', '_')}", _handler(_version, _default), "POST",
         summary=_summary, request=RerankRequest, response=RerankResponse, errors=IMAGE_ERRORS, models="all",
+        limits=RERANK_LIMITS,
     )

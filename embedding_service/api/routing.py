@@ -33,6 +33,12 @@ EMBED_ERRORS = (400, 404, 413, 415, 422, 500, 503)
 #: The same for routes that accept images: 403 for a URL or local path that is not allowed.
 IMAGE_ERRORS = (400, 403, 404, 413, 415, 422, 500, 503)
 
+#: The request limits (settings, each answered with 413 beyond it; see openapi.LIMIT_TEXT) of a
+#: route embedding texts, one that may also take images, and the rerank routes.
+TEXT_LIMITS = ("MAX_CONTENT_LENGTH", "MAX_CLIENT_BATCH_SIZE", "MAX_INPUT_CHARS", "MAX_REQUEST_CHARS", "MAX_QUEUE_SIZE")
+IMAGE_LIMITS = TEXT_LIMITS + ("IMAGE_MAX_BYTES", "IMAGE_MAX_PIXELS", "IMAGE_MAX_REQUEST_PIXELS", "IMAGE_MAX_URLS")
+RERANK_LIMITS = IMAGE_LIMITS + ("MAX_RERANK_CHUNKS",)
+
 #: A 200 body: a pydantic model, a JSON Schema (dict), or None for a non-JSON `media_type`.
 ResponseBody = Union[type[BaseModel], dict, None]
 
@@ -57,6 +63,11 @@ class Operation:
       `normalize`).
     - `models`: which served names the request's `model` may take in the description: "text"
       (models that embed text) or "all" (rerankers and image models too).
+    - `default_model`: which model a request without `model` gets, for the description: "default"
+      (the default model for what the route does) or "first" (the first configured model when it
+      embeds text, as `/embed_text` picks).
+    - `limits`: the request limits the route applies (setting names, e.g. :data:`TEXT_LIMITS`),
+      documented with their values as `x-limits` and in the description.
     """
 
     summary: str
@@ -70,6 +81,8 @@ class Operation:
     public: bool = False
     multipart: bool = False
     models: Literal["text", "all"] = "text"
+    default_model: Literal["default", "first"] = "default"
+    limits: tuple[str, ...] = ()
 
 
 class ApiBlueprint(Blueprint):
