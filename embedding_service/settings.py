@@ -156,7 +156,11 @@ class Settings(BaseSettings):
     image_local_dirs: CommaList = Field(
         (), description="comma-separated folders local image paths may be read from (unset: local paths refused)"
     )
-    image_fetch_workers: int = Field(8, ge=1, le=256, description="threads per worker fetching and decoding images")
+    image_fetch_workers: int = Field(
+        8, ge=1, le=256,
+        description="threads per worker fetching image URLs, and as many decoding images; one request uses at "
+        "most a quarter of the fetch threads and half of the decode threads",
+    )
     image_max_request_pixels: int = Field(
         100_000_000, ge=1,
         description="pixels per request, width × height summed over its images, checked before decoding (413 beyond)",
