@@ -28,6 +28,7 @@ import stat
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Optional, Sequence, Union
 from urllib.parse import unquote
@@ -141,6 +142,19 @@ class _Window:
                 yield index, result
             self._fill()
 
+    @contextmanager
+    def guarded(self, current: list[int]) -> Iterator["_Window"]:
+        """Within the block: a failing task's index goes to `current[0]` (for the error message);
+        on leaving it, whatever is still queued is cancelled."""
+        try:
+            yield self
+        except ServiceError:
+            if self.failed is not None:
+                current[0] = self.failed
+            raise
+        finally:
+            self.cancel()
+
     def cancel(self) -> None:
         """Queued tasks never start; running ones finish on their own (see the loader's event)."""
         for future in self.running:
@@ -236,19 +250,14 @@ class ImageLoader:
 
         window = _Window(self.fetch_pool, self.fetch_share, ((i, lambda url=sources[i].strip(): fetch(url)) for i in urls))
         try:
-            for index, image in window.results(deadline + DEADLINE_GRACE):
-                items[index].image = image
-                items[index].pixels = image.size[0] * image.size[1]
-                total = self._count_pixels(items, total + items[index].pixels, current)
+            with window.guarded(current):
+                for index, image in window.results(deadline + DEADLINE_GRACE):
+                    items[index].image = image
+                    items[index].pixels = image.size[0] * image.size[1]
+                    total = self._count_pixels(items, total + items[index].pixels, current)
         except _Late as late_task:
             current[0] = late_task.args[0]
             raise Unprocessable(late) from None
-        except ServiceError:
-            if window.failed is not None:
-                current[0] = window.failed
-            raise
-        finally:
-            window.cancel()
 
     def _count_pixels(self, items: list[_Item], total: int, current: list[int]) -> int:
         """`total`, the pixels of the headers read so far; raises PayloadTooLarge (413) once it
@@ -271,24 +280,19 @@ class ImageLoader:
     def _decode(self, items: list[_Item], size: ImageInputSize, current: list[int]) -> list[Image.Image]:
         """Phase 2: every item decoded and shrunk, `decode_share` at a time."""
         images: list[Optional[Image.Image]] = [None] * len(items)
-        window = _Window(self.decode_pool, self.decode_share, ((item.index, lambda item=item: self._decode_one(item, size)) for item in items))
-        try:
+        tasks = ((item.index, lambda item=item: self._decode_one(item, size)) for item in items)
+        with _Window(self.decode_pool, self.decode_share, tasks).guarded(current) as window:
             for index, image in window.results():
                 images[index] = image
                 if self.observer is not None:
                     self.observer.image(items[index].kind, "ok")
-        except ServiceError:
-            if window.failed is not None:
-                current[0] = window.failed
-            raise
-        finally:
-            window.cancel()
         return images  # type: ignore[return-value]
 
     def _decode_one(self, item: _Item, size: ImageInputSize) -> Image.Image:
         image, item.image = item.image, None
         if image is None:  # a local file: read it again, and hold it to its header's size
-            assert item.path is not None
+            if item.path is None:
+                raise Unprocessable("the image could not be read again")
             image = open_image(self._local_bytes(item.path), self.settings.image_max_pixels)
             if image.size[0] * image.size[1] > item.pixels:
                 raise Unprocessable("the image file changed while the request was read")
