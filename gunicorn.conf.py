@@ -1,8 +1,9 @@
 """Gunicorn configuration: gthread workers, one device slot per worker, no preload.
 
-The master imports only torch-free modules (settings, devices); each worker loads its models in
-`post_fork` onto the slot the master gave it in `pre_fork`, and `child_exit` returns the slot so a
-restarted worker reuses it. Run: `gunicorn -c gunicorn.conf.py embedding_service.wsgi:app`.
+The master imports only torch-free modules (settings, devices); each worker builds its app in
+`post_fork` for the slot the master gave it in `pre_fork` and loads its models in
+`post_worker_init`, before it accepts a connection; `child_exit` returns the slot so a restarted
+worker reuses it. Run: `gunicorn -c gunicorn.conf.py embedding_service.wsgi:app`.
 """
 
 import os
@@ -60,8 +61,7 @@ def pre_fork(server, worker):
 
 
 def post_fork(server, worker):
-    """Worker: build the app and load the models onto the slot's device (in the background, so
-    the worker answers /health and /ready at once); SIGTERM turns /ready to 503."""
+    """Worker: build the runtime, state and app for the slot's device; SIGTERM turns /ready to 503."""
     from embedding_service.worker import boot, mark_draining
 
     server.log.info("worker %s: slot %s on %s", worker.pid, worker.slot, worker.device)
@@ -73,6 +73,15 @@ def post_fork(server, worker):
         graceful_exit(sig, frame)
 
     worker.handle_exit = handle_exit
+
+
+def post_worker_init(worker):
+    """Worker, after its setup and before its first accept: load the models onto the slot's
+    device, so the worker takes connections only once it can serve them (meanwhile they wait in
+    the listen backlog or go to a ready worker); heartbeats keep the worker timeout away."""
+    from embedding_service.worker import load_engines
+
+    load_engines(worker.notify)
 
 
 def child_exit(server, worker):

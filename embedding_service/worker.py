@@ -1,9 +1,13 @@
 """The boot path, top to bottom: settings -> runtime (device, threads, CPU share, CPU kernels) ->
 service state and app -> engines loaded -> ready.
 
-`boot` runs in each Gunicorn worker (from `post_fork`, never in the master): the worker answers
-probes at once and loads its engines on a background thread. `serve_locally` is the same path in
-one process, loading before it returns (development server, tests).
+Under Gunicorn, `boot` runs in each worker from `post_fork` (never in the master) and builds the
+app; `load_engines` runs from `post_worker_init`, after the worker's setup and before its first
+accept, so a worker takes connections only once it can serve them: while it loads, connections
+wait in the listening socket's backlog or go to a worker that is ready, at start-up and after any
+restart. Heartbeats during the load keep Gunicorn's worker timeout from killing a long load.
+`serve_locally` is the same path in one process (development server, tests);
+`load_in_background` loads while the app already answers (503 until READY).
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import logging
 import os
 import threading
 import time
-from typing import Optional
+from typing import Callable, Optional
 
 from flask import Flask
 
@@ -27,6 +31,8 @@ log = logging.getLogger("embedding_service.worker")
 #: This process's state once booted (for SIGTERM and for the WSGI entry point).
 _state: Optional[ServiceState] = None
 _app: Optional[Flask] = None
+#: What `load_engines` loads with: (settings, runtime), set by `boot`.
+_pending: Optional[tuple[Settings, Runtime]] = None
 #: Gunicorn's exit code for "worker failed to boot": the master stops instead of respawning.
 WORKER_BOOT_ERROR = 3
 
@@ -38,23 +44,48 @@ def _cuda_available() -> bool:
 
 
 def boot(settings: Settings, slot: int, device: str, cpu_workers: int, cpu_share: Optional[CpuShare] = None) -> Flask:
-    """Build worker `slot`'s app and start loading its engines onto `device` in the background.
+    """Build worker `slot`'s runtime, state and app; `load_engines` loads the engines next.
 
-    The worker answers at once: `/health` 200, `/ready` and inference routes 503 until the
-    engines are loaded and warmed. If loading fails the worker exits with Gunicorn's boot-error
-    code, so a misconfigured service stops instead of respawning forever. On CPU, `cpu_share`
-    (made by the master) lets each forward pass use the cores no other worker's pass is using.
+    On CPU, `cpu_share` (made by the master) lets each forward pass use the cores no other
+    worker's pass is using.
     """
-    global _state, _app
+    global _state, _app, _pending
     from .app import create_app
 
     runtime = Runtime.for_worker(settings, slot, device, cpu_workers, cpu_share)
     runtime.apply()
     _state = ServiceState.create(settings, WorkerInfo(device=device, slot=slot, cuda_available=_cuda_available()))
     _app = create_app(settings, state=_state)
-    load_in_background(settings, runtime, _state, exit_on_failure=True)
+    _pending = (settings, runtime)
     start_malloc_trimmer()
     return _app
+
+
+def load_engines(heartbeat: Callable[[], None]) -> None:
+    """Load the booted worker's engines now (READY when done), calling `heartbeat` (Gunicorn's
+    `worker.notify`) four times per TIMEOUT meanwhile, so a load of minutes does not trip the
+    worker timeout. If loading fails the worker exits with Gunicorn's boot-error code, so a
+    misconfigured service stops instead of respawning for ever."""
+    if _state is None or _pending is None:
+        raise RuntimeError("load_engines runs after boot")
+    settings, runtime = _pending
+    every = min(2.0, settings.timeout / 4)
+    beating = threading.Event()
+
+    def beat() -> None:
+        while not beating.wait(every):
+            heartbeat()
+
+    threading.Thread(target=beat, name="load-heartbeat", daemon=True).start()
+    try:
+        _state.serve(Registry.load(settings, runtime))
+        log.info("worker %s ready", os.getpid())
+    except BaseException:  # noqa: BLE001 - reported, then the worker stops
+        _state.fail()
+        log.exception("loading the models failed")
+        os._exit(WORKER_BOOT_ERROR)
+    finally:
+        beating.set()
 
 
 def load_in_background(settings: Settings, runtime: Runtime, state: ServiceState, exit_on_failure: bool) -> threading.Thread:
