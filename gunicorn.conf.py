@@ -7,6 +7,7 @@ worker reuses it. Run: `gunicorn -c gunicorn.conf.py embedding_service.wsgi:app`
 """
 
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -30,6 +31,11 @@ except SettingsError as _exc:
 os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", os.path.join(tempfile.gettempdir(), f"embedding-metrics-{_settings.port}"))
 
 bind = f"{_settings.host}:{_settings.port}"
+# Gunicorn's control socket (for `gunicornc`), one per instance: its default path is one per user,
+# shared by every Gunicorn on the host. Derived from the bind address, which no two servers share.
+control_socket = os.path.join(
+    tempfile.gettempdir(), "embedding-service-{}-{}.ctl".format(re.sub(r"[^A-Za-z0-9.]", "_", _settings.host), _settings.port)
+)
 workers = worker_count(_settings, _devices)
 worker_class = "gthread"
 threads = _settings.threads

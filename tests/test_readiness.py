@@ -102,3 +102,29 @@ def test_the_load_sends_heartbeats_so_the_worker_timeout_never_fires(monkeypatch
     gaps = [b - a for a, b in zip([started, *beats], beats)]
     assert state.phase is Phase.READY
     assert len(beats) >= 3 and max(gaps) < settings.timeout / 2, gaps
+
+
+def test_two_servers_on_one_host_have_their_own_control_sockets(tmp_path):
+    """Gunicorn's control socket is derived from the bind address, so two servers never share it."""
+    import stat
+    import tempfile
+
+    servers = [start_gunicorn(tmp_path, WORKERS="1") for _ in range(2)]
+    try:
+        from test_gunicorn import wait_healthy
+
+        paths = []
+        for url, proc in servers:
+            wait_healthy(url, proc, workers=1)
+            port = url.rsplit(":", 1)[1]
+            paths.append(os.path.join(tempfile.gettempdir(), f"embedding-service-127.0.0.1-{port}.ctl"))
+        assert paths[0] != paths[1]
+        for path in paths:
+            for _ in range(50):  # the master creates it once it runs
+                if os.path.exists(path):
+                    break
+                time.sleep(0.1)
+            assert stat.S_ISSOCK(os.stat(path).st_mode), path
+    finally:
+        for _, proc in servers:
+            stop(proc)
