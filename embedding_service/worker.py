@@ -78,31 +78,30 @@ def load_engines(heartbeat: Callable[[], None]) -> None:
 
     threading.Thread(target=beat, name="load-heartbeat", daemon=True).start()
     try:
-        _state.serve(Registry.load(settings, runtime))
-        log.info("worker %s ready", os.getpid())
-    except BaseException:  # noqa: BLE001 - reported, then the worker stops
-        _state.fail()
-        log.exception("loading the models failed")
-        os._exit(WORKER_BOOT_ERROR)
+        _load_into(_state, settings, runtime, exit_on_failure=True)
     finally:
         beating.set()
+
+
+def _load_into(state: ServiceState, settings: Settings, runtime: Runtime, exit_on_failure: bool) -> None:
+    """Load the engines and hand them to `state` (READY); on failure mark it FAILED, log why and,
+    with `exit_on_failure`, end the process with WORKER_BOOT_ERROR."""
+    try:
+        state.serve(Registry.load(settings, runtime))
+        log.info("worker %s ready", os.getpid())
+    except BaseException:  # noqa: BLE001 - reported, then the caller's policy applies
+        state.fail()
+        log.exception("loading the models failed")
+        if exit_on_failure:
+            os._exit(WORKER_BOOT_ERROR)
 
 
 def load_in_background(settings: Settings, runtime: Runtime, state: ServiceState, exit_on_failure: bool) -> threading.Thread:
     """Load the engines on a thread and hand them to `state` (READY); on failure mark it FAILED
     and, with `exit_on_failure`, end the process with WORKER_BOOT_ERROR."""
-
-    def load() -> None:
-        try:
-            state.serve(Registry.load(settings, runtime))
-            log.info("worker %s ready", os.getpid())
-        except BaseException:  # noqa: BLE001 - reported, then the worker stops
-            state.fail()
-            log.exception("loading the models failed")
-            if exit_on_failure:
-                os._exit(WORKER_BOOT_ERROR)
-
-    thread = threading.Thread(target=load, name="model-loader", daemon=True)
+    thread = threading.Thread(
+        target=_load_into, args=(state, settings, runtime, exit_on_failure), name="model-loader", daemon=True
+    )
     thread.start()
     return thread
 
