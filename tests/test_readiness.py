@@ -128,3 +128,44 @@ def test_two_servers_on_one_host_have_their_own_control_sockets(tmp_path):
     finally:
         for _, proc in servers:
             stop(proc)
+
+
+def test_connections_open_at_sigterm_are_answered_not_reset(tmp_path):
+    """Clients that connected before the worker was told to stop, and send their request only
+    afterwards, get a full response (the worker stops accepting, then serves the connections it
+    holds for up to GRACEFUL_TIMEOUT), not a reset. Connections still in the listen backlog are
+    what the Kubernetes preStop delay keeps empty (README, Processes)."""
+    import socket
+
+    url, proc = start_gunicorn(tmp_path, WORKERS="1", THREADS="4", GRACEFUL_TIMEOUT="20")
+    try:
+        from test_gunicorn import wait_healthy
+
+        wait_healthy(url, proc)
+        port = int(url.rsplit(":", 1)[1])
+        body = b'{"input": "sent after SIGTERM"}'
+        request = (b"POST /v1/embeddings HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                   b"Connection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+        clients = [socket.create_connection(("127.0.0.1", port), timeout=30) for _ in range(12)]
+        time.sleep(0.3)  # accepted by the worker, nothing read yet
+        proc.send_signal(signal.SIGTERM)
+        time.sleep(0.5)  # the worker has stopped accepting
+        for client in clients:
+            client.sendall(request)
+        replies = []
+        for client in clients:
+            chunks = []
+            try:
+                while chunk := client.recv(65536):
+                    chunks.append(chunk)
+            except OSError as exc:  # a reset
+                chunks.append(type(exc).__name__.encode())
+            finally:
+                client.close()
+            replies.append(b"".join(chunks))
+        statuses = [reply.split(b"\r\n", 1)[0] for reply in replies]
+        assert statuses == [b"HTTP/1.1 200 OK"] * len(clients), statuses
+        assert all(b'"embedding"' in reply for reply in replies)
+        assert proc.wait(timeout=25) == 0
+    finally:
+        stop(proc)
