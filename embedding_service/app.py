@@ -6,6 +6,7 @@ only serves what it is given.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -20,7 +21,7 @@ from .context import RequestStats, current_stats
 from .errors import Unavailable, register_error_handlers, request_id
 from .logs import configure_logging, log_access
 from .registry import Registry
-from .security import install_security
+from .security import install_security, trust_forwarded
 from .settings import Settings
 from .state import ServiceState
 
@@ -44,6 +45,8 @@ def create_app(
 
         state = serve_locally(settings, engines)
     app = Flask("embedding_service")
+    # Flask asks of every hook and view, on every request, whether it is `async def`: ask once.
+    app.ensure_sync = functools.cache(app.ensure_sync)  # type: ignore[method-assign]
     app.config["MAX_CONTENT_LENGTH"] = settings.max_content_length
     app.url_map.strict_slashes = False
     app.extensions[STATE_KEY] = state
@@ -54,6 +57,7 @@ def create_app(
     install_streamed_body_limit(app)
     for blueprint in BLUEPRINTS:
         app.register_blueprint(blueprint)
+    trust_forwarded(app, settings)  # the client's address behind a trusted reverse proxy (FORWARDED_ALLOW_IPS)
     return app
 
 
@@ -65,30 +69,37 @@ def install_request_hooks(app: Flask, settings: Settings) -> None:
     if settings.metrics:
         from .metrics import observe_request as observe
 
+    # The hooks run on every request: `g` and `request` are resolved once each (every use of
+    # Flask's context proxies costs a lookup), and the request id is computed once.
     @app.before_request
     def _start() -> None:
-        g.started = time.perf_counter()
-        g.stats = RequestStats()
-        current_stats.set(g.stats)
+        scope = g._get_current_object()
+        scope.started = time.perf_counter()
+        scope.stats = stats = RequestStats()
+        current_stats.set(stats)
         request_id()
 
     @app.after_request
     def _finish(response):
-        stats = getattr(g, "stats", None) or RequestStats()
-        elapsed = time.perf_counter() - getattr(g, "started", time.perf_counter())
-        response.headers["X-Request-ID"] = request_id()
-        response.headers["X-Total-Time"] = f"{elapsed * 1000:.3f}"
-        response.headers["X-Tokenization-Time"] = f"{stats.tokenization * 1000:.3f}"
-        response.headers["X-Queue-Time"] = f"{stats.queue * 1000:.3f}"
-        response.headers["X-Inference-Time"] = f"{stats.inference * 1000:.3f}"
-        route = request.url_rule.rule if request.url_rule is not None else "unmatched"
+        scope, req = g._get_current_object(), request._get_current_object()
+        stats = getattr(scope, "stats", None) or RequestStats()
+        elapsed = time.perf_counter() - getattr(scope, "started", time.perf_counter())
+        rid = request_id()
+        headers = response.headers
+        headers["X-Request-ID"] = rid  # replaces the one an error response may carry
+        headers.extend((
+            ("X-Total-Time", f"{elapsed * 1000:.3f}"),
+            ("X-Tokenization-Time", f"{stats.tokenization * 1000:.3f}"),
+            ("X-Queue-Time", f"{stats.queue * 1000:.3f}"),
+            ("X-Inference-Time", f"{stats.inference * 1000:.3f}"),
+        ))
+        route = req.url_rule.rule if req.url_rule is not None else "unmatched"
         if observe is not None and route != "/metrics":
-            observe(route, request.method, response.status_code, elapsed)
+            observe(route, req.method, response.status_code, elapsed)
         if route not in ("/health", "/ready", "/metrics"):
             log_access(
-                method=request.method, path=request.path, status=response.status_code, seconds=elapsed,
-                request_id=request_id(), remote=request.remote_addr, model=stats.model, items=stats.items,
-                tokens=stats.tokens,
+                method=req.method, path=req.path, status=response.status_code, seconds=elapsed,
+                request_id=rid, remote=req.remote_addr, model=stats.model, items=stats.items, tokens=stats.tokens,
             )
         return response
 
@@ -129,9 +140,11 @@ def install_streamed_body_limit(app: Flask) -> None:
 
     @app.before_request
     def _check_streamed_body() -> None:
+        if request.content_length is not None:
+            return  # Content-Length is checked by Werkzeug (tested first: it is the usual case)
         limit = request.max_content_length
-        if limit is None or request.content_length is not None or "wsgi.input_terminated" not in request.environ:
-            return  # Content-Length is checked by Werkzeug; without input_terminated the body is not read at all
+        if limit is None or "wsgi.input_terminated" not in request.environ:
+            return  # without input_terminated the body is not read at all
         body = request.get_data(cache=True)
         if len(body) >= limit and request.environ["wsgi.input"].read(1):
             raise RequestEntityTooLarge()

@@ -17,6 +17,7 @@ queue past it is refused at once with 503 + Retry-After.
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from collections import deque
@@ -55,13 +56,36 @@ def plan_batches(lengths: Sequence[int], max_items: int, max_tokens: int) -> lis
     return batches
 
 
+class _Signal:
+    """A one-shot signal for one waiting thread (a request's `done`): `set` once, `wait` until
+    set. A lock held from creation, released by `set`: cheaper than a threading.Event, whose
+    condition variable allocates a lock per wait."""
+
+    __slots__ = ("_lock", "is_set")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._lock.acquire()
+        self.is_set = False
+
+    def set(self) -> None:
+        """Wake the waiter; a second call does nothing (called by the batcher thread only)."""
+        if not self.is_set:
+            self.is_set = True
+            self._lock.release()
+
+    def wait(self) -> None:
+        with self._lock:
+            pass
+
+
 @dataclass
 class _Job:
     items: Sequence[Any]
     out: np.ndarray
     remaining: int
     enqueued: float
-    done: threading.Event = field(default_factory=threading.Event)
+    done: _Signal = field(default_factory=_Signal)
     error: Optional[ServiceError] = None
     started: Optional[float] = None
     inference: float = 0.0
@@ -119,7 +143,9 @@ class Batcher:
         self.observer = observer
         self.stats = BatcherStats()
         self._pending: deque[tuple[_Job, int]] = deque()
-        self._cond = threading.Condition()
+        self._lock = threading.Lock()  # guards _pending
+        #: One token per enqueue wakes the batcher thread (a C queue: cheaper than a Condition).
+        self._wake: "queue.SimpleQueue[None]" = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._loop, name=f"batcher-{model.name}", daemon=True)
         self._thread.start()
 
@@ -148,7 +174,7 @@ class Batcher:
             return np.zeros((0, self.model.dimension), dtype=np.float32)
         self.check_fits(len(items))
         job = _Job(items, np.empty((len(items), self.model.dimension), dtype=np.float32), len(items), time.perf_counter())
-        with self._cond:
+        with self._lock:
             if self.max_queue_size and len(self._pending) + len(items) > self.max_queue_size:
                 self.stats.rejected += 1
                 raise Unavailable(
@@ -157,8 +183,8 @@ class Batcher:
                     headers={"Retry-After": "1"},
                 )
             self._pending.extend((job, index) for index in range(len(items)))
-            self._cond.notify()
             depth = len(self._pending)
+        self._wake.put(None)
         if self.observer is not None:
             self.observer.queued(self.model.name, depth)
         job.done.wait()
@@ -175,19 +201,25 @@ class Batcher:
     # ---------------------------------------------------------------- the batcher thread
     def _loop(self) -> None:
         while True:
-            with self._cond:
-                while not self._pending:
-                    self._cond.wait()
-                if self.batch_timeout > 0:
-                    deadline = time.perf_counter() + self.batch_timeout
-                    while len(self._pending) < self.max_batch_size:
-                        remaining = deadline - time.perf_counter()
-                        if remaining <= 0:
-                            break
-                        self._cond.wait(remaining)
+            self._wake.get()  # blocks until an enqueue, or this loop, leaves a token
+            if not self._pending:
+                continue  # the token of an enqueue whose items an earlier batch took
+            if self.batch_timeout > 0:
+                deadline = time.perf_counter() + self.batch_timeout
+                while len(self._pending) < self.max_batch_size:
+                    remaining = deadline - time.perf_counter()
+                    if remaining <= 0:
+                        break
+                    try:
+                        self._wake.get(timeout=remaining)
+                    except queue.Empty:
+                        break
+            with self._lock:
                 batch = self._take()
             if batch:
                 self._execute(batch)
+            if self._pending:
+                self._wake.put(None)  # more waiting than one batch took: go round again
 
     def _take(self) -> list[tuple[_Job, int]]:
         """Remove and return the next batch. Requests take turns: the batch is the length group
@@ -200,6 +232,9 @@ class Batcher:
             self._pending.popleft()  # a failed request's leftover items
         if not self._pending:
             return []
+        everything = self._all_in_one()
+        if everything is not None:
+            return everything
         window = self.max_batch_size * LOOKAHEAD_BATCHES
         waiting: dict[int, tuple[_Job, list[int]]] = {}
         for position, (job, _) in enumerate(self._pending):
@@ -224,6 +259,27 @@ class Batcher:
         self._pending = deque(
             entry for p, entry in enumerate(self._pending) if p not in taken and entry[0].error is None
         )
+        return batch
+
+    def _all_in_one(self) -> Optional[list[tuple[_Job, int]]]:
+        """Every waiting item, in queue order, when they all fit in one batch (at most
+        max_batch_size items of one type, none of a failed request, max_batch_tokens padded
+        tokens): the batch the turn-taking choice below makes then, found without its cost (the
+        usual case below full load). Taken from the queue; None when they do not all fit."""
+        pending = self._pending
+        if len(pending) > self.max_batch_size:
+            return None
+        kind = type(pending[0][0].items[pending[0][1]])
+        longest = 1
+        for job, index in pending:
+            item = job.items[index]
+            if job.error is not None or type(item) is not kind:
+                return None
+            longest = max(longest, len(item))
+        if longest * len(pending) > self.max_batch_tokens:
+            return None
+        batch = list(pending)
+        pending.clear()
         return batch
 
     def _execute(self, batch: list[tuple[_Job, int]]) -> None:

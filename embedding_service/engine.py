@@ -193,16 +193,18 @@ class Engine:
         best = best_per_owner(raw, [item.owner for item in items], len(documents))
         return PairScores(best, len(items), sum(len(item) for item in items))
 
-    def cap_tokens(self, texts: list[str], limit: Optional[int]) -> list[str]:
-        """Each text cut to its first `limit` tokens (Cohere's `max_tokens_per_doc`); a long text
-        is tokenised only as far as a window that gives the same first tokens."""
+    def cap_tokens(self, texts: list[str], limit: Optional[int], side: str = "right") -> list[str]:
+        """Each text cut to its first `limit` tokens (Cohere's `max_tokens_per_doc` and
+        `max_tokens`), or its last with `side` "left"; a long text is tokenised only as far as a
+        window that gives the same kept tokens."""
         if not limit or not texts:
             return texts
         tokenize = self.model.tokenize
-        windows = tokenize.windows(texts, limit, "right")
+        windows = tokenize.windows(texts, limit, side)
         rows = tokenize(windows, add_special_tokens=False, return_attention_mask=False, return_token_type_ids=False)
         decode = self.model.tokenizer.decode
-        return [text if len(ids) <= limit else decode(ids[:limit]) for text, ids in zip(texts, rows["input_ids"])]
+        kept = (lambda ids: ids[-limit:]) if side == "left" else (lambda ids: ids[:limit])
+        return [text if len(ids) <= limit else decode(kept(ids)) for text, ids in zip(texts, rows["input_ids"])]
 
 
 def best_per_owner(values: np.ndarray, owners: Sequence[int], count: int) -> np.ndarray:

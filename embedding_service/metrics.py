@@ -14,6 +14,7 @@ matched URL rule (or "unmatched"), `method` one of METHODS (or "other"), `status
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
@@ -66,28 +67,43 @@ def status_label(status) -> str:
     return str(code) if 100 <= code <= 599 else "other"
 
 
+#: Labelled children already looked up: (metric, label values) -> child. `labels()` costs a
+#: lock and several calls per use; the label values are from fixed sets (module doc), so this stays
+#: small.
+_CHILDREN: dict[tuple, Any] = {}
+
+
+def child(metric: Any, *labels: str) -> Any:
+    """`metric.labels(*labels)`, looked up once per label values."""
+    key = (metric, labels)
+    found = _CHILDREN.get(key)
+    if found is None:
+        found = _CHILDREN.setdefault(key, metric.labels(*labels))
+    return found
+
+
 class BatchObserver:
     """What the batchers report (see batching.Batcher.observer)."""
 
     def batch(self, model: str, items: int, tokens: int, seconds: float) -> None:
-        BATCH_SIZE.labels(model).observe(items)
-        INFERENCE_SECONDS.labels(model).observe(seconds)
-        ITEMS.labels(model).inc(items)
-        TOKENS.labels(model).inc(tokens)
+        child(BATCH_SIZE, model).observe(items)
+        child(INFERENCE_SECONDS, model).observe(seconds)
+        child(ITEMS, model).inc(items)
+        child(TOKENS, model).inc(tokens)
 
     def queued(self, model: str, depth: int) -> None:
-        QUEUE_DEPTH.labels(model).set(depth)
+        child(QUEUE_DEPTH, model).set(depth)
 
     def waited(self, model: str, seconds: float) -> None:
-        QUEUE_SECONDS.labels(model).observe(seconds)
+        child(QUEUE_SECONDS, model).observe(seconds)
 
 
 class ImageObserver:
     """What the image loader reports: one call per image read."""
 
     def image(self, source: str, outcome: str) -> None:
-        IMAGES.labels(
-            source if source in IMAGE_SOURCES else "other", "ok" if outcome == "ok" else status_label(outcome)
+        child(
+            IMAGES, source if source in IMAGE_SOURCES else "other", "ok" if outcome == "ok" else status_label(outcome)
         ).inc()
 
 
@@ -100,8 +116,8 @@ def engines_ready(engines) -> None:
 
 def observe_request(route: str, method: str, status: int, seconds: float) -> None:
     """One request; `route` must be a URL rule or "unmatched" (app.install_request_hooks)."""
-    REQUESTS.labels(route, method_label(method), status_label(status)).inc()
-    REQUEST_SECONDS.labels(route).observe(seconds)
+    child(REQUESTS, route, method_label(method), status_label(status)).inc()
+    child(REQUEST_SECONDS, route).observe(seconds)
 
 
 def render() -> tuple[bytes, str]:

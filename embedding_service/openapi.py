@@ -19,15 +19,16 @@ from __future__ import annotations
 
 import copy
 import re
-from typing import TYPE_CHECKING, Any, Iterator, Literal, Optional, Union
+from typing import TYPE_CHECKING, Any, Iterator, Optional
 
 from flask import Flask, current_app
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 
 from . import __version__
 from .errors import ErrorStyle
-from .responses import ErrorResponse, OllamaError, Ready
-from .schemas import IMAGE_DOCUMENT, NEEDS_IMAGE_MODEL
+from .names import name_schema as _names
+from .responses import ErrorResponse, OllamaError
+from .schemas import IMAGE_DOCUMENT, MODEL_KIND, NEEDS_IMAGE_MODEL, SERVED_MODEL_NAME
 
 if TYPE_CHECKING:
     from .api.routing import Operation
@@ -66,6 +67,7 @@ LIMIT_TEXT = {
     "IMAGE_MAX_PIXELS": "pixels per image",
     "IMAGE_MAX_REQUEST_PIXELS": "pixels per request, summed over its images",
     "IMAGE_MAX_URLS": "image URLs per request",
+    "MAX_EMBED_ALL_TOKENS": "token vectors per request",
 }
 
 
@@ -82,6 +84,8 @@ class ServedModel(BaseModel):
     prompt_names: list[str] = []
     #: Whether reranking with it takes an `instruction` (cross-encoders refuse one).
     instruction: bool = True
+    #: Whether it gives token embeddings (TEI's /embed_all).
+    token_embeddings: bool = False
 
     @property
     def image_documents(self) -> bool:
@@ -99,7 +103,8 @@ class Limits(BaseModel):
     served: Optional[list[ServedModel]] = None
     #: The name a request without `model` (or with "") gets, by kind: "text" (the default text
     #: model), "first" (the first configured model where it embeds text, as /embed_text picks),
-    #: "images" (the default image model), "all" (the default scorer of the rerank routes).
+    #: "images" (the default image model), "all" (the default scorer of the rerank routes),
+    #: "tokens" (the default model of /embed_all).
     defaults: dict[str, str] = {}
     max_items: int = 2048
     max_chars: int = 200_000
@@ -116,9 +121,12 @@ class Limits(BaseModel):
         return self.served is None or any(m.images for m in self.served)
 
     def candidates(self, kind: str) -> list[ServedModel]:
-        """The served models a request of `kind` ("text", "all" for reranking, "images") may name."""
+        """The served models a request of `kind` ("text", "all" for reranking, "images", "tokens"
+        for token embeddings) may name."""
         if kind == "images":
             return [m for m in self.served or () if m.images]
+        if kind == "tokens":
+            return [m for m in self.served or () if m.token_embeddings]
         return [m for m in self.served or () if m.text or (kind == "all" and m.pairs)]
 
     def values(self, names: tuple[str, ...]) -> dict[str, int]:
@@ -127,10 +135,13 @@ class Limits(BaseModel):
         images = self.images
         return {name: known[name] for name in names if name in known and (images or not name.startswith("IMAGE_"))}
 
-    def is_public(self, path: str, declared: bool) -> bool:
+    def is_public(self, path: str, declared: bool, method: str = "get") -> bool:
+        """Whether `method` on `path` is served without an API key: AUTH_PUBLIC_PATHS opens the
+        GET (and HEAD) of its paths only, so `POST /` (TEI's inference route) needs a key."""
         if self.public_paths is None:
             return declared
-        return path in self.public_paths or ("/docs" in self.public_paths and path.startswith("/docs/"))
+        listed = path in self.public_paths or ("/docs" in self.public_paths and path.startswith("/docs/"))
+        return listed and method in ("get", "head")
 
 
 def _schema(model: type[BaseModel], components: dict) -> dict:
@@ -160,21 +171,25 @@ def _tighten(schema: dict, limits: Limits, kind: str, default: Optional[str]) ->
         for branch in schema.get(keyword, []):
             if branch.get(NEEDS_IMAGE_MODEL):
                 fields = branch.setdefault("properties", {})
-                for name in ("model", "dimensions"):
+                for name in ("model", "dimensions", "output_dimension"):
                     if name in props:
                         fields.setdefault(name, {})
                 _tighten(branch, limits, "images", limits.defaults.get("images"))
             else:
                 _tighten(branch, limits, kind, default)
+    name_fields = [key for key, value in props.items() if key == "model" or (isinstance(value, dict) and value.get(SERVED_MODEL_NAME))]
     if limits.served is None:
         names = limits.model_names if kind == "all" else limits.text_model_names
-        if "model" in props and names:
-            props["model"] = _nullable({"type": "string", "enum": names})
+        for key in name_fields if names else ():
+            props[key] = _names([n for n in names if n], empty="" in names, nullable=True)
         return
     models = limits.candidates(kind)
-    if "model" not in props or not models:
+    if name_fields and not models and kind == "tokens":
+        schema["not"] = {}  # no served model gives token embeddings: every request is refused
+    if not name_fields or not models:
         return
-    props["model"] = _nullable({"type": "string", "enum": [""] + [label for m in models for label in m.labels]})
+    for key in name_fields:
+        props[key] = _names([label for m in models for label in m.labels], empty=True, nullable=True)
     images = limits.images
     own = [_bounds(props, m, images) for m in models]
     if all(bounds == own[0] for bounds in own):
@@ -184,9 +199,9 @@ def _tighten(schema: dict, limits: Limits, kind: str, default: Optional[str]) ->
     branches = []
     for m, bounds in zip(models, own):
         if default in m.labels:
-            branch = {"properties": {"model": _nullable({"type": "string", "enum": [""] + m.labels}), **bounds}}
+            branch = {"properties": {"model": _names(m.labels, empty=True, nullable=True), **bounds}}
         else:
-            branch = {"required": ["model"], "properties": {"model": {"type": "string", "enum": m.labels}, **bounds}}
+            branch = {"required": ["model"], "properties": {"model": _names(m.labels, empty=False), **bounds}}
         branches.append({"title": m.labels[0], **branch})
     schema.setdefault("allOf", []).append({"anyOf": branches})
 
@@ -203,8 +218,9 @@ def _bounds(props: dict, m: ServedModel, images: bool = False) -> dict:
     """The property schemas that model `m` bounds, for the properties in `props` (`images`: image
     documents are described at all)."""
     bounds: dict[str, Any] = {}
-    if "dimensions" in props and m.dimension:
-        bounds["dimensions"] = _nullable({"type": "integer", "minimum": 1, "maximum": m.dimension})
+    for key in ("dimensions", "output_dimension"):  # Matryoshka: up to the model's dimension
+        if key in props and m.dimension:
+            bounds[key] = _nullable({"type": "integer", "minimum": 1, "maximum": m.dimension})
     if "prompt_name" in props:
         names = m.prompt_names
         bounds["prompt_name"] = _nullable({"type": "string", "enum": names}) if names else {"type": "null", "default": None}
@@ -212,9 +228,12 @@ def _bounds(props: dict, m: ServedModel, images: bool = False) -> dict:
         bounds["instruction"] = {"type": "null", "default": None}
     if "documents" in props and images and not m.image_documents:
         bounds["documents"] = {"items": {"not": copy.deepcopy(IMAGE_DOCUMENT)}}
-    if "input" in props and m.max_token_id is not None and _has_integers(props["input"]):
-        bounds["input"] = copy.deepcopy(props["input"])
-        _limit_token_ids(bounds["input"], m.max_token_id)
+    for key in ("input", "ids"):  # token ids: the model's vocabulary
+        if key in props and m.max_token_id is not None and _has_integers(props[key]):
+            bounds[key] = copy.deepcopy(props[key])
+            _limit_token_ids(bounds[key], m.max_token_id)
+    if "truncation_direction" in props and m.pairs:  # a pair reranker cuts the document's end only
+        bounds["truncation_direction"] = {"type": "string", "pattern": "^[Rr][Ii][Gg][Hh][Tt]$", "default": "right"}
     return bounds
 
 
@@ -295,6 +314,15 @@ def documented_paths(app: Flask) -> set[str]:
     return {openapi_path(rule) for rule, _method, _operation in documented_operations(app)}
 
 
+def _path_schema(variable: re.Match, limits: Limits) -> dict:
+    """A path variable's schema: a `model` is one of the served names or aliases (an Ollama tag is
+    accepted too, but not listed: a generated name with a tag and a `/` does not survive
+    URL-encoding tools reliably); anything else is its converter's JSON type."""
+    if variable["name"] == "model" and limits.model_names:
+        return {"type": "string", "enum": [name for name in limits.model_names if name]}
+    return {"type": _CONVERTER_TYPES.get(variable["converter"], "string")}
+
+
 def build_spec(limits: Limits, app: Optional[Flask] = None) -> dict:
     """The OpenAPI 3.1 document of `app` (default: the current app) for this deployment's `limits`."""
     app = app if app is not None else current_app
@@ -305,8 +333,7 @@ def build_spec(limits: Limits, app: Optional[Flask] = None) -> dict:
         path = openapi_path(rule)
         operation: dict[str, Any] = {"summary": op.summary, "tags": [op.tag], "operationId": f"{method}_{path}"}
         parameters = [
-            {"name": m["name"], "in": "path", "required": True,
-             "schema": {"type": _CONVERTER_TYPES.get(m["converter"], "string")}}
+            {"name": m["name"], "in": "path", "required": True, "schema": _path_schema(m, limits)}
             for m in _VARIABLE.finditer(rule)
         ]
         if parameters:
@@ -319,7 +346,7 @@ def build_spec(limits: Limits, app: Optional[Flask] = None) -> dict:
             operation["x-limits"] = budgets
         if op.requests:
             operation["requestBody"] = {"required": True, "content": _request_content(op, limits, components)}
-        public = limits.is_public(path, op.public)
+        public = limits.is_public(path, op.public, method)
         operation["responses"] = _responses(op, limits, components, error_refs, public)
         if limits.auth and public:
             operation["security"] = []
@@ -351,7 +378,8 @@ def _request_content(op: "Operation", limits: Limits, components: dict) -> dict:
         ref = _schema(model, components)
         schema = components[model.__name__]
         if not schema.get(NEEDS_IMAGE_MODEL):
-            _tighten(schema, limits, op.models, default)
+            kind = schema.pop(MODEL_KIND, op.models)  # a request model of another kind (TEI's rerank on `POST /`)
+            _tighten(schema, limits, kind, default if kind == op.models else limits.defaults.get(kind))
         elif limits.images:
             _tighten(schema, limits, "images", limits.defaults.get("images"))
         else:

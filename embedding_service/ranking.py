@@ -70,6 +70,7 @@ class _Options:
     truncate: bool
     max_chunks: Optional[int]
     check_chunks: Optional[Callable[[int], None]] = None
+    direction: str = "right"
 
 
 def _with_embeddings(engine: Engine, loader: ImageLoader, query_text: str, media: list[str], contents: list[str], opts: _Options):
@@ -100,7 +101,7 @@ def _with_embeddings(engine: Engine, loader: ImageLoader, query_text: str, media
             encoded = engine.embed_prepared(chunks)
             owners = encoded.owners or []
         else:
-            encoded = engine.embed_texts(texts, document, opts.truncate, "right", param="documents")
+            encoded = engine.embed_texts(texts, document, opts.truncate, opts.direction, param="documents")
             owners = list(range(len(texts)))
         cos[text_rows] = best_per_owner(_unit(encoded.vectors) @ query, owners, len(texts))
         tokens, scored = tokens + encoded.tokens, scored + len(encoded.vectors)
@@ -175,14 +176,17 @@ def rerank(
     engines: Registry, limits: RequestLimits, loader: ImageLoader, query: str, documents: list, *, field: str = "documents",
     model: Optional[str] = None, instruction: Optional[str] = None, top_n: Optional[int] = None, raw_scores: bool = False,
     truncate: bool = True, max_chunks_per_doc: Optional[int] = None, max_tokens_per_doc: Optional[int] = None,
-    rank_fields: Optional[list[str]] = None,
+    rank_fields: Optional[list[str]] = None, direction: str = "right",
 ) -> Ranking:
     """Score every document (a string, or an object with `text` or `image`, or read through
     `rank_fields`; from request field `field`) against `query` and order them, best first (ties
     by index), cut to `top_n`. `raw_scores` keeps log-odds (or cosines); `max_chunks_per_doc`
-    scores a long document by its best chunk; `max_tokens_per_doc` cuts each document first.
+    scores a long document by its best chunk; `max_tokens_per_doc` cuts each document first;
+    `direction` is the side an over-long document is cut on (TEI's `truncation_direction`: "left"
+    keeps its end), when ranking by embeddings; pair rerankers keep the query and cut the
+    document's end only ("left" is refused).
 
-    raises ModelNotFound (404), BadRequest (400), PayloadTooLarge (413: more documents than
+    raises ModelNotFound (404), BadRequest (400; "left" for a pair reranker), PayloadTooLarge (413: more documents than
     MAX_CLIENT_BATCH_SIZE; a query or document over MAX_INPUT_CHARS or all of them over
     MAX_REQUEST_CHARS as the model sees them, a pair model seeing the query and instruction with
     every document; with `max_chunks_per_doc`, more chunks than MAX_RERANK_CHUNKS, before any
@@ -197,6 +201,11 @@ def rerank(
     if engine.can(Capability.SCORE_PAIRS):
         if "image" in media:
             raise BadRequest(f"model {engine.name!r} ranks text; image documents need a multimodal model", param=field)
+        if direction != "right":
+            raise BadRequest(
+                f"model {engine.name!r} is a pair reranker: it keeps the query and cuts a long document's end; "
+                "send truncation_direction right", param="truncation_direction",
+            )
         _check_pair_chars(engine.reranker, query, instruction, contents, limits, field)
         pair = engine.score_pairs(
             query, engine.cap_tokens(contents, max_tokens_per_doc), instruction, truncate, max_chunks_per_doc,
@@ -206,9 +215,9 @@ def rerank(
         label, items, tokens = engine.name, pair.items, pair.tokens
     else:
         _check_embedding_chars(engine.text, query, instruction, media, contents, limits, field)
-        capped = iter(engine.cap_tokens([c for c, m in zip(contents, media) if m == "text"], max_tokens_per_doc))
+        capped = iter(engine.cap_tokens([c for c, m in zip(contents, media) if m == "text"], max_tokens_per_doc, direction))
         contents = [next(capped) if m == "text" else c for c, m in zip(contents, media)]
-        opts = _Options(instruction, raw_scores, truncate, max_chunks_per_doc, check_chunks)
+        opts = _Options(instruction, raw_scores, truncate, max_chunks_per_doc, check_chunks, direction)
         scores, label, items, tokens = _with_embeddings(engine, loader, query, media, contents, opts)
     note_usage(engine.name, len(documents), tokens)
     order = sorted(range(len(documents)), key=lambda i: (-scores[i], i))

@@ -12,8 +12,11 @@ from .acceleration import accelerate
 from .batching import BatchLimits
 from .engine import Capability, Engine
 from .errors import BadRequest, ModelNotFound
+from .models.base import Model
 from .models.families import load_model
-from .models.spec import model_specs
+from .names import without_tag
+from .models.spec import ModelSpec, model_specs
+from .precision import apply_precision, uses_bf16
 from .runtime import Runtime
 from .settings import Settings
 
@@ -24,6 +27,20 @@ HINTS = {
     Capability.EMBED_IMAGES: "; set MODEL_NAME (or add to MODELS) a multimodal model such as google/siglip2-so400m-patch16-naflex",
     Capability.SCORE_PAIRS: "; add a reranker to MODELS, such as Qwen/Qwen3-Reranker-0.6B",
 }
+
+
+def load_numerics(spec: ModelSpec, dtype: str, runtime: Runtime, warm: bool = True) -> Model:
+    """Load `spec` onto `runtime.device` with its precision (precision.py: the model's `dtype`
+    option or DTYPE `dtype`, self-checked against float32 on the CPU) and its CPU kernels
+    (acceleration.py: `runtime.cpu_kernels`, `auto` measured on the model's own layers; a model
+    in bf16 keeps torch's bf16 kernels, rows in buckets). raises SettingsError naming the model."""
+    device = runtime.device
+    model = load_model(spec, device, dtype)
+    requested = spec.option("dtype") or dtype
+    model = apply_precision(model, requested, device, reload=lambda: load_model(spec, device, "float32"))
+    kernels = "bf16" if uses_bf16(model) else runtime.cpu_kernels
+    model.cpu_kernels = accelerate(model.model, kernels, runtime.thread_counts, warm=warm, name=spec.name)
+    return model
 
 
 class Registry:
@@ -64,12 +81,14 @@ class Registry:
         engines = []
         for spec in model_specs(settings):
             started = time.perf_counter()
-            model = load_model(spec, runtime.device, settings.dtype)
-            accelerate(model.model, runtime.cpu_kernels, runtime.thread_counts, warm=warmup)
+            model = load_numerics(spec, settings.dtype, runtime, warm=warmup)
             if warmup:
                 model.warmup()
             seconds = time.perf_counter() - started
-            log.info("loaded %s model %s on %s in %.1fs", model.kind, spec.name, runtime.device, seconds)
+            log.info(
+                "loaded %s model %s on %s in %.1fs (%s, CPU kernels %s)", model.kind, spec.name, runtime.device,
+                seconds, model.precision, model.cpu_kernels,
+            )
             engines.append(Engine(model, limits, observer=observer, cpu_share=runtime.cpu_share, load_seconds=seconds))
         return cls(engines, runtime.device)
 
@@ -114,8 +133,11 @@ class Registry:
         return engine
 
     def find(self, name: str) -> Engine:
-        """The engine called `name`, whatever it can do; raises ModelNotFound (404)."""
+        """The engine called `name` (a name or alias, or either with an Ollama `:tag`, see
+        `names`), whatever it can do; raises ModelNotFound (404) listing the served models."""
         engine = self._by_label.get(name)
+        if engine is None and (base := without_tag(name)) is not None:
+            engine = self._by_label.get(base)
         if engine is None:
             served = ", ".join(f"{e.name} (aliases: {', '.join(e.aliases)})" if e.aliases else e.name for e in self.engines)
             raise ModelNotFound(f"model {name!r} is not served here; served models: {served}", param="model")

@@ -29,7 +29,8 @@ class Runtime:
     """`device` (`cpu`, `cuda`, `cuda:N`); `threads`, torch's intra-op threads at rest (None:
     leave torch's default); `thread_counts`, every thread count a forward pass may run with;
     `cpu_share`, this worker's handle on the cores shared with other CPU workers (None when
-    alone or off); `cpu_kernels`, `onednn`, `mkl` or `default` (acceleration.py)."""
+    alone or off); `cpu_kernels`, `auto` (decided per model at load), `onednn`, `mkl` or
+    `default` (acceleration.py)."""
 
     device: str
     threads: Optional[int]
@@ -45,7 +46,7 @@ class Runtime:
         CPU_SHARE, a slot in the master's CpuShare (every thread count it can pick is warmed)."""
         from .acceleration import choose_cpu_kernels
 
-        kernels = choose_cpu_kernels(settings.onednn_linear, device)
+        kernels = choose_cpu_kernels(settings.cpu_kernels, device)
         if device != "cpu":
             return cls(device, None, (), None, kernels)
         threads = cpu_threads(cpu_workers)
@@ -62,7 +63,7 @@ class Runtime:
         from .acceleration import choose_cpu_kernels
 
         device = device or local_device(settings)
-        return cls(device, None, (torch.get_num_threads(),), None, choose_cpu_kernels(settings.onednn_linear, device))
+        return cls(device, None, (torch.get_num_threads(),), None, choose_cpu_kernels(settings.cpu_kernels, device))
 
     def apply(self) -> None:
         """Set torch's threads (CPU) or current device (CUDA) for this process."""

@@ -59,6 +59,10 @@ class Strict(BaseModel):
 #: Marks a request model, or a branch of a schema, that only a deployment serving an image model
 #: accepts: `openapi._tighten` drops it from deployments without one.
 NEEDS_IMAGE_MODEL = "x-requires-image-model"
+#: Marks a property, besides `model`, that names a served model: `openapi._tighten` lists the names.
+SERVED_MODEL_NAME = "x-served-model-name"
+#: Set on a request model whose `model` may name other models than its route's (`Operation.models`).
+MODEL_KIND = "x-model-kind"
 _NON_EMPTY = {"type": "string", "minLength": 1}
 _TEXTS = {"anyOf": [_NON_EMPTY, {"type": "array", "items": _NON_EMPTY, "minItems": 1}]}
 #: What `str.strip()` removes (every `str.isspace()` character): a query must hold something else.
@@ -70,6 +74,7 @@ IMAGES = (
     "data URIs, base64, http(s) URLs or allowed local paths; one that is not an allowed, decodable image "
     "in an allowed format is refused (400, 403, 413, 415 or 422)"
 )
+DIRECTION = "the side an over-long document is cut on; pair rerankers (cross-encoders, Qwen3-Reranker) cut the end only"
 RANK_FIELDS = (
     "read object documents as `name: value` lines of these fields (absent or null fields are left out; an "
     "object with none of them ranks as empty text)"
@@ -162,6 +167,14 @@ def _any_case(schema: dict) -> None:
     schema["pattern"] = "^(" + "|".join("".join(f"[{c.upper()}{c}]" for c in word) for word in words) + ")$"
 
 
+#: TEI's `truncation_direction`: "left" or "right" in any case ("Left", as TEI spells it).
+Direction = Annotated[
+    Literal["left", "right"],
+    BeforeValidator(lambda value: value.lower() if isinstance(value, str) else value),
+    Field(json_schema_extra=_any_case),
+]
+
+
 class TEIEmbedRequest(Strict):
     """`POST /embed` with `inputs` (Hugging Face TEI)."""
 
@@ -169,14 +182,9 @@ class TEIEmbedRequest(Strict):
     model: Optional[StrictStr] = None
     normalize: StrictBool = True
     truncate: Annotated[StrictBool, Field(description=TRUNCATE)] = True
-    truncation_direction: Annotated[Literal["left", "right"], Field(json_schema_extra=_any_case)] = "right"
+    truncation_direction: Direction = "right"
     prompt_name: Optional[StrictStr] = None
     dimensions: Optional[PositiveInt] = None
-
-    @field_validator("truncation_direction", mode="before")
-    @classmethod
-    def _direction(cls, value: Any) -> Any:
-        return value.lower() if isinstance(value, str) else value  # TEI spells it "Left"/"Right"
 
     @field_validator("inputs", mode="before")
     @classmethod
@@ -229,6 +237,23 @@ class _OllamaRequest(Strict):
     model: Optional[StrictStr] = None
     keep_alive: Optional[Union[StrictStr, JsonInt, StrictFloat]] = None
     options: Optional[dict[str, Any]] = None
+
+
+class OllamaShowRequest(Strict):
+    """`POST /api/show` (Ollama): `model`, or `name` as older clients send it (not both); none
+    names the default text model. `verbose` is accepted and changes nothing."""
+
+    model_config = _strict_with({"not": {"required": ["model", "name"], "properties": {
+        "model": {"type": "string"}, "name": {"type": "string"}}}})
+
+    model: Optional[StrictStr] = None
+    name: Annotated[Optional[StrictStr], Field(json_schema_extra={SERVED_MODEL_NAME: True})] = None
+    verbose: Optional[StrictBool] = None
+
+    def label(self) -> Optional[str]:
+        if self.model is not None and self.name is not None:
+            raise BadRequest('send "model" or "name", not both', param="name")
+        return self.model if self.model is not None else self.name
 
 
 class OllamaEmbedRequest(_OllamaRequest):
@@ -299,7 +324,9 @@ _ONE_SWITCH = {
 
 class RerankRequest(Strict):
     """`POST /rerank`, `/v1/rerank`, `/v2/rerank` (Cohere; `texts` accepted in place of
-    `documents`; TEI's `return_text` and `truncate`). `priority` is accepted and has no effect."""
+    `documents`; TEI's `return_text`, `truncate` and `truncation_direction`). `priority` is
+    accepted and has no effect. On `/rerank`, `texts` with one of TEI's own fields
+    (`truncation_direction`, `raw_scores`, `return_text`) is TEI's request (see :meth:`tei_shaped`)."""
 
     model_config = _strict_with(_exactly_one("documents", "texts"), _ONE_SWITCH, _DOCUMENT_SHAPES)
 
@@ -313,6 +340,7 @@ class RerankRequest(Strict):
     model: Optional[StrictStr] = None
     raw_scores: StrictBool = False
     truncate: Annotated[StrictBool, Field(description=TRUNCATE)] = True
+    truncation_direction: Annotated[Direction, Field(description=DIRECTION)] = "right"
     max_chunks_per_doc: Optional[PositiveInt] = None
     max_tokens_per_doc: Optional[PositiveInt] = None
     rank_fields: Annotated[Optional[list[StrictStr]], Field(description=RANK_FIELDS)] = None
@@ -336,6 +364,10 @@ class RerankRequest(Strict):
     @classmethod
     def _documents(cls, value: Any, info) -> Any:
         return value if value is None else _check_text_list(value, info.field_name)
+
+    def tei_shaped(self) -> bool:
+        """TEI's rerank request: `texts` (not `documents`) with one of the fields only TEI has."""
+        return self.texts is not None and bool({"truncation_direction", "raw_scores", "return_text"} & self.model_fields_set)
 
     def items(self) -> tuple[list, str]:
         """The documents and the field they came in (`documents` or `texts`)."""

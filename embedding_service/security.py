@@ -17,12 +17,17 @@
   `embedding_rate_limit_storage_errors_total`; during an outage the storage is tried again at most
   once per PROBE_SECONDS.
 - CORS: flask-cors for the origins in CORS_ORIGINS only; off when empty.
+- Behind a reverse proxy: for a request whose socket peer is in FORWARDED_ALLOW_IPS, the client address
+  is the last `X-Forwarded-For` entry (the one that proxy appended) and the scheme its
+  `X-Forwarded-Proto` (werkzeug's ProxyFix, one hop); from any other peer both headers are ignored.
+  Every per-address count above, and the access log, then see the client rather than the proxy.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import logging
 import math
 import re
@@ -120,6 +125,10 @@ def install_security(app: Flask, settings: Settings) -> None:
     limiter, guard = _make_limiter(settings) if (failure_limit or settings.rate_limit_requests) else (None, None)
 
     def is_public() -> bool:
+        """AUTH_PUBLIC_PATHS opens the GET (and HEAD) of its paths only: `GET /` is public, while
+        `POST /` (TEI's inference route on the same path) needs a key."""
+        if request.method not in ("GET", "HEAD"):
+            return False
         path = request.path.rstrip("/") or "/"
         return path in public or ("/docs" in public and path.startswith("/docs/"))
 
@@ -234,6 +243,43 @@ def install_security(app: Flask, settings: Settings) -> None:
             ],
             max_age=600,
         )
+
+
+def trust_forwarded(app: Flask, settings: Settings) -> None:
+    """Wrap the app's WSGI callable in :class:`TrustedProxyFix` for FORWARDED_ALLOW_IPS (nothing when unset)."""
+    if settings.forwarded_allow_ips:
+        app.wsgi_app = TrustedProxyFix(app.wsgi_app, settings.forwarded_allow_ips)  # type: ignore[method-assign]
+
+
+class TrustedProxyFix:
+    """WSGI middleware: werkzeug's `ProxyFix(x_for=1, x_proto=1)` for requests whose `REMOTE_ADDR`
+    (the socket peer) is one of `trusted` (IP addresses or networks as Gunicorn's
+    `forwarded_allow_ips` takes them, or `*` for any peer); other requests pass unchanged, so a
+    client talking to the service directly cannot choose its address with `X-Forwarded-For`.
+    An IPv4-mapped IPv6 peer (`::ffff:a.b.c.d`) counts as its IPv4 address."""
+
+    def __init__(self, app, trusted: tuple[str, ...]):
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        self.app = app
+        self.fixed = ProxyFix(app, x_for=1, x_proto=1)
+        self.any = "*" in trusted
+        self.networks = tuple(ipaddress.ip_network(item) for item in trusted if item != "*")
+
+    def trusts(self, peer: Optional[str]) -> bool:
+        if self.any:
+            return True
+        try:
+            address = ipaddress.ip_address(peer or "")
+        except ValueError:  # no peer address (a Unix socket) or not an IP: not a listed proxy
+            return False
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        return any(address in network for network in self.networks)
+
+    def __call__(self, environ, start_response):
+        handler = self.fixed if self.trusts(environ.get("REMOTE_ADDR")) else self.app
+        return handler(environ, start_response)
 
 
 def _make_limiter(settings: Settings):

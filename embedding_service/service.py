@@ -95,19 +95,19 @@ def postprocess(vectors: np.ndarray, dimensions: Optional[int], normalize: bool)
     `torch.nn.functional.normalize`). (n, dim) float32 -> (n, dimensions or dim) float32."""
     if dimensions is not None:
         vectors = vectors[:, :dimensions]
-    if normalize:
-        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    if normalize:  # np.linalg.norm's own arithmetic, without its per-call checks
+        norms = np.sqrt(np.add.reduce(vectors * vectors, axis=1, keepdims=True))
         vectors = vectors / np.maximum(norms, 1e-12)
     return np.ascontiguousarray(vectors, dtype=np.float32)
 
 
-def check_dimensions(dimensions: Optional[int], engine: Engine) -> None:
-    """raises BadRequest (400) unless 1 <= dimensions <= the model's dimension."""
+def check_dimensions(dimensions: Optional[int], engine: Engine, field: str = "dimensions") -> None:
+    """raises BadRequest (400) naming `field` unless 1 <= dimensions <= the model's dimension."""
     dimension = engine.model.dimension
     if dimensions is not None and not 1 <= dimensions <= dimension:
         raise BadRequest(
-            f"dimensions must be between 1 and {dimension} for model {engine.name!r}; got {dimensions}",
-            param="dimensions",
+            f"{field} must be between 1 and {dimension} for model {engine.name!r}; got {dimensions}",
+            param=field,
         )
 
 
@@ -125,6 +125,7 @@ def embed_text(
     prompt: PromptChoice = PromptChoice(),
     param: str = "input",
     prefer_first: bool = False,
+    dimensions_field: str = "dimensions",
 ) -> Embeddings:
     """Embed `texts` (or pre-tokenised `token_ids`) with the named text model.
 
@@ -138,7 +139,7 @@ def embed_text(
     count = len(texts) if texts is not None else len(token_ids or ())
     check_batch_size(count, limits.max_client_batch_size, param)
     engine = engines.get(model_name, Capability.EMBED_TEXT, prefer_first=prefer_first)
-    check_dimensions(dimensions, engine)
+    check_dimensions(dimensions, engine, dimensions_field)
     if texts is not None:
         prefix = engine.text.resolve_prompt(prompt)
         check_text_chars([len(prefix) + len(text) for text in texts], limits, param, prompt_note(prompt, prefix))
@@ -160,6 +161,7 @@ def embed_images(
     normalize: bool = True,
     dimensions: Optional[int] = None,
     param: str = "images",
+    dimensions_field: str = "dimensions",
 ) -> Embeddings:
     """Embed images (data URIs, base64, URLs, allowed local paths or uploaded bytes) with the named
     multimodal model's image tower.
@@ -173,7 +175,7 @@ def embed_images(
     started = time.perf_counter()
     check_batch_size(len(sources), limits.max_client_batch_size, param)
     engine = engines.get(model_name, Capability.EMBED_IMAGES, param=param)
-    check_dimensions(dimensions, engine)
+    check_dimensions(dimensions, engine, dimensions_field)
     decoding = time.perf_counter()
     images = loader.load(sources, param=param, size=getattr(engine.model, "image_input_size", None))
     stats = current_stats.get()
@@ -185,3 +187,36 @@ def embed_images(
     vectors = np.concatenate([engine.embed_images(chunk).vectors for chunk in chunks])
     note_usage(engine.name, len(images), 0)
     return Embeddings(postprocess(vectors, dimensions, normalize), engine, 0, time.perf_counter() - started)
+
+
+def similarity(
+    engines: Registry,
+    limits: RequestLimits,
+    *,
+    model_name: Optional[str],
+    source: str,
+    sentences: Sequence[str],
+    truncate: bool = True,
+    direction: str = "right",
+    prompt: PromptChoice = PromptChoice(),
+) -> np.ndarray:
+    """(len(sentences),) float32: the cosine similarity of each sentence to `source` under the
+    named text model (both L2-normalised, then their dot product), as TEI's `/similarity` and
+    `sentence_transformers.util.cos_sim`. The prompt applies to every text.
+
+    raises what `embed_text` raises, naming `inputs.source_sentence` or `inputs.sentences`; the
+    request's characters (MAX_REQUEST_CHARS) count the source and every sentence.
+    """
+    check_batch_size(len(sentences) + 1, limits.max_client_batch_size, "inputs.sentences")
+    engine = engines.get(model_name, Capability.EMBED_TEXT)
+    prefix = engine.text.resolve_prompt(prompt)
+    seen = prompt_note(prompt, prefix)
+    check_text_chars([len(prefix) + len(source)], limits, "inputs.source_sentence", seen, item="{param}")
+    check_text_chars(
+        [len(prefix) + len(text) for text in sentences], limits, "inputs.sentences", seen,
+        extra=len(prefix) + len(source), total_seen=f"{seen}, source sentence included" if seen else "source sentence included",
+    )
+    options = dict(truncate=truncate, direction=direction, prompt=prompt)
+    query = embed_text(engines, limits, model_name=engine.name, texts=[source], param="inputs.source_sentence", **options)
+    others = embed_text(engines, limits, model_name=engine.name, texts=sentences, param="inputs.sentences", **options)
+    return others.vectors @ query.vectors[0]

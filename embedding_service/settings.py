@@ -14,6 +14,7 @@ This module must stay light: Gunicorn's master imports it, and the master never 
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import sys
 from typing import Annotated, Any, Iterator, Literal, Mapping, NamedTuple, Optional
@@ -44,7 +45,7 @@ EXTERNAL_ROWS: tuple[tuple[tuple[str, ...], str, str], ...] = (
     ),
     (
         ("HF_HOME", "HF_HUB_CACHE", "HF_HUB_OFFLINE"),
-        "unset (images: `HF_HOME=/app/.cache/huggingface`)",
+        "unset (images: `HF_HOME=/app/.cache/huggingface`, and `HF_HUB_OFFLINE=1` when built with `BAKE_MODELS`)",
         "Hugging Face cache location, cache-only mode",
     ),
 )
@@ -63,6 +64,17 @@ EXTERNAL_ENV: tuple[str, ...] = tuple(name for names, _, _ in EXTERNAL_ROWS for 
 def _split_commas(value: Any) -> Any:
     if isinstance(value, str):
         return tuple(part.strip() for part in value.split(",") if part.strip())
+    return value
+
+
+def _kernels_from_bool(value: Any) -> Any:
+    """CPU_KERNELS' deprecated boolean spelling (`ONEDNN_LINEAR`): true = `onednn`, false = `mkl`."""
+    if isinstance(value, bool):
+        return "onednn" if value else "mkl"
+    if isinstance(value, str):
+        lowered = value.strip().lower()
+        return {"true": "onednn", "1": "onednn", "yes": "onednn", "on": "onednn",
+                "false": "mkl", "0": "mkl", "no": "mkl", "off": "mkl"}.get(lowered, lowered)
     return value
 
 
@@ -96,12 +108,28 @@ class Settings(BaseSettings):
         None,
         description="more models: comma-separated `[alias=]reference[;option=value...]` or a JSON list (see Models)",
     )
+    model_aliases: CommaList = Field(
+        (),
+        description="more names for served models: comma-separated `alias=model`, e.g. "
+        "`text-embedding-3-small=all-MiniLM-L6-v2` for clients with a fixed model name; each alias is listed in "
+        "`/v1/models` and `/api/tags`; `model` names a model already served (its name or alias)",
+    )
+    model_dir: Optional[str] = Field(
+        None,
+        description="folder of baked models: a hub id `org/name` loads from `MODEL_DIR/org/name` when that folder "
+        "exists, else from the hub cache; the model keeps its hub id as its name (images: `/app/models`)",
+    )
     device: str = Field("auto", description="`auto` (every visible GPU, else CPU), `cpu`, `cuda`, `cuda:N`")
     devices: CommaList = Field(
         (), description="comma-separated device slots for Gunicorn workers, e.g. `cuda:0,cuda:1` (overrides `DEVICE`)"
     )
-    dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
-        "auto", description="`auto` (float32 on CPU, float16 on CUDA), `float32`, `float16`, `bfloat16`"
+    dtype: Literal["auto", "float32", "float16", "bfloat16", "bfloat16-weights"] = Field(
+        "auto",
+        description="`auto` (CPU: `bfloat16` where the CPU has native bf16, AMX or AVX512-BF16, else `float32`; "
+        "CUDA: `float16`), `float32`, `float16`, `bfloat16` (CPU: float32 weights, matrix products in bf16 under "
+        "autocast; CUDA: bf16 weights), `bfloat16-weights` (bf16 weights everywhere: faster, less exact). On the "
+        "CPU a bf16 model is checked against float32 at load and falls back to float32 (logged) below a smallest "
+        "cosine of 0.9999 (`bfloat16`) or 0.99 (`bfloat16-weights`)",
     )
     workers: int = Field(
         0, ge=0, le=256, description="Gunicorn workers; 0 = one per GPU, or `max(2, cores // 4)` on CPU"
@@ -121,11 +149,14 @@ class Settings(BaseSettings):
     cpu_share: bool = Field(
         True, description="CPU workers size torch's threads per forward pass by how many workers are busy"
     )
-    onednn_linear: bool = Field(
-        True,
-        description="float32 linear layers on the CPU run through oneDNN rather than MKL: same results to float32 "
-        "rounding, about 1.9× the forward rate on AMD CPUs, about 140 MB more per worker for MiniLM's compiled "
-        "kernels (`false`: MKL)",
+    cpu_kernels: Annotated[Literal["auto", "mkl", "onednn"], BeforeValidator(_kernels_from_bool)] = Field(
+        "auto",
+        validation_alias=AliasChoices("CPU_KERNELS", "ONEDNN_LINEAR"),
+        description="library for float32 linear layers on the CPU: `auto` (each model's own layer shapes timed "
+        "through both at load: oneDNN where it is 1.25× faster, MKL where it is slower, in between oneDNN on AMD "
+        "CPUs only), `mkl`, `onednn` (same results to float32 "
+        "rounding; about 1.9× MKL's rate on AMD CPUs, slower on Intel; about 140 MB more per worker for MiniLM's "
+        "compiled kernels). `ONEDNN_LINEAR` is the deprecated name: `true` = `onednn`, `false` = `mkl`",
     )
     max_queue_size: int = Field(
         8192, ge=0,
@@ -176,7 +207,7 @@ class Settings(BaseSettings):
     )
     auth_public_paths: CommaList = Field(
         ("/health", "/ready", "/metrics", "/", "/docs", "/openapi.json"),
-        description="comma-separated paths served without a key (`/docs` covers its assets)",
+        description="comma-separated paths whose GET is served without a key (`/docs` covers its assets)",
     )
     rate_limit_requests: int = Field(
         0, ge=0, description="requests per window per API key (per client address without keys); 0 = no limit"
@@ -208,7 +239,17 @@ class Settings(BaseSettings):
     max_rerank_chunks: int = Field(
         4096, ge=1, description="document chunks per rerank request with `max_chunks_per_doc` (413 beyond)"
     )
+    max_embed_all_tokens: int = Field(
+        16384, ge=1,
+        description="token vectors per `/embed_all` request, counted after tokenising (413 beyond)",
+    )
     cors_origins: CommaList = Field((), description="comma-separated origins allowed by CORS; unset = CORS off")
+    forwarded_allow_ips: CommaList = Field(
+        (),
+        description="comma-separated addresses or networks of reverse proxies whose `X-Forwarded-For` and "
+        "`X-Forwarded-Proto` are trusted, so rate limits and logs see the client's address (Gunicorn reads the "
+        "same variable); `*` trusts any peer; unset = trust none",
+    )
     log_format: Literal["text", "json"] = Field(
         "text", description="`text` or `json` (one JSON object per line, Gunicorn's own logs too)"
     )
@@ -248,6 +289,27 @@ class Settings(BaseSettings):
     def _check_storage(cls, value: str) -> str:
         if not value.startswith(("memory://", "redis://", "rediss://", "redis+unix://")):
             raise ValueError("use memory:// or redis://host:port/db")
+        return value
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _check_proxies(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for item in value:
+            if item == "*":
+                continue
+            try:
+                ipaddress.ip_network(item)  # strict (no host bits in a network), as Gunicorn checks the same variable
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or network (e.g. 127.0.0.1, 10.0.0.0/8) nor *") from None
+        return value
+
+    @field_validator("model_aliases")
+    @classmethod
+    def _check_aliases(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for item in value:
+            alias, sep, target = (part.strip() for part in item.partition("="))
+            if not sep or not alias or not target or "=" in target:
+                raise ValueError(f"{item!r} is not alias=model (e.g. text-embedding-3-small=all-MiniLM-L6-v2)")
         return value
 
     @field_validator("log_format", mode="before")

@@ -39,12 +39,15 @@ class RequestLimits:
     prompt or instruction included (MAX_INPUT_CHARS); `max_request_chars` such characters summed
     over the request, for reranking with a pair model the query (and instruction) once per
     document (MAX_REQUEST_CHARS); `max_rerank_chunks` document chunks per rerank request with
-    `max_chunks_per_doc`, counted after chunking and before any forward pass (MAX_RERANK_CHUNKS)."""
+    `max_chunks_per_doc`, counted after chunking and before any forward pass (MAX_RERANK_CHUNKS);
+    `max_embed_all_tokens` token vectors per `/embed_all` request, counted after tokenising and
+    before any forward pass (MAX_EMBED_ALL_TOKENS)."""
 
     max_client_batch_size: int
     max_input_chars: int
     max_request_chars: int
     max_rerank_chunks: int
+    max_embed_all_tokens: int = 16384
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "RequestLimits":
@@ -53,6 +56,7 @@ class RequestLimits:
             max_input_chars=settings.max_input_chars,
             max_request_chars=settings.max_request_chars,
             max_rerank_chunks=settings.max_rerank_chunks,
+            max_embed_all_tokens=settings.max_embed_all_tokens,
         )
 
 

@@ -1,11 +1,15 @@
 """Forward-pass rate of the embedded default with no HTTP in the way (CONCURRENCY_ANALYSIS.md §3.4).
 
-    .venv/bin/python scripts/model_capacity.py --threads 1 --batch 8,16
-    ONEDNN_LINEAR=false .venv/bin/python scripts/model_capacity.py --threads 1 --batch 8,16   # MKL
+    .venv/bin/python scripts/model_capacity.py --threads 1 --batch 8,16     # the defaults (CPU_KERNELS, DTYPE auto)
+    CPU_KERNELS=mkl DTYPE=float32 .venv/bin/python scripts/model_capacity.py --threads 1 --batch 8,16   # MKL
+    CPU_KERNELS=onednn DTYPE=float32 .venv/bin/python scripts/model_capacity.py --threads 1 --batch 8,16
+    DTYPE=bfloat16 .venv/bin/python scripts/model_capacity.py --threads 1 --batch 8,16    # bf16 autocast
     # two processes at once, 1 thread each:
     .venv/bin/python scripts/model_capacity.py --threads 1 --batch 16 & .venv/bin/python scripts/model_capacity.py --threads 1 --batch 16
     # one MiniLM feed-forward product, MKL against oneDNN, and oneDNN's memory per cached kernel:
     .venv/bin/python scripts/model_capacity.py --threads 1 --gemm
+    # resident memory over 600 forward passes of random batch shapes (kernels per shape):
+    DTYPE=bfloat16 .venv/bin/python scripts/model_capacity.py --threads 1 --memory 600
 """
 
 from __future__ import annotations
@@ -54,12 +58,39 @@ def gemm(seconds: float) -> None:
     print(f"oneDNN kernel cache: {(rss_kib() - before) / 40:.0f} KiB per new row count")
 
 
+def memory(model, passes: int) -> None:
+    """Resident memory (after malloc_trim) after load and every passes/4 forward passes of random
+    batch shapes (1-32 texts of 3-60 words): whether compiled kernels pile up with new shapes."""
+    import random
+
+    from benchmark import make_texts
+    from embedding_service.models.base import PromptChoice
+
+    trim = ctypes.CDLL("libc.so.6").malloc_trim
+
+    def rss_mib() -> int:
+        with open("/proc/self/statm") as handle:
+            return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 2**20
+
+    rng, texts = random.Random(0), make_texts(2048)
+    trim(0)
+    print(f"{model.precision}, CPU kernels {model.cpu_kernels}: after load {rss_mib()} MiB", flush=True)
+    for done in range(1, passes + 1):
+        words = rng.randint(3, 60)
+        batch = [" ".join(text.split()[:words]) for text in texts[done:done + rng.randint(1, 32)]]
+        model.forward(model.prepare_texts(batch, PromptChoice(), True, "right"))
+        if done % max(1, passes // 4) == 0:
+            trim(0)
+            print(f"after {done} passes of random shapes: {rss_mib()} MiB", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--batch", default="8,16,32")
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--gemm", action="store_true", help="time one linear product instead of the model")
+    parser.add_argument("--memory", type=int, default=0, metavar="N", help="resident memory over N passes of random shapes")
     args = parser.parse_args()
     import torch
 
@@ -73,8 +104,12 @@ def main() -> None:
     from embedding_service.runtime import Runtime
     from embedding_service.settings import Settings
 
-    settings = Settings.from_mapping({"LOG_LEVEL": "ERROR", "ONEDNN_LINEAR": os.environ.get("ONEDNN_LINEAR", "true")})
+    env = {k: v for k, v in os.environ.items() if k in ("CPU_KERNELS", "ONEDNN_LINEAR", "DTYPE")}
+    settings = Settings.from_mapping({"LOG_LEVEL": "ERROR", **env})
     model = Registry.load(settings, Runtime.local(settings, "cpu")).first.text
+    if args.memory:
+        memory(model, args.memory)
+        return
     items = model.prepare_texts(make_texts(1024), PromptChoice(), True, "right")
     for batch in (int(b) for b in args.batch.split(",")):
         done, began = 0, time.perf_counter()

@@ -34,8 +34,21 @@ def load_registry(settings: Settings, warmup: bool = True):
 
 
 def app_from(env: dict):
-    """An app on the CPU, quiet, configured by `env` (environment variable names)."""
-    return create_app(Settings.from_mapping({"DEVICE": "cpu", "LOG_LEVEL": "WARNING", **env}))
+    """An app on the CPU, quiet, float32 linear layers through oneDNN (so the parity tests hold
+    that path to each family's recipe), configured by `env` (environment variable names)."""
+    return create_app(Settings.from_mapping({"DEVICE": "cpu", "LOG_LEVEL": "WARNING", "CPU_KERNELS": "onednn", **env}))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def float32_unless_asked():
+    """The suite holds the service to the reference recipes in float32: in this process
+    `DTYPE=auto` means float32 whatever the CPU (a CPU with native bf16 would otherwise serve
+    bf16). tests/test_precision.py covers bf16, asking for it or patching the probe itself."""
+    from embedding_service import precision
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(precision, "native_bf16", lambda: None)
+        yield
 
 
 def free_port() -> int:
@@ -77,7 +90,9 @@ def settings(tiny) -> Settings:
             f"plain-max={tiny['plain_bert']};pooling=max;max_length=16",
         ]
     )
-    return Settings.from_mapping({"MODELS": models, "DEVICE": "cpu", "MAX_BATCH_SIZE": "8", "LOG_LEVEL": "WARNING"})
+    return Settings.from_mapping(
+        {"MODELS": models, "DEVICE": "cpu", "MAX_BATCH_SIZE": "8", "LOG_LEVEL": "WARNING", "CPU_KERNELS": "onednn"}
+    )
 
 
 @pytest.fixture(scope="session")

@@ -1,9 +1,12 @@
-"""float32 CPU linear layers through oneDNN (`ONEDNN_LINEAR`, acceleration.py): which layers
-switch, that each switched layer computes `nn.functional.linear`, that every served family keeps
-its recipe parity with the switch (the parity tests run with it on), and that the setting turns
-it off."""
+"""CPU kernels (`CPU_KERNELS`, acceleration.py): which layers switch to oneDNN, that each switched
+layer computes `nn.functional.linear`, that every served family keeps its recipe parity with the
+switch (the parity tests run with it on), that a forced choice is honoured (and the deprecated
+`ONEDNN_LINEAR` still works), that `auto` picks the faster library by measurement and says why,
+and the row buckets of bf16 models."""
 
 from __future__ import annotations
+
+import logging
 
 import numpy as np
 import pytest
@@ -13,7 +16,9 @@ from conftest import load_registry
 from embedding_service import acceleration as onednn
 from embedding_service.models.base import PromptChoice
 from embedding_service.cpu_share import CpuShare
-from embedding_service.acceleration import OneDnnLinear, bucket_rows, use_onednn_linear, warm_kernels
+from embedding_service.acceleration import (
+    BucketedLinear, OneDnnLinear, accelerate, bucket_rows, decide_kernels, pick_faster, use_onednn_linear, warm_kernels,
+)
 from embedding_service.settings import Settings
 
 needs_onednn = pytest.mark.skipif(not onednn.onednn_available(), reason="this torch build has no usable oneDNN")
@@ -114,3 +119,119 @@ def test_cpu_share_lists_every_thread_count_it_can_choose():
     assert CpuShare(slots=2, cores=2).thread_counts() == [1, 2]
     assert CpuShare(slots=4, cores=16).thread_counts() == [4, 5, 8, 16]
     assert CpuShare(slots=3, cores=2).thread_counts() == [1, 2]
+
+
+# ------------------------------------------------------------------ choosing the kernels
+class FakeClock:
+    """A timer that only moves when a fake kernel runs: each call costs what it is told."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def kernel(self, seconds: float):
+        def run() -> None:
+            self.now += seconds
+        return run
+
+
+@pytest.mark.parametrize("vendor", ["AuthenticAMD", "GenuineIntel", ""])
+@pytest.mark.parametrize("mkl_cost, onednn_cost, expected", [
+    (3.0, 1.0, "onednn"),    # oneDNN 3x faster (as on a quiet AMD EPYC): whatever the vendor
+    (1.0, 1.15, "mkl"),      # MKL faster (as on an Intel Xeon): no vendor workaround where it loses
+    (1.15, 1.0, "vendor"),   # oneDNN ahead by less than ONEDNN_WINS (start-up noise): the vendor decides
+])
+def test_auto_picks_the_faster_of_two_kernels(mkl_cost, onednn_cost, expected, vendor, monkeypatch):
+    monkeypatch.setattr(onednn, "cpu_vendor", lambda: vendor)
+    clock = FakeClock()
+    choice, reason = decide_kernels(
+        torch.nn.Linear(4, 4), timer=clock, candidates={"mkl": clock.kernel(mkl_cost), "onednn": clock.kernel(onednn_cost)}
+    )
+    if expected == "vendor":
+        expected = "onednn" if vendor == "AuthenticAMD" else "mkl"
+    assert choice == expected
+    assert f"MKL {mkl_cost * 1e3:.2f} ms" in reason and f"oneDNN {onednn_cost * 1e3:.2f} ms" in reason
+
+
+def test_measure_kernels_weights_each_shape_by_its_layers():
+    model = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.Linear(8, 8), torch.nn.Linear(8, 32))
+    clock, costs = FakeClock(), {}
+
+    def fake_linear(x, weight, bias):  # cost: 1 per output column (8 or 32), MKL twice oneDNN's
+        clock.now += 2.0 * weight.shape[0]
+
+    def fake_onednn(x, weight, bias, *rest):
+        clock.now += 1.0 * weight.shape[0]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(torch.nn.functional, "linear", fake_linear)
+        patch.setattr(torch.ops.mkldnn, "_linear_pointwise", fake_onednn)
+        costs = onednn.measure_kernels(model, timer=clock)
+    assert costs == {"mkl": 2 * (2 * 8) + 1 * (2 * 32), "onednn": 2 * 8 + 32}
+
+
+def test_pick_faster_keeps_each_best_round_and_alternates():
+    clock, calls = FakeClock(), []
+    costs = {"a": iter([9.0, 5.0, 2.0, 7.0] + [7.0] * 10), "b": iter([9.0, 3.0, 4.0, 1.0] + [8.0] * 10)}
+
+    def kernel(name):
+        def run():
+            calls.append(name)
+            clock.now += next(costs[name])
+        return run
+
+    best = pick_faster({"a": kernel("a"), "b": kernel("b")}, rounds=3, timer=clock, budget=1e9)
+    assert best == {"a": 2.0, "b": 1.0}  # the first (untimed) call of each is not counted
+    assert calls == ["a", "b"] * 4
+
+
+def _tiny_bert(tiny, kernels):
+    settings = Settings.from_mapping({"MODEL_NAME": tiny["bert_cls"], "LOG_LEVEL": "WARNING", "CPU_KERNELS": kernels})
+    return load_registry(settings, warmup=False).first.model
+
+
+@needs_onednn
+@pytest.mark.parametrize("variable, value, expected", [
+    ("CPU_KERNELS", "mkl", "mkl"), ("CPU_KERNELS", "onednn", "onednn"),
+    ("ONEDNN_LINEAR", "false", "mkl"), ("ONEDNN_LINEAR", "true", "onednn"),
+])
+def test_forced_choice_is_honoured(variable, value, expected, tiny, monkeypatch):
+    monkeypatch.setattr(onednn, "decide_kernels", lambda *a, **k: pytest.fail("a forced choice is not measured"))
+    settings = Settings.from_mapping({"MODEL_NAME": tiny["bert_cls"], "LOG_LEVEL": "WARNING", variable: value})
+    assert settings.cpu_kernels == expected
+    model = load_registry(settings, warmup=False).first.model
+    assert model.cpu_kernels == expected and model.info()["cpu_kernels"] == expected
+    kinds = {type(m) for m in linear_layers(model.model) if m.weight.dtype == torch.float32}
+    assert kinds == ({OneDnnLinear} if expected == "onednn" else {torch.nn.Linear})
+
+
+@needs_onednn
+def test_auto_measures_the_model_and_logs_why(tiny, caplog):
+    with caplog.at_level(logging.INFO, logger="embedding_service.acceleration"):
+        model = _tiny_bert(tiny, "auto")
+    line = next(r.getMessage() for r in caplog.records if "CPU_KERNELS=auto" in r.getMessage())
+    assert model.cpu_kernels in ("mkl", "onednn")
+    assert f"CPU float32 linear layers: {model.cpu_kernels} (CPU_KERNELS=auto: measured on this model's linear" in line
+    assert "MKL" in line and "oneDNN" in line and model.name in line
+    kinds = {type(m) for m in linear_layers(model.model)}
+    assert kinds == ({OneDnnLinear} if model.cpu_kernels == "onednn" else {torch.nn.Linear})
+
+
+def test_auto_without_float32_layers_keeps_mkl():
+    assert decide_kernels(torch.nn.Sequential(torch.nn.Linear(4, 4).to(torch.bfloat16)))[0] == "mkl"
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_bf16_models_get_bucketed_layers_with_the_same_results(dtype):
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(64, 96), torch.nn.Linear(96, 32)).to(dtype)
+    inputs = torch.randn(3, 7, 64).to(dtype)
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == torch.float32):
+        expected = model(inputs)
+        assert accelerate(model, "bf16", [1], warm=True) == "bf16"
+        assert [type(m) for m in model] == [BucketedLinear, BucketedLinear]
+        actual = model(inputs)  # 21 rows padded to 32 inside each layer
+    assert actual.shape == expected.shape == (3, 7, 32) and actual.dtype == torch.bfloat16
+    assert torch.allclose(actual.float(), expected.float(), rtol=2e-2, atol=2e-2)

@@ -12,7 +12,7 @@ from pydantic import BaseModel
 from embedding_service.api.common import json_body, json_response
 from embedding_service.api.routing import ApiBlueprint, Operation
 from embedding_service.errors import BadRequest, ErrorStyle, register_error_handlers
-from embedding_service.openapi import Limits, build_spec, documented_paths
+from embedding_service.openapi import Limits, build_spec, documented_paths, openapi_path
 from embedding_service.schemas import Strict, parse
 
 #: Served but deliberately undocumented: Flask's static files and Swagger UI's own files.
@@ -103,7 +103,7 @@ def test_every_served_route_is_documented(app):
     """Every rule of the real app's URL map (but static files and Swagger UI's assets) is in
     /openapi.json with each of its methods, and nothing else is."""
     served = {
-        (rule.rule, method.lower())
+        (openapi_path(rule.rule), method.lower())
         for rule in app.url_map.iter_rules()
         if rule.endpoint not in UNDOCUMENTED
         for method in rule.methods - {"HEAD", "OPTIONS"}

@@ -51,8 +51,9 @@ def redis_url(tmp_path_factory):
 def start_gunicorn(tmp_path, **env) -> tuple[str, subprocess.Popen]:
     port = free_port()
     full = dict(os.environ, PORT=str(port), HOST="127.0.0.1", DEVICE="cpu", LOG_LEVEL="WARNING",
-                PROMETHEUS_MULTIPROC_DIR=str(tmp_path / f"metrics-{port}"), **env)
-    full.pop("MODELS", None)
+                PROMETHEUS_MULTIPROC_DIR=str(tmp_path / f"metrics-{port}"))
+    full.pop("MODELS", None)  # the caller's environment, not the caller's arguments
+    full.update(env)
     log = open(tmp_path / f"gunicorn-{port}.log", "w")
     gunicorn = os.path.join(os.path.dirname(sys.executable), "gunicorn")
     proc = subprocess.Popen([gunicorn, "-c", "gunicorn.conf.py", "embedding_service.wsgi:app"], cwd=ROOT, env=full,
@@ -140,31 +141,30 @@ def test_metrics_sum_over_workers_and_survive_a_restart(tmp_path):
 
 
 def test_sigterm_drains_in_flight_requests(tmp_path):
-    url, proc = start_gunicorn(tmp_path, WORKERS="1", GRACEFUL_TIMEOUT="20")
+    url, proc = start_gunicorn(tmp_path, WORKERS="1", GRACEFUL_TIMEOUT="60")  # room for a loaded machine
     try:
         wait_healthy(url, proc)
         session = requests.Session()  # a kept-alive connection, opened before SIGTERM
         assert session.get(f"{url}/ready", timeout=10).status_code == 200
-        slow_texts = [f"sentence {i} " + "word " * 120 for i in range(800)]
+        slow_texts = [f"sentence {i} " + "word " * 120 for i in range(400)]
         result = {}
 
         def slow():
             started = time.time()
             resp = requests.post(f"{url}/embed", json={"inputs": slow_texts}, timeout=120)
-            result.update(status=resp.status_code, rows=len(resp.json()), seconds=time.time() - started)
+            result.update(status=resp.status_code, rows=len(resp.json()), seconds=time.time() - started, done=time.time())
 
         thread = threading.Thread(target=slow)
         thread.start()
         time.sleep(1.0)  # the request is in flight
         assert thread.is_alive()
-        signalled = time.time()
         proc.send_signal(signal.SIGTERM)
         time.sleep(0.2)
         draining = session.get(f"{url}/ready", timeout=10)
         assert draining.status_code == 503 and draining.json()["status"] == "draining"
-        thread.join(timeout=60)
-        assert result.get("status") == 200 and result["rows"] == 800
-        proc.wait(timeout=25)
-        assert time.time() - signalled <= 20 + 3
+        thread.join(timeout=90)
+        assert result.get("status") == 200 and result["rows"] == 400
+        proc.wait(timeout=65)
+        assert time.time() - result["done"] <= 5, "the master exits once the last request is done"
     finally:
         stop(proc)

@@ -136,9 +136,12 @@ def test_cohere_v1_and_v2_clients(rr_url):
 def test_plain_rerank_route_returns_documents_by_default(rr_client):
     body = post_rerank(rr_client, "/rerank", query=QUERY, texts=DOCS, top_n=2)
     assert [row["document"]["text"] for row in body["results"]] == [DOCS[row["index"]] for row in body["results"]]
-    body = post_rerank(rr_client, "/rerank", query=QUERY, texts=DOCS, return_text=False)
+    body = post_rerank(rr_client, "/rerank", query=QUERY, texts=DOCS, return_documents=False)
     assert "document" not in body["results"][0]
     assert body["meta"]["api_version"] == {"version": "1"}
+    # `texts` with one of TEI's own fields is TEI's request: TEI's answer (tests/test_tei.py)
+    tei = post_rerank(rr_client, "/rerank", query=QUERY, texts=DOCS, return_text=False)
+    assert isinstance(tei, list) and set(tei[0]) == {"index", "score"}
 
 
 # ------------------------------------------------------------------ the embedded default

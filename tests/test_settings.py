@@ -170,7 +170,7 @@ def test_each_setting_declared_once_on_its_field():
     rows = list(env_table())
     assert [row.name for row in rows] == [name.upper() for name in Settings.model_fields]
     assert all(row.description and row.default for row in rows)
-    assert {alias for row in rows for alias in row.aliases} == {*SECONDS_ALIASES, SINGLE_KEY}
+    assert {alias for row in rows for alias in row.aliases} == {*SECONDS_ALIASES, SINGLE_KEY, "ONEDNN_LINEAR"}
 
     class Aliased(Settings):  # a plain alias is declared on the field, its own name first
         old_limit: int = Field(1, ge=1, validation_alias=AliasChoices("OLD_LIMIT", "LEGACY_LIMIT"), description="x")

@@ -11,6 +11,7 @@ from ..engine import Capability
 from ..errors import NotFound
 from ..openapi import LIMIT_TEXT, Limits, ServedModel, build_spec
 from ..ranking import choose_engine
+from ..tokens import gives_token_states, token_engine
 from .common import json_response, state
 from .routing import ApiBlueprint
 
@@ -53,6 +54,8 @@ def current_limits() -> Limits:
             limits.defaults["images"] = reg.default(Capability.EMBED_IMAGES).name
         if reg.has(Capability.SCORE_PAIRS) or reg.has(Capability.EMBED_TEXT):
             limits.defaults["all"] = choose_engine(reg, None).name
+        if any(gives_token_states(e) for e in reg.engines):
+            limits.defaults["tokens"] = token_engine(reg, None).name
     return limits
 
 
@@ -67,6 +70,7 @@ def _served(engine) -> ServedModel:
         max_token_id=engine.text.vocab_rows - 1 if text else None,
         prompt_names=sorted(engine.text.prompts) if text else [],
         instruction=not pairs or bool(getattr(engine.model, "takes_instruction", False)),
+        token_embeddings=gives_token_states(engine),
     )
 
 

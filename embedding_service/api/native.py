@@ -7,12 +7,12 @@ from __future__ import annotations
 from flask import request
 
 from ..errors import BadRequest
-from ..models.base import PromptChoice
 from ..responses import VECTORS
 from ..schemas import EmbedTextRequest, ImageEmbedRequest, TEIEmbedRequest, parse
 from ..service import embed_images, embed_text
 from .common import engines, images, json_body, json_response, limits, state
 from .routing import EMBED_ERRORS, IMAGE_ERRORS, IMAGE_LIMITS, TEXT_LIMITS, ApiBlueprint
+from .tei import embed_inputs
 
 bp = ApiBlueprint("native", __name__, tag="SigLIP service")
 
@@ -50,21 +50,7 @@ def embed_route():
         return json_response(result.vectors)
     if isinstance(body, dict) and "inputs" not in body:
         raise BadRequest('send "inputs" (text, TEI) or "images" (images)', param="inputs")
-    req = parse(TEIEmbedRequest, body)
-    texts = [req.inputs] if isinstance(req.inputs, str) else req.inputs
-    result = embed_text(
-        engines(),
-        limits(),
-        model_name=req.model,
-        texts=texts,
-        normalize=req.normalize,
-        dimensions=req.dimensions,
-        truncate=req.truncate,
-        direction=req.truncation_direction,
-        prompt=PromptChoice(prompt_name=req.prompt_name),
-        param="inputs",
-    )
-    return json_response(result.vectors)
+    return embed_inputs(body)
 
 
 def _embed_uploads():

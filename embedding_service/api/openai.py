@@ -1,4 +1,5 @@
-"""OpenAI dialect: `POST /v1/embeddings` (also served at `/embeddings`), `GET /v1/models`.
+"""OpenAI dialect: `POST /v1/embeddings` (also served at `/embeddings`), `GET /v1/models`,
+`GET /v1/models/{model}`.
 
 `encoding_format: "base64"` returns each vector as base64 of little-endian float32 bytes, which
 is what the official SDK asks for by default and decodes itself.
@@ -12,7 +13,7 @@ import numpy as np
 
 from ..errors import BadRequest
 from ..models.base import PromptChoice
-from ..responses import ModelList, OpenAIEmbeddingResponse
+from ..responses import ModelCard, ModelList, OpenAIEmbeddingResponse
 from ..schemas import OpenAIEmbeddingRequest, parse
 from ..service import embed_images, embed_text
 from .common import engines, images, json_body, json_response, limits, state
@@ -85,16 +86,33 @@ def _respond(result, encoding_format: str):
     )
 
 
-@bp.operation("GET", "/v1/models", summary="Served models", response=ModelList, errors=(503,))
+@bp.operation("GET", "/v1/models", summary="Served models, then one entry per alias", response=ModelList, errors=(503,))
 def models():
-    """Served models in OpenAI's list shape, with kind, dimension and aliases added."""
-    created = state().worker.started
-    data = [
-        {"id": e.name, "object": "model", "created": created, "owned_by": "embedding_service", **_extra(e.info())}
-        for e in engines().engines
-    ]
+    """Served models in OpenAI's list shape, with kind, dimension and aliases added; each alias
+    (MODEL_ALIASES included) is listed too, as its own `id` with `root`, the model it names (as
+    vLLM lists), so clients that only offer the listed ids can pick it."""
+    data = []
+    for engine in engines().engines:
+        data.append(_card(engine, engine.name))
+        data.extend(_card(engine, alias) for alias in engine.aliases)
     return json_response({"object": "list", "data": data})
 
 
-def _extra(info: dict) -> dict:
-    return {k: info[k] for k in ("kind", "dimension", "max_input_length", "aliases") if k in info}
+@bp.operation(
+    "GET", "/v1/models/<path:model>", summary="One model by name or alias (OpenAI's models.retrieve)",
+    response=ModelCard, errors=(404, 503),
+)
+def model(model: str):
+    """The `/v1/models` entry whose `id` is `model` (a served name or alias, as the OpenAI SDK's
+    `models.retrieve` asks); raises ModelNotFound (404) listing the served models."""
+    engine = engines().find(model)
+    return json_response(_card(engine, model if model in engine.aliases else engine.name))
+
+
+def _card(engine, name: str) -> dict:
+    """One model card in OpenAI's shape: `id` is `name`, `root` the served model it names."""
+    info = engine.info()
+    extra = {k: info[k] for k in ("kind", "dimension", "max_input_length", "aliases") if k in info}
+    return {"id": name, "object": "model", "created": state().worker.started, "owned_by": "embedding_service",
+            **extra, "root": engine.name}
+

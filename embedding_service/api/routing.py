@@ -62,7 +62,8 @@ class Operation:
     - `multipart`: also accepts `multipart/form-data` image uploads (`file` parts, `model`,
       `normalize`).
     - `models`: which served names the request's `model` may take in the description: "text"
-      (models that embed text) or "all" (rerankers and image models too).
+      (models that embed text), "all" (rerankers and image models too) or "tokens" (models that
+      give token embeddings); a request model may say otherwise (`schemas.MODEL_KIND`).
     - `default_model`: which model a request without `model` gets, for the description: "default"
       (the default model for what the route does) or "first" (the first configured model when it
       embeds text, as `/embed_text` picks).
@@ -80,7 +81,7 @@ class Operation:
     error_bodies: Mapping[int, type[BaseModel]] = field(default_factory=dict)
     public: bool = False
     multipart: bool = False
-    models: Literal["text", "all"] = "text"
+    models: Literal["text", "all", "tokens"] = "text"
     default_model: Literal["default", "first"] = "default"
     limits: tuple[str, ...] = ()
 

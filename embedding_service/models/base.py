@@ -72,7 +72,8 @@ class Model(ABC):
     Attributes: `spec` (its configuration), `name`, `aliases`, `family` (its row of the family
     table, set by the loader), `device`, `dtype`, `dimension` (output vector size), `max_length`
     (tokens per input), `lock`, the inference lock held around every forward pass, and `model`,
-    the loaded torch module.
+    the loaded torch module. Set at load (registry.py): `precision`, the DTYPE it serves in
+    (precision.py), and `cpu_kernels`, the library of its float32 linear layers (acceleration.py).
     """
 
     model: torch.nn.Module
@@ -90,6 +91,8 @@ class Model(ABC):
         self.dimension = 0
         self.max_length = 0
         self.lock = threading.Lock()
+        self.precision = ""
+        self.cpu_kernels = ""
 
     def set_tokenizer(self, tokenizer: Any) -> None:
         self.tokenizer = tokenizer
@@ -110,6 +113,8 @@ class Model(ABC):
             "dimension": self.dimension,
             "max_input_length": self.max_length,
             "dtype": dtype_name(self.dtype),
+            "precision": self.precision or dtype_name(self.dtype),
+            "cpu_kernels": self.cpu_kernels or None,
             "device": self.device,
         }
 
@@ -187,15 +192,10 @@ class TextEncoder(Model):
         inputs = self._with_prompt(texts, prompt)
         if truncate:
             inputs = self.tokenize.windows(inputs, self.max_length - self.tokenize.specials, direction)
-        encoded = self.tokenize(
-            inputs,
-            truncation=truncate,
-            max_length=self.max_length if truncate else None,
-            side=direction,
-            return_attention_mask=False,
-            return_token_type_ids=False,
-        )["input_ids"]
-        items = [Tokens(list(ids)) for ids in encoded]
+        encoded = self.tokenize.encode_ids(
+            inputs, truncation=truncate, max_length=self.max_length if truncate else None, side=direction
+        )
+        items = [Tokens(ids) for ids in encoded]
         if not truncate:
             self._check_lengths(items, param)
         return items

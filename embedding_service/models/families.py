@@ -103,7 +103,7 @@ def load_model(spec: ModelSpec, device: str, dtype: str) -> "Model":
 
     raises SettingsError naming the model when it cannot be found, detected or loaded.
     """
-    files = ModelFiles(spec.reference)
+    files = ModelFiles(spec.reference, spec.name)
     config = files.config()
     family = detect_family(spec, config)
     try:

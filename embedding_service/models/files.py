@@ -14,10 +14,12 @@ from ..settings import SettingsError
 
 
 class ModelFiles:
-    """JSON files of one model reference (directory or hub id)."""
+    """JSON files of one model reference (directory or hub id); errors call the model `name`
+    (default: the reference), so a folder it was resolved to is never shown."""
 
-    def __init__(self, reference: str):
+    def __init__(self, reference: str, name: Optional[str] = None):
         self.reference = reference
+        self.name = name or reference
         self.is_local = os.path.isdir(reference)
         self._cache: dict[str, Optional[Any]] = {}
 
@@ -35,7 +37,7 @@ class ModelFiles:
                 with open(path, "r", encoding="utf-8") as handle:
                     data = json.load(handle)
             except json.JSONDecodeError:
-                raise SettingsError(f"model {self.reference!r}: {filename} is not valid JSON") from None
+                raise SettingsError(f"model {self.name!r}: {filename} is not valid JSON") from None
         self._cache[filename] = data
         return data
 
@@ -55,5 +57,5 @@ class ModelFiles:
         data = self.json("config.json")
         if not isinstance(data, dict):
             where = "directory" if self.is_local else "hub id (is it cached, or is HF_HUB_OFFLINE set?)"
-            raise SettingsError(f"model {self.reference!r}: no config.json found for this {where}")
+            raise SettingsError(f"model {self.name!r}: no config.json found for this {where}")
         return data

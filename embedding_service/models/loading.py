@@ -12,12 +12,21 @@ from ..settings import SettingsError
 from .spec import ModelSpec
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+#: The DTYPE values naming bf16 (precision.py says what each means on the CPU).
+BF16_NAMES = ("bfloat16", "bfloat16-weights")
 
 
 def resolve_dtype(requested: str, device: str) -> torch.dtype:
-    """`auto` is float32 on CPU and float16 on CUDA; explicit names are honoured."""
+    """The dtype weights load in for DTYPE (or a model's `dtype` option) `requested`.
+
+    CUDA: `auto` is float16, the bf16 names bfloat16. CPU: `auto` and the bf16 names load float32
+    weights, which precision.py then runs under bf16 autocast or converts to bfloat16 once they
+    pass its self-check against float32. `float32` and `float16` are honoured everywhere."""
+    cuda = device.startswith("cuda")
     if requested == "auto":
-        return torch.float16 if device.startswith("cuda") else torch.float32
+        return torch.float16 if cuda else torch.float32
+    if requested in BF16_NAMES:
+        return torch.bfloat16 if cuda else torch.float32
     return DTYPES[requested]
 
 

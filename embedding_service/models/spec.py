@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Optional
 
+from ..bake import baked_path
 from ..settings import Settings, SettingsError
 from .pooling import POOLINGS
 
@@ -62,7 +63,7 @@ OPTIONS = {
     "kind": _kind,
     "pooling": _choice(*POOLINGS),
     "max_length": _positive_int,
-    "dtype": _choice("auto", "float32", "float16", "bfloat16"),
+    "dtype": _choice("auto", "float32", "float16", "bfloat16", "bfloat16-weights"),
     "padding_side": _choice("left", "right"),
     "instruction_template": str,
     "lowercase": _bool,
@@ -102,6 +103,13 @@ def _resolve(reference: str) -> str:
         if local:
             return local
     return reference
+
+
+def _from_model_dir(spec: ModelSpec, model_dir: str) -> ModelSpec:
+    """`spec` loading from `model_dir/org/name` when its reference is a hub id baked there (the
+    images' BAKE_MODELS); its name, aliases and options stay those configured."""
+    baked = baked_path(model_dir, spec.reference)
+    return replace(spec, reference=baked) if baked and os.path.isdir(baked) else spec
 
 
 def _parse_options(name: str, raw: dict) -> dict:
@@ -178,7 +186,9 @@ def model_specs(settings: Settings) -> list[ModelSpec]:
     """The models to serve, in order: MODEL_NAME, EMBEDDING_MODEL, RERANK_MODEL, then MODELS.
 
     The first of each kind is that kind's default. With nothing configured: the embedded
-    all-MiniLM-L6-v2. Duplicate names or aliases raise SettingsError.
+    all-MiniLM-L6-v2. A hub id baked under MODEL_DIR loads from there, named by its hub id.
+    MODEL_ALIASES adds names to the models served (SettingsError when one names no served model).
+    Duplicate names or aliases raise SettingsError.
     """
     specs: list[ModelSpec] = []
     for var, value in (("MODEL_NAME", settings.model_name), ("EMBEDDING_MODEL", settings.embedding_model)):
@@ -190,6 +200,8 @@ def model_specs(settings: Settings) -> list[ModelSpec]:
         specs.extend(_parse_models_text(settings.models))
     if not specs:
         specs.append(_make(EMBEDDED_DEFAULT, None, (), {}))
+    if settings.model_dir:
+        specs = [_from_model_dir(spec, settings.model_dir) for spec in specs]
     # The same model named twice (MODEL_NAME and MODELS, say) is served once; its aliases merge.
     merged: dict[str, ModelSpec] = {}
     for spec in specs:
@@ -202,6 +214,14 @@ def model_specs(settings: Settings) -> list[ModelSpec]:
             )
         else:
             merged[spec.name] = spec
+    for item in settings.model_aliases:  # MODEL_ALIASES: more names for the models configured above
+        alias, _, target = (part.strip() for part in item.partition("="))
+        owner = next((s for s in merged.values() if target in (s.name, *s.aliases)), None)
+        if owner is None:
+            served = ", ".join(label for s in merged.values() for label in (s.name, *s.aliases))
+            raise SettingsError(f"MODEL_ALIASES: {item!r} names no served model (served: {served})")
+        if alias != owner.name and alias not in owner.aliases:
+            merged[owner.name] = ModelSpec(owner.name, owner.reference, owner.aliases + (alias,), owner.options)
     seen: dict[str, str] = {}
     for spec in merged.values():
         for label in (spec.name, *spec.aliases):

@@ -84,6 +84,21 @@ class TextEmbedder(TextEncoder):
             pooled = pool(self.text.pooling, hidden, attention)
         return pooled.to("cpu", torch.float32).numpy()
 
+    def token_states(self, items: Sequence[Tokens]) -> list[np.ndarray]:
+        """The last hidden states of each item, one row per token fed, special tokens included,
+        padding left out: (len(item), hidden size) float32, not pooled nor normalised (TEI's
+        `/embed_all`). The caller holds `lock`."""
+        ids, mask = pad_batch([item.ids for item in items], self.pad_id, self.padding_side == "left")
+        attention = torch.from_numpy(mask).to(self.device)
+        kwargs = {"input_ids": torch.from_numpy(ids).to(self.device), "attention_mask": attention}
+        if self._position_ids:
+            kwargs["position_ids"] = (attention.cumsum(dim=1) - 1).clamp(min=0)
+        with torch.inference_mode():
+            output = self.model(**kwargs)
+            hidden = output.last_hidden_state if hasattr(output, "last_hidden_state") else output[0]
+        rows = hidden.to("cpu", torch.float32).numpy()
+        return [rows[row][mask[row].astype(bool)] for row in range(len(items))]
+
     def warmup(self) -> None:
         with self.lock:
             self.forward(self.prepare_texts(["warm-up"], PromptChoice(), True, "right"))
