@@ -38,7 +38,7 @@ def load_numerics(spec: ModelSpec, dtype: str, runtime: Runtime, warm: bool = Tr
     model = load_model(spec, device, dtype)
     requested = spec.option("dtype") or dtype
     model = apply_precision(model, requested, device, reload=lambda: load_model(spec, device, "float32"))
-    kernels = "bf16" if uses_bf16(model) else runtime.cpu_kernels
+    kernels = "bf16" if device == "cpu" and uses_bf16(model) else runtime.cpu_kernels
     model.cpu_kernels = accelerate(model.model, kernels, runtime.thread_counts, warm=warm, name=spec.name)
     return model
 
