@@ -16,7 +16,7 @@ import sys
 import threading
 from typing import Any
 
-from flask import Flask, request_started, request_tearing_down
+from flask import Flask
 
 from .settings import Settings, SettingsError
 
@@ -25,19 +25,27 @@ STOPPED = 0
 
 
 class InFlight:
-    """Requests being handled by `app` (Flask's request signals), so shutdown can wait for them."""
+    """WSGI middleware counting the requests of `app` until their response is fully written (the
+    server closes the response iterable after sending its last byte), so shutdown can wait for
+    them: Flask's teardown signals fire before a large body is sent."""
 
-    def __init__(self, app: Flask):
+    def __init__(self, app: Any):
+        self.app = app
         self.count = 0
         self.idle = threading.Condition()
-        request_started.connect(self._started, app, weak=False)
-        request_tearing_down.connect(self._finished, app, weak=False)
 
-    def _started(self, sender: Any, **extra: Any) -> None:
+    def __call__(self, environ: dict, start_response: Any) -> Any:
+        from werkzeug.wsgi import ClosingIterator
+
         with self.idle:
             self.count += 1
+        try:
+            return ClosingIterator(self.app(environ, start_response), [self._finished])
+        except BaseException:
+            self._finished()
+            raise
 
-    def _finished(self, sender: Any, **extra: Any) -> None:
+    def _finished(self) -> None:
         with self.idle:
             self.count -= 1
             self.idle.notify_all()
@@ -61,7 +69,7 @@ def serve(app: Flask, settings: Settings) -> int:
 
     state = app.extensions[STATE_KEY]
     in_flight = InFlight(app)
-    server = make_server(settings.host, settings.port, app, threaded=True)
+    server = make_server(settings.host, settings.port, in_flight, threaded=True)
     stopping = threading.Event()
 
     def shut_down() -> None:
