@@ -175,21 +175,34 @@ Direction = Annotated[
 ]
 
 
-class TEIEmbedRequest(Strict):
-    """`POST /embed` with `inputs` (Hugging Face TEI)."""
+class TEIInputs(Strict):
+    """What TEI's text routes share: `inputs` (a string or a list of strings), `model` (not in
+    TEI, which serves one model: a served name, the default text model when absent) and
+    `prompt_name` (one of the model's prompts)."""
 
     inputs: TextInput
     model: Optional[StrictStr] = None
-    normalize: StrictBool = True
-    truncate: Annotated[StrictBool, Field(description=TRUNCATE)] = True
-    truncation_direction: Direction = "right"
     prompt_name: Optional[StrictStr] = None
-    dimensions: Optional[PositiveInt] = None
 
     @field_validator("inputs", mode="before")
     @classmethod
     def _inputs(cls, value: Any) -> Any:
         return _check_text_list(value, "inputs")
+
+
+class TEITruncatedInputs(TEIInputs):
+    """TEI's text routes that run the model: `inputs` longer than the model's maximum are cut
+    (`truncate`, on `truncation_direction`'s side) or refused."""
+
+    truncate: Annotated[StrictBool, Field(description=TRUNCATE)] = True
+    truncation_direction: Direction = "right"
+
+
+class TEIEmbedRequest(TEITruncatedInputs):
+    """`POST /embed` with `inputs` (Hugging Face TEI)."""
+
+    normalize: StrictBool = True
+    dimensions: Optional[PositiveInt] = None
 
 
 class ImageEmbedRequest(Strict):

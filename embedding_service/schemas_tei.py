@@ -20,7 +20,8 @@ from .schemas import (
     NonEmptyList,
     NonEmptyStr,
     Strict,
-    TextInput,
+    TEIInputs,
+    TEITruncatedInputs,
     TokenInput,
     _check_text_list,
     _strict_with,
@@ -87,18 +88,10 @@ class TEISimilarityRequest(Strict):
         return truncate, direction
 
 
-class TEITokenizeRequest(Strict):
+class TEITokenizeRequest(TEIInputs):
     """`POST /tokenize` (TEI): `{"inputs": str | [str], "add_special_tokens"?, "prompt_name"?, "model"?}`."""
 
-    inputs: TextInput
     add_special_tokens: StrictBool = True
-    prompt_name: Optional[StrictStr] = None
-    model: Optional[StrictStr] = None
-
-    @field_validator("inputs", mode="before")
-    @classmethod
-    def _inputs(cls, value: Any) -> Any:
-        return _check_text_list(value, "inputs")
 
 
 class TEIDecodeRequest(Strict):
@@ -117,19 +110,8 @@ class TEIDecodeRequest(Strict):
         return _check_text_list(value, "ids")
 
 
-class TEIEmbedAllRequest(Strict):
+class TEIEmbedAllRequest(TEITruncatedInputs):
     """`POST /embed_all` (TEI): `{"inputs", "truncate"?, "truncation_direction"?, "prompt_name"?, "model"?}`."""
-
-    inputs: TextInput
-    truncate: Annotated[StrictBool, Field(description=TRUNCATE)] = True
-    truncation_direction: Direction = "right"
-    prompt_name: Optional[StrictStr] = None
-    model: Optional[StrictStr] = None
-
-    @field_validator("inputs", mode="before")
-    @classmethod
-    def _inputs(cls, value: Any) -> Any:
-        return _check_text_list(value, "inputs")
 
 
 class TEIRerankRequest(Strict):

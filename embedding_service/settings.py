@@ -6,8 +6,8 @@ plain alias is declared on the field. Values come from the process environment, 
 file in the working directory (the environment wins). A bad value raises :class:`SettingsError`
 naming the variable, so the service fails at start-up instead of at the first request.
 
-README.md's Configuration table is generated from the declaration:
-`python -m embedding_service.settings --markdown` (a test keeps the two equal).
+README.md's Configuration table is generated from the declaration by `settings_docs.py`:
+`python -m embedding_service.settings_docs --markdown` (a test keeps the two equal).
 
 This module must stay light: Gunicorn's master imports it, and the master never imports torch.
 """
@@ -16,8 +16,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import sys
-from typing import Annotated, Any, Iterator, Literal, Mapping, NamedTuple, Optional
+from typing import Annotated, Any, Literal, Mapping, Optional
 
 from dotenv import dotenv_values
 from pydantic import AliasChoices, AliasGenerator, BeforeValidator, Field, SecretStr, ValidationError, field_validator
@@ -34,33 +33,6 @@ SINGLE_KEY = "API_KEY"
 #: The batching timeout in seconds (an older name): converted to `BATCH_TIMEOUT_MS`, and read only
 #: when `BATCH_TIMEOUT_MS` is unset.
 SECONDS_ALIASES = {"BATCH_TIMEOUT": "batch_timeout_ms"}
-#: Variables read by libraries (Hugging Face hub, CUDA, prometheus_client), not by Settings, that
-#: users may set: (names, default as shown, meaning). Documented in the README table.
-EXTERNAL_ROWS: tuple[tuple[tuple[str, ...], str, str], ...] = (
-    (("CUDA_VISIBLE_DEVICES",), "unset", "which GPUs are visible (counted without importing torch)"),
-    (
-        ("PROMETHEUS_MULTIPROC_DIR",),
-        "`$TMPDIR/embedding-metrics-<PORT>`",
-        "where Gunicorn workers write metrics; wiped at start",
-    ),
-    (
-        ("HF_HOME", "HF_HUB_CACHE", "HF_HUB_OFFLINE"),
-        "unset (images: `HF_HOME=/app/.cache/huggingface`, and `HF_HUB_OFFLINE=1` when built with `BAKE_MODELS`)",
-        "Hugging Face cache location, cache-only mode",
-    ),
-)
-#: Every variable the service's environment may carry that Settings does not read itself: the
-#: rows above, and what the images set for Python and the build. Images, compose files and
-#: manifests set nothing outside the settings and these.
-EXTERNAL_ENV: tuple[str, ...] = tuple(name for names, _, _ in EXTERNAL_ROWS for name in names) + (
-    "PYTHONDONTWRITEBYTECODE",
-    "PYTHONUNBUFFERED",
-    "DEBIAN_FRONTEND",
-    "VIRTUAL_ENV",
-    "PATH",
-)
-
-
 def _split_commas(value: Any) -> Any:
     if isinstance(value, str):
         return tuple(part.strip() for part in value.split(",") if part.strip())
@@ -366,7 +338,7 @@ def _environment(environ: Optional[Mapping[str, str]], env_file: Optional[str]) 
     return merged
 
 
-def _env_names(name: str, info: FieldInfo) -> tuple[str, ...]:
+def env_names(name: str, info: FieldInfo) -> tuple[str, ...]:
     """The variables a field is read from, in precedence order: its own name, then plain aliases."""
     alias = info.validation_alias
     choices = alias.choices if isinstance(alias, AliasChoices) else [alias] if isinstance(alias, str) else []
@@ -384,7 +356,7 @@ class _EnvMapping(EnvSettingsSource):
 
     def __init__(self, settings_cls: type[BaseSettings], env: Mapping[str, str]) -> None:
         self.raw = env
-        self.names = {field: _env_names(field, info) for field, info in settings_cls.model_fields.items()}
+        self.names = {field: env_names(field, info) for field, info in settings_cls.model_fields.items()}
         declared = {var for names in self.names.values() for var in names}
         self.given = {k: v.strip() for k, v in env.items() if k in declared and v is not None and v.strip()}
         self.typed: dict[str, Any] = {}  # first env name -> value, past string parsing
@@ -433,57 +405,3 @@ def is_device_name(value: str) -> bool:
         return True
     head, _, tail = value.partition(":")
     return head == "cuda" and tail.isdigit()
-
-
-class EnvVar(NamedTuple):
-    """One setting as users see it."""
-
-    name: str  #: the environment variable (the field name upper-cased)
-    aliases: tuple[str, ...]  #: other variables read for it (plain aliases, then the special names)
-    default: str  #: the default as documented: `unset`, or the value as it would be written
-    description: str  #: meaning and units
-
-
-def _shown(value: Any) -> str:
-    if value is None or value == ():
-        return "unset"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return f"{value:g}"
-    if isinstance(value, tuple):
-        return ",".join(str(item) for item in value)
-    return str(value)
-
-
-def env_table() -> Iterator[EnvVar]:
-    """Every setting, in declaration order, derived from :class:`Settings`' fields."""
-    special = {**SECONDS_ALIASES, SINGLE_KEY: "api_keys"}
-    for field, info in Settings.model_fields.items():
-        names = _env_names(field, info)
-        extra = tuple(var for var, target in special.items() if target == field)
-        yield EnvVar(names[0], names[1:] + extra, _shown(info.default), info.description or "")
-
-
-def known_env_names() -> set[str]:
-    """Every environment variable name the service understands (settings, aliases, external)."""
-    return {name for row in env_table() for name in (row.name, *row.aliases)} | set(EXTERNAL_ENV)
-
-
-def markdown_table() -> str:
-    """README.md's Configuration table: every setting, then the variables libraries read."""
-    rows = [
-        ((row.name, *row.aliases), "unset" if row.default == "unset" else f"`{row.default}`", row.description)
-        for row in env_table()
-    ]
-    lines = ["| variable | default | meaning |", "| --- | --- | --- |"]
-    for names, default, meaning in [*rows, *EXTERNAL_ROWS]:
-        cells = (", ".join(f"`{name}`" for name in names), default, meaning)
-        lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
-    return "\n".join(lines) + "\n"
-
-
-if __name__ == "__main__":
-    if sys.argv[1:] != ["--markdown"]:
-        sys.exit("usage: python -m embedding_service.settings --markdown   (prints README.md's Configuration table)")
-    sys.stdout.write(markdown_table())

@@ -26,6 +26,8 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [ROOT, os.path.join(ROOT, "tests")]
 
+from test_gunicorn import wait_healthy  # noqa: E402  (the tests' readiness wait)
+
 #: Published architecture hyperparameters (config.json) of the three default models.
 SIGLIP2_SO400M = dict(hidden_size=1152, intermediate_size=4304, num_hidden_layers=27, num_attention_heads=16)
 SIGLIP2_TEXT = dict(SIGLIP2_SO400M, vocab_size=256000, max_position_embeddings=64, projection_size=1152)
@@ -137,14 +139,7 @@ def serve_and_measure(paths: dict, dtype: str) -> None:
     proc = subprocess.Popen([gunicorn, "-c", "gunicorn.conf.py", "embedding_service.wsgi:app"], cwd=ROOT, env=env)
     url = f"http://127.0.0.1:{port}"
     try:
-        while True:
-            assert proc.poll() is None, "gunicorn exited"
-            try:
-                if requests.get(f"{url}/ready", timeout=2).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            time.sleep(1)
+        wait_healthy(url, proc, seconds=3600)  # models of this size load for minutes on a small CPU
         worker = worker_pid(proc.pid)
         print(f"ready after {time.monotonic() - began:.0f}s: worker VmRSS {status_mib(worker, 'VmRSS')} MiB, "
               f"VmHWM {status_mib(worker, 'VmHWM')} MiB (loading included), DTYPE={dtype}", flush=True)

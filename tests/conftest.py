@@ -51,6 +51,16 @@ def float32_unless_asked():
         yield
 
 
+def openai_vectors(client, inputs, **extra):
+    """`/v1/embeddings` for `inputs` through a Flask test client, as a (n, dim) float32 array (the
+    plain route other dialects are compared with); asserts a 200."""
+    import numpy as np
+
+    resp = client.post("/v1/embeddings", json={"input": inputs, **extra})
+    assert resp.status_code == 200, resp.get_json()
+    return np.array([row["embedding"] for row in resp.get_json()["data"]], dtype=np.float32)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -13,20 +13,10 @@ import pytest
 from jsonschema import Draft202012Validator
 from sentence_transformers.util.quantization import quantize_embeddings
 
-from conftest import app_from
+from conftest import app_from, openai_vectors
 from embedding_service import quantization
 from image_files import data_uri, encode, picture
-
-TEXTS = ["a cat sits on the mat", "a kitten rests on a rug", "the stock market fell"]
-MINILM = "sentence-transformers/all-MiniLM-L6-v2"
-LONG = "the first words matter here. " + "filler words go on and on " * 120 + "the last words matter there."
-
-
-def openai(client, texts, **extra) -> np.ndarray:
-    resp = client.post("/v1/embeddings", json={"input": texts, **extra})
-    assert resp.status_code == 200, resp.get_json()
-    return np.array([row["embedding"] for row in resp.get_json()["data"]], dtype=np.float32)
-
+from test_tei import LONG, MINILM, TEXTS  # the same texts as TEI's tests
 
 def post(client, path, body, status=200):
     resp = client.post(path, json=body)
@@ -49,7 +39,7 @@ def sdk(live_url):
 # ------------------------------------------------------------------ the SDKs
 def test_v1_sdk_floats_and_by_type(sdk, client):
     v1, _ = sdk
-    expected = openai(client, TEXTS)
+    expected = openai_vectors(client, TEXTS)
     floats = v1.embed(texts=TEXTS, model="all-MiniLM-L6-v2", input_type="search_document")
     assert type(floats).__name__ == "EmbeddingsFloatsEmbedResponse" and floats.texts == TEXTS
     assert cosines(floats.embeddings, expected).min() >= 0.9999
@@ -71,14 +61,14 @@ def test_v2_sdk_sync_and_async(sdk, client, live_url):
     import cohere
 
     _, v2 = sdk
-    expected = openai(client, TEXTS)
+    expected = openai_vectors(client, TEXTS)
     result = v2.embed(texts=TEXTS, model="all-MiniLM-L6-v2", input_type="search_query", embedding_types=["float", "int8"])
     assert result.response_type == "embeddings_by_type" and result.texts == TEXTS and result.meta.api_version.version == "2"
     assert cosines(result.embeddings.float_, expected).min() >= 0.9999 and result.embeddings.uint8 is None
     default = v2.embed(texts=TEXTS[:1], model=MINILM, input_type="search_query")  # no embedding_types: float
     assert len(default.embeddings.float_) == 1 and default.embeddings.int8 is None
     short = v2.embed(texts=TEXTS, model=MINILM, input_type="clustering", embedding_types=["float"], output_dimension=64)
-    assert cosines(short.embeddings.float_, openai(client, TEXTS, dimensions=64)).min() >= 0.9999
+    assert cosines(short.embeddings.float_, openai_vectors(client, TEXTS, dimensions=64)).min() >= 0.9999
 
     async def run():
         return await cohere.AsyncClientV2(base_url=live_url, api_key="unused").embed(
@@ -93,17 +83,17 @@ def test_v2_inputs_join_text_parts(client):
               {"content": [{"type": "text", "text": TEXTS[2]}]}]
     body = post(client, "/v2/embed", {"inputs": inputs, "embedding_types": ["float"]})
     assert body["texts"] == [TEXTS[0], TEXTS[2]]
-    assert cosines(body["embeddings"]["float"], openai(client, [TEXTS[0], TEXTS[2]])).min() >= 0.9999
+    assert cosines(body["embeddings"]["float"], openai_vectors(client, [TEXTS[0], TEXTS[2]])).min() >= 0.9999
 
 
 # ------------------------------------------------------------------ prompts and truncation
 def test_input_type_selects_the_models_prompt(client):
     for input_type, prompt in (("search_query", "query"), ("search_document", "document")):
         body = post(client, "/v2/embed", {"texts": TEXTS, "model": "qwen", "input_type": input_type})
-        assert cosines(body["embeddings"]["float"], openai(client, TEXTS, model="qwen", input_type=prompt)).min() >= 0.9999
+        assert cosines(body["embeddings"]["float"], openai_vectors(client, TEXTS, model="qwen", input_type=prompt)).min() >= 0.9999
     query = np.array(post(client, "/v2/embed", {"texts": TEXTS, "model": "qwen", "input_type": "search_query"})["embeddings"]["float"])
     plain = np.array(post(client, "/v2/embed", {"texts": TEXTS, "model": "qwen", "input_type": "classification"})["embeddings"]["float"])
-    assert cosines(plain, openai(client, TEXTS, model="qwen")).min() >= 0.9999  # no "classification" prompt
+    assert cosines(plain, openai_vectors(client, TEXTS, model="qwen")).min() >= 0.9999  # no "classification" prompt
     assert cosines(query, plain).max() < 0.999  # the query prompt changed the vectors
 
 
@@ -125,9 +115,9 @@ def test_max_tokens_cuts_each_text(client, minilm_path):
     tokenizer = AutoTokenizer.from_pretrained(minilm_path)
     ids = tokenizer(TEXTS[0], add_special_tokens=False)["input_ids"]
     body = post(client, "/v2/embed", {"texts": TEXTS[:1], "max_tokens": 3, "embedding_types": ["float"]})
-    assert cosines(body["embeddings"]["float"], openai(client, [tokenizer.decode(ids[:3])])).min() >= 0.9999
+    assert cosines(body["embeddings"]["float"], openai_vectors(client, [tokenizer.decode(ids[:3])])).min() >= 0.9999
     tail = post(client, "/v2/embed", {"texts": TEXTS[:1], "max_tokens": 3, "truncate": "START", "embedding_types": ["float"]})
-    assert cosines(tail["embeddings"]["float"], openai(client, [tokenizer.decode(ids[-3:])])).min() >= 0.9999
+    assert cosines(tail["embeddings"]["float"], openai_vectors(client, [tokenizer.decode(ids[-3:])])).min() >= 0.9999
     error = post(client, "/v2/embed", {"texts": TEXTS[:1], "max_tokens": 3, "truncate": "NONE"}, 422)["error"]
     assert error["param"] == "texts" and "max_tokens" in error["message"] and "3" in error["message"]
 
@@ -164,7 +154,7 @@ def test_images_on_a_multimodal_model(mm_client):
     v2 = post(mm_client, "/v2/embed", {"inputs": inputs, "embedding_types": ["float"]})
     rows = v2["embeddings"]["float"]
     assert cosines(rows[1:], expected).min() >= 0.9999 and v2["texts"] == ["a photo of a cat"]
-    siglip_text = openai(mm_client, ["a photo of a cat"], model="siglip2")  # the image model's text tower
+    siglip_text = openai_vectors(mm_client, ["a photo of a cat"], model="siglip2")  # the image model's text tower
     assert cosines(rows[:1], siglip_text).min() >= 0.9999
     error = post(mm_client, "/v2/embed", {"images": [uri], "model": MINILM}, 400)["error"]
     assert error["param"] == "model" and "cannot do image embeddings" in error["message"]

@@ -19,7 +19,8 @@ from flask import Flask
 
 from embedding_service.api import BLUEPRINTS
 from embedding_service.openapi import documented_paths
-from embedding_service.settings import Settings, known_env_names
+from embedding_service.settings import Settings
+from embedding_service.settings_docs import known_env_names
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DOCKERFILES = ["cpu/Dockerfile", "cpu/Dockerfile.prod", "gpu/Dockerfile", "gpu/Dockerfile.prod"]

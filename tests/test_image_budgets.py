@@ -23,6 +23,7 @@ import requests
 from PIL import Image, ImageFile
 
 from conftest import free_port
+from test_gunicorn import wait_healthy
 from image_files import ImageServer, SilentServer, bomb_png, data_uri, encode, large_png, picture, sixteen_bit_png
 from embedding_service.images import decode
 
@@ -242,16 +243,7 @@ def test_budget_maximum_request_keeps_a_server_under_a_gigabyte(multimodal, tmp_
     # 1800x1800 random 16-bit RGB: 19.4 MB (under IMAGE_MAX_BYTES), 3.24M pixels: 16 of them fit the budget.
     images = ImageServer(large_png(1800, 1800, "RGB16", noise=True))
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert proc.poll() is None, "the server exited"
-            try:
-                if requests.get(f"{url}/ready", timeout=2).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            assert time.monotonic() < deadline, "the server did not become ready"
-            time.sleep(0.2)
+        wait_healthy(url, proc, seconds=120)
         assert requests.post(f"{url}/embed", json={"images": [GOOD]}, timeout=30).status_code == 200
         grown, resp = peak_during(proc.pid, lambda: requests.post(f"{url}/embed", json={"images": inline}, timeout=300))
         assert resp.status_code == 200, resp.text

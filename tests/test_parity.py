@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from transformers import AutoModel, AutoTokenizer
 
+from conftest import openai_vectors
 from tiny_models import QWEN3_QUERY_PROMPT
 
 LONG = " ".join(f"word{i} alpha beta gamma" for i in range(120))  # far beyond 256 tokens
@@ -28,12 +29,6 @@ def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     a = a / np.linalg.norm(a, axis=1, keepdims=True)
     b = b / np.linalg.norm(b, axis=1, keepdims=True)
     return (a * b).sum(axis=1)
-
-
-def openai_vectors(client, inputs, **extra) -> np.ndarray:
-    resp = client.post("/v1/embeddings", json={"input": inputs, **extra})
-    assert resp.status_code == 200, resp.get_json()
-    return np.array([row["embedding"] for row in resp.get_json()["data"]], dtype=np.float32)
 
 
 def differ(vectors: np.ndarray) -> None:

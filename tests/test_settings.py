@@ -145,7 +145,8 @@ def read_readme() -> str:
 
 
 def test_readme_lists_every_variable():
-    from embedding_service.settings import EXTERNAL_ENV, SECONDS_ALIASES, SINGLE_KEY, env_table, known_env_names
+    from embedding_service.settings import SECONDS_ALIASES, SINGLE_KEY
+    from embedding_service.settings_docs import EXTERNAL_ENV, env_table, known_env_names
 
     readme = read_readme()
     names = [name for row in env_table() for name in (row.name, *row.aliases)] + [*EXTERNAL_ENV]
@@ -154,8 +155,8 @@ def test_readme_lists_every_variable():
 
 
 def test_readme_table_is_generated_from_the_declaration():
-    """README's Configuration table is `python -m embedding_service.settings --markdown`, verbatim."""
-    from embedding_service.settings import markdown_table
+    """README's Configuration table is `python -m embedding_service.settings_docs --markdown`, verbatim."""
+    from embedding_service.settings_docs import markdown_table
 
     section = read_readme().split("\n## Configuration\n", 1)[1].split("\n## ", 1)[0]
     table = "".join(line + "\n" for line in section.splitlines() if line.startswith("|"))
@@ -165,7 +166,8 @@ def test_readme_table_is_generated_from_the_declaration():
 def test_each_setting_declared_once_on_its_field():
     from pydantic import AliasChoices, Field
 
-    from embedding_service.settings import SECONDS_ALIASES, SINGLE_KEY, env_table
+    from embedding_service.settings import SECONDS_ALIASES, SINGLE_KEY
+    from embedding_service.settings_docs import env_table
 
     rows = list(env_table())
     assert [row.name for row in rows] == [name.upper() for name in Settings.model_fields]

@@ -13,17 +13,11 @@ import torch
 from jsonschema import Draft202012Validator
 from transformers import AutoModel, AutoTokenizer
 
-from conftest import app_from
+from conftest import app_from, openai_vectors
 
 TEXTS = ["a cat sits on the mat", "a kitten rests on a rug", "the stock market fell"]
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 LONG = "the first words matter here. " + "filler words go on and on " * 120 + "the last words matter there."
-
-
-def openai_vectors(client, texts, **extra) -> np.ndarray:
-    resp = client.post("/v1/embeddings", json={"input": texts, **extra})
-    assert resp.status_code == 200, resp.get_json()
-    return np.array([row["embedding"] for row in resp.get_json()["data"]], dtype=np.float32)
 
 
 def ok(client, path, body, **kwargs):
