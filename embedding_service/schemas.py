@@ -68,6 +68,18 @@ _TEXTS = {"anyOf": [_NON_EMPTY, {"type": "array", "items": _NON_EMPTY, "minItems
 #: What `str.strip()` removes (every `str.isspace()` character): a query must hold something else.
 #: Spelled out because JSON Schema's `\s` (ECMA-262) is another set.
 PYTHON_WHITESPACE = r"\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+
+
+def _nonblank_query(value: Any) -> Any:
+    if isinstance(value, str) and not value.strip():
+        raise ValueError("query is an empty string")
+    return value
+
+
+#: A rerank query: a string holding something other than whitespace.
+QueryText = Annotated[
+    StrictStr, Field(json_schema_extra={"pattern": f"[^{PYTHON_WHITESPACE}]"}), BeforeValidator(_nonblank_query)
+]
 #: What no schema can state, said in the fields' descriptions.
 TRUNCATE = "false: an input longer than the model's window (in tokens) is refused with 422"
 IMAGES = (
@@ -343,7 +355,7 @@ class RerankRequest(Strict):
 
     model_config = _strict_with(_exactly_one("documents", "texts"), _ONE_SWITCH, _DOCUMENT_SHAPES)
 
-    query: Annotated[StrictStr, Field(json_schema_extra={"pattern": f"[^{PYTHON_WHITESPACE}]"})]
+    query: QueryText
     documents: Annotated[list[DocumentInput], Field(min_length=1)] = None  # type: ignore[assignment]
     texts: NonEmptyList = None  # type: ignore[assignment]
     top_n: Optional[PositiveInt] = None
@@ -358,13 +370,6 @@ class RerankRequest(Strict):
     max_tokens_per_doc: Optional[PositiveInt] = None
     rank_fields: Annotated[Optional[list[StrictStr]], Field(description=RANK_FIELDS)] = None
     priority: Optional[JsonInt] = None
-
-    @field_validator("query", mode="before")
-    @classmethod
-    def _query(cls, value: Any) -> Any:
-        if isinstance(value, str) and not value.strip():
-            raise ValueError("query is an empty string")
-        return value
 
     @field_validator("top_n", "max_chunks_per_doc", "max_tokens_per_doc", mode="before")
     @classmethod

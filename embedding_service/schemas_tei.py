@@ -14,7 +14,7 @@ from pydantic import Field, StrictBool, StrictStr, field_validator
 from .errors import BadRequest
 from .schemas import (
     MODEL_KIND,
-    PYTHON_WHITESPACE,
+    QueryText,
     TRUNCATE,
     Direction,
     NonEmptyList,
@@ -121,20 +121,13 @@ class TEIRerankRequest(Strict):
 
     model_config = _strict_with({MODEL_KIND: "all"})
 
-    query: Annotated[StrictStr, Field(json_schema_extra={"pattern": f"[^{PYTHON_WHITESPACE}]"})]
+    query: QueryText
     texts: NonEmptyList
     truncate: Annotated[StrictBool, Field(description=TRUNCATE)] = True
     truncation_direction: Direction = "right"
     raw_scores: StrictBool = False
     return_text: StrictBool = False
     model: Optional[StrictStr] = None
-
-    @field_validator("query", mode="before")
-    @classmethod
-    def _query(cls, value: Any) -> Any:
-        if isinstance(value, str) and not value.strip():
-            raise ValueError("query is an empty string")
-        return value
 
     @field_validator("texts", mode="before")
     @classmethod
