@@ -7,7 +7,8 @@ first request at once; work that arrives during a forward pass forms the next ba
 `MAX_BATCH_SIZE` items and `MAX_BATCH_TOKENS` padded tokens (items x longest item), groups items
 of similar length to cut padding, lets requests take turns (each batch includes the oldest
 waiting item of the request served least recently: no starvation, and a small request is not
-stuck behind a large one), and runs one forward pass at a time under the model's inference lock. A request larger than a batch is
+stuck behind a large one), and runs one forward pass at a time under the model's inference lock, on the process's compute thread
+(compute.py). A request larger than a batch is
 split and reassembled in order. If a forward pass raises, only the requests with items in that
 batch fail. `MAX_QUEUE_SIZE` holds for every request, the first into an empty queue included: a
 request with more items than that can never fit and is refused with 413; one that would take the
@@ -22,10 +23,12 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
+from . import compute
+from .compute import Signal
 from .context import current_stats
 from .errors import InternalError, PayloadTooLarge, ServiceError, Unavailable
 from .models.base import Model
@@ -56,36 +59,13 @@ def plan_batches(lengths: Sequence[int], max_items: int, max_tokens: int) -> lis
     return batches
 
 
-class _Signal:
-    """A one-shot signal for one waiting thread (a request's `done`): `set` once, `wait` until
-    set. A lock held from creation, released by `set`: cheaper than a threading.Event, whose
-    condition variable allocates a lock per wait."""
-
-    __slots__ = ("_lock", "is_set")
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._lock.acquire()
-        self.is_set = False
-
-    def set(self) -> None:
-        """Wake the waiter; a second call does nothing (called by the batcher thread only)."""
-        if not self.is_set:
-            self.is_set = True
-            self._lock.release()
-
-    def wait(self) -> None:
-        with self._lock:
-            pass
-
-
 @dataclass
 class _Job:
     items: Sequence[Any]
     out: np.ndarray
     remaining: int
     enqueued: float
-    done: _Signal = field(default_factory=_Signal)
+    done: Signal = field(default_factory=Signal)
     error: Optional[ServiceError] = None
     started: Optional[float] = None
     inference: float = 0.0
@@ -198,6 +178,21 @@ class Batcher:
             raise job.error
         return job.out
 
+    def call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """`fn(*args)` with the model to itself: under its lock, with torch's threads sized by the
+        CPU share, on the process's compute thread (compute.py), where every forward pass runs."""
+        return compute.run(self._exclusive, fn, args)
+
+    def _exclusive(self, fn: Callable[..., Any], args: tuple) -> Any:
+        with self.model.lock:
+            if self.cpu_share is not None:
+                self.cpu_share.enter()
+            try:
+                return fn(*args)
+            finally:
+                if self.cpu_share is not None:
+                    self.cpu_share.leave()
+
     # ---------------------------------------------------------------- the batcher thread
     def _loop(self) -> None:
         while True:
@@ -288,14 +283,7 @@ class Batcher:
             if job.started is None:
                 job.started = started
         try:
-            with self.model.lock:
-                if self.cpu_share is not None:
-                    self.cpu_share.enter()
-                try:
-                    rows = self.model.forward([job.items[index] for job, index in batch])
-                finally:
-                    if self.cpu_share is not None:
-                        self.cpu_share.leave()
+            rows = self.call(self.model.forward, [job.items[index] for job, index in batch])
         except Exception:
             log.exception("forward pass of %d items failed on model %s", len(batch), self.model.name)
             failure = InternalError(

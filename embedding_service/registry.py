@@ -8,6 +8,7 @@ import logging
 import time
 from typing import Any, Optional, Sequence
 
+from . import compute
 from .acceleration import accelerate
 from .batching import BatchLimits
 from .engine import Capability, Engine
@@ -43,6 +44,13 @@ def load_numerics(spec: ModelSpec, dtype: str, runtime: Runtime, warm: bool = Tr
     return model
 
 
+def _load_warm(spec: ModelSpec, dtype: str, runtime: Runtime, warmup: bool) -> Model:
+    model = load_numerics(spec, dtype, runtime, warm=warmup)
+    if warmup:
+        model.warmup()
+    return model
+
+
 class Registry:
     """Loaded engines, in configuration order. `get(name, capability)` resolves a request's
     `model` field; `default(capability)` is the engine used when a request names none."""
@@ -65,8 +73,9 @@ class Registry:
 
     @classmethod
     def load(cls, settings: Settings, runtime: Runtime, warmup: bool = True, observer: Any = "auto") -> "Registry":
-        """Load every configured model onto `runtime.device`, apply its CPU kernels, warm it and
-        wrap it in an Engine with `runtime`'s CPU share and (METRICS on, `observer="auto"`) the
+        """Load every configured model onto `runtime.device`, apply its CPU kernels, warm it (on
+        the process's compute thread, where its forward passes will run: compute.py) and wrap it
+        in an Engine with `runtime`'s CPU share and (METRICS on, `observer="auto"`) the
         Prometheus observer.
 
         raises SettingsError naming the model when one cannot be loaded or is misconfigured.
@@ -81,9 +90,7 @@ class Registry:
         engines = []
         for spec in model_specs(settings):
             started = time.perf_counter()
-            model = load_numerics(spec, settings.dtype, runtime, warm=warmup)
-            if warmup:
-                model.warmup()
+            model = compute.run(_load_warm, spec, settings.dtype, runtime, warmup)
             seconds = time.perf_counter() - started
             log.info(
                 "loaded %s model %s on %s in %.1fs (%s, CPU kernels %s)", model.kind, spec.name, runtime.device,

@@ -176,14 +176,7 @@ def embed_tokens(
     stats = current_stats.get()
     for plan in plans:
         began = time.perf_counter()
-        with model.lock:
-            if batcher.cpu_share is not None:
-                batcher.cpu_share.enter()
-            try:
-                states = model.token_states([items[i] for i in plan])
-            finally:
-                if batcher.cpu_share is not None:
-                    batcher.cpu_share.leave()
+        states = batcher.call(model.token_states, [items[i] for i in plan])
         for index, rows in zip(plan, states):
             out[index] = rows
         if stats is not None:

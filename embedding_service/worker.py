@@ -20,6 +20,7 @@ from typing import Callable, Optional
 
 from flask import Flask
 
+from . import compute
 from .cpu_share import CpuShare
 from .registry import Registry
 from .runtime import Runtime
@@ -53,7 +54,7 @@ def boot(settings: Settings, slot: int, device: str, cpu_workers: int, cpu_share
     from .app import create_app
 
     runtime = Runtime.for_worker(settings, slot, device, cpu_workers, cpu_share)
-    runtime.apply()
+    compute.run(runtime.apply)  # torch's thread count and CUDA device are per thread
     _state = ServiceState.create(settings, WorkerInfo(device=device, slot=slot, cuda_available=_cuda_available()))
     _app = create_app(settings, state=_state)
     _pending = (settings, runtime)

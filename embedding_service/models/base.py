@@ -260,8 +260,9 @@ class TextEncoder(Model):
 
 @dataclass
 class ImageItem:
-    """One preprocessed image: the processor's tensors for it (batch dimension removed) and its
-    number of patches, which counts as its length for batching."""
+    """One preprocessed image: the processor's arrays for it (numpy, batch dimension removed:
+    tensors are made on the compute thread, compute.py) and its number of patches, which counts
+    as its length for batching."""
 
     tensors: dict
     patches: int

@@ -94,7 +94,7 @@ class MultimodalModel(TextEncoder, ImageEncoder):
         items = []
         for start in range(0, len(images), PROCESSOR_CHUNK):
             chunk = list(images[start:start + PROCESSOR_CHUNK])
-            batch = self.image_processor(images=chunk, return_tensors="pt")
+            batch = self.image_processor(images=chunk, return_tensors="np")  # no torch off the compute thread
             keys = [k for k in ("pixel_values", "pixel_attention_mask", "spatial_shapes") if k in batch]
             for index in range(len(chunk)):
                 tensors = {key: batch[key][index] for key in keys}
@@ -155,7 +155,7 @@ class MultimodalModel(TextEncoder, ImageEncoder):
     def _image_forward(self, items: Sequence[ImageItem]) -> torch.Tensor:
         kwargs = {}
         for key in items[0].tensors:
-            stacked = torch.stack([item.tensors[key] for item in items]).to(self.device)
+            stacked = torch.from_numpy(np.stack([item.tensors[key] for item in items])).to(self.device)
             kwargs[key] = stacked.to(self.dtype) if key == "pixel_values" else stacked
         return _features(self.model.get_image_features(**kwargs))
 
