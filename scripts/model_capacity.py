@@ -64,6 +64,7 @@ def memory(model, passes: int) -> None:
     import random
 
     from benchmark import make_texts
+    from embedding_service import compute
     from embedding_service.models.base import PromptChoice
 
     trim = ctypes.CDLL("libc.so.6").malloc_trim
@@ -78,7 +79,7 @@ def memory(model, passes: int) -> None:
     for done in range(1, passes + 1):
         words = rng.randint(3, 60)
         batch = [" ".join(text.split()[:words]) for text in texts[done:done + rng.randint(1, 32)]]
-        model.forward(model.prepare_texts(batch, PromptChoice(), True, "right"))
+        compute.run(model.forward, model.prepare_texts(batch, PromptChoice(), True, "right"))
         if done % max(1, passes // 4) == 0:
             trim(0)
             print(f"after {done} passes of random shapes: {rss_mib()} MiB", flush=True)
@@ -99,6 +100,7 @@ def main() -> None:
         gemm(args.seconds)
         return
     from benchmark import make_texts
+    from embedding_service import compute
     from embedding_service.models.base import PromptChoice
     from embedding_service.registry import Registry
     from embedding_service.runtime import Runtime
@@ -114,7 +116,7 @@ def main() -> None:
     for batch in (int(b) for b in args.batch.split(",")):
         done, began = 0, time.perf_counter()
         while time.perf_counter() - began < args.seconds:
-            model.forward(items[done % 1000 : done % 1000 + batch])
+            compute.run(model.forward, items[done % 1000 : done % 1000 + batch])
             done += batch
         print(f"threads={args.threads} batch={batch}: {done / (time.perf_counter() - began):.1f} items/s", flush=True)
 

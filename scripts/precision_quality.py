@@ -38,12 +38,13 @@ def load(dtype: str):
 
 
 def embed(model, texts: list[str], batch: int = 32) -> np.ndarray:
+    from embedding_service import compute
     from embedding_service.models.base import PromptChoice
 
     rows = []
     with model.lock:
         for start in range(0, len(texts), batch):
-            rows.append(model.forward(model.prepare_texts(texts[start:start + batch], PromptChoice(), True, "right")))
+            rows.append(compute.run(model.forward, model.prepare_texts(texts[start:start + batch], PromptChoice(), True, "right")))
     vectors = np.concatenate(rows).astype(np.float64)
     return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
 
@@ -55,6 +56,7 @@ def top_k(vectors: np.ndarray, k: int = 10) -> np.ndarray:
 
 
 def rate(model, texts: list[str], seconds: float, batch: int = 32) -> float:
+    from embedding_service import compute
     from embedding_service.models.base import PromptChoice
 
     items = model.prepare_texts(texts, PromptChoice(), True, "right")
@@ -62,7 +64,7 @@ def rate(model, texts: list[str], seconds: float, batch: int = 32) -> float:
     with model.lock:
         while time.perf_counter() - began < seconds:
             start = done % (len(items) - batch)
-            model.forward(items[start:start + batch])
+            compute.run(model.forward, items[start:start + batch])
             done += batch
     return done / (time.perf_counter() - began)
 

@@ -10,7 +10,7 @@ stub that returns zeros: what is left is the request path. Each request is one W
 thread with the body of `benchmark.py --endpoint openai-root` (one text of 24 words). Each piece
 is timed where it runs, inside the requests (`time.thread_time` around the function that does
 it, a microsecond or so of timing per piece included); "Flask and Werkzeug" is the rest of the
-request thread's time, "batcher thread" the rest of the process's (`time.process_time`). Best of
+request thread's time, "compute thread" the rest of the process's (`time.process_time`). Best of
 RUNS runs; Gunicorn's own HTTP parsing and socket work are not in these figures.
 
     .venv/bin/python scripts/request_cost.py --gunicorn --concurrency 32 --seconds 10
@@ -123,7 +123,7 @@ def wsgi_call(app, body: bytes, path: str = "/embeddings") -> Callable[[], bytes
 
 
 def in_process(call: Callable[[], bytes], count: int) -> dict[str, float]:
-    """µs per request of each piece, Flask and Werkzeug (the rest of this thread), the batcher
+    """µs per request of each piece, Flask and Werkzeug (the rest of this thread), the compute
     thread (the rest of the process) and the whole; the run with the smallest whole of RUNS."""
     best: dict[str, float] = {}
     for _ in range(RUNS):
@@ -134,7 +134,7 @@ def in_process(call: Callable[[], bytes], count: int) -> dict[str, float]:
         thread, process = time.thread_time() - thread, time.process_time() - process
         row = {label: SPENT[label] / count * 1e6 for label, _ in PIECES}
         row["Flask and Werkzeug (the rest of the request thread)"] = (thread - sum(SPENT.values())) / count * 1e6
-        row["batcher thread (queue, scatter, wake-up)"] = (process - thread) / count * 1e6
+        row["compute thread (batcher's turn: queue, scatter, wake-up)"] = (process - thread) / count * 1e6
         row["whole request"] = process / count * 1e6
         if not best or row["whole request"] < best["whole request"]:
             best = row
@@ -143,8 +143,8 @@ def in_process(call: Callable[[], bytes], count: int) -> dict[str, float]:
 
 def worker_cpu(master: int) -> dict[str, float]:
     """CPU seconds (user + system) of the child processes of `master`, by thread role: `poller`
-    (each worker's main thread: Gunicorn's accept and keep-alive loop), `batcher` (the batcher
-    threads, named by scripts/request_cost_gunicorn.conf.py) and `requests` (every other thread:
+    (each worker's main thread: Gunicorn's accept and keep-alive loop), `batcher` (the compute
+    thread, which runs the batchers' turns, named by scripts/request_cost_gunicorn.conf.py) and `requests` (every other thread:
     the request threads, which parse HTTP and run the app)."""
     import json
 
@@ -211,7 +211,7 @@ def gunicorn_cost(concurrency: int, seconds: float, endpoint: str) -> None:
     print(f"Gunicorn (forward stubbed), concurrency {concurrency}, {served} requests in {result.seconds:.1f} s "
           f"({result.requests_per_s:.0f}/s), errors {result.errors or 0}; CPU µs per request:")
     print(f"  workers {sum(spent.values()):.0f} = request threads {spent['requests']:.0f} + Gunicorn's accept/keep-alive "
-          f"loop {spent['poller']:.0f} + batcher threads {spent['batcher']:.0f}; load generator {own / served * 1e6:.0f}")
+          f"loop {spent['poller']:.0f} + compute threads {spent['batcher']:.0f}; load generator {own / served * 1e6:.0f}")
 
 
 def main() -> None:
