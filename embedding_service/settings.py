@@ -115,7 +115,8 @@ class Settings(BaseSettings):
         0.0,
         ge=0,
         le=10_000,
-        description="milliseconds the batcher may wait to fill a batch (0: an idle model starts at once); "
+        description="milliseconds the batcher may wait to fill a batch (0: an idle model starts at once; "
+        "the worker's other models wait meanwhile, since one thread per worker runs every forward pass); "
         "`BATCH_TIMEOUT` gives it in seconds, read only when `BATCH_TIMEOUT_MS` is unset",
     )
     cpu_share: bool = Field(
