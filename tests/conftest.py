@@ -61,6 +61,15 @@ def openai_vectors(client, inputs, **extra):
     return np.array([row["embedding"] for row in resp.get_json()["data"]], dtype=np.float32)
 
 
+def request_schema_errors(spec: dict, path: str, body, method: str = "post") -> list:
+    """What the `/openapi.json` description `spec` says is wrong with `body` as the JSON request
+    body of `method path` (JSON Schema 2020-12 errors; empty when the description accepts it)."""
+    from jsonschema import Draft202012Validator
+
+    schema = spec["paths"][path][method]["requestBody"]["content"]["application/json"]["schema"]
+    return list(Draft202012Validator({**schema, "components": spec["components"]}).iter_errors(body))
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
