@@ -16,12 +16,8 @@ Xeon the same switch lost 13% to MKL. oneDNN is the library Inductor (`torch.com
 with freezing) routes the same layers through (`torch.ops.mkldnn._linear_pointwise`); calling it
 directly gives most of that gain with no compilation step.
 
-`use_onednn_linear(module)` re-classes every plain float32 `nn.Linear` on the CPU as
-`OneDnnLinear`: the same parameters and state dict, a forward through oneDNN. Outputs equal
-MKL's to float32 rounding (relative 1e-6). Before switching, one layer's output is checked
-against `torch.nn.functional.linear`; if the op is missing or disagrees, nothing is changed.
-A model serving in bf16 (precision.py) keeps torch's own bf16 products (oneDNN underneath), its
-rows padded to the same buckets (`BucketedLinear`) so its kernels stay few as well.
+The layers themselves (OneDnnLinear, the bf16 layers, their switches) are in linear.py; a model
+serving in bf16 also gets attention over short inputs as plain products (attention.py).
 """
 
 from __future__ import annotations
@@ -33,106 +29,13 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 
 import torch
 
+from .attention import use_short_attention
+from .linear import (  # noqa: F401 - the layers are part of this module's interface
+    BucketedLinear, OneDnnLinear, PackedBf16Linear, bucket_rows, onednn_available, onednn_eligible, packed_bf16_available,
+    use_bucketed_linear, use_onednn_linear,
+)
+
 log = logging.getLogger("embedding_service.acceleration")
-
-#: The largest relative difference accepted between oneDNN's and MKL's output in the load check.
-CHECK_TOLERANCE = 1e-4
-
-
-def bucket_rows(rows: int) -> int:
-    """`rows` rounded up to a multiple of 16 below 256 rows, above that to one of 8 sizes per
-    octave (multiples of 2^(bit_length - 4)): 40 sizes up to 2048 rows, 64 up to 16384, and from
-    256 rows on at most 1/8 of the rows (1/16 on average) padding."""
-    step = max(16, 1 << max(rows.bit_length() - 4, 0))
-    return -(-rows // step) * step
-
-
-class BucketedLinear(torch.nn.Linear):
-    """`nn.Linear` whose input rows are padded with zeros to `bucket_rows` and the padding's
-    output dropped: input (..., in_features), output (..., out_features), in the layer's dtype
-    (under bf16 autocast, bf16). Used for models serving in bf16 (precision.py).
-
-    oneDNN, which runs torch's CPU bf16 products and OneDnnLinear's float32 ones, compiles and
-    caches a kernel (about 0.6 MB, about 1 ms to build) for each input shape and thread count it
-    meets. Batches of text have a new row count (items x tokens) nearly every time: without
-    buckets a worker's memory grows with every new shape (MiniLM under bf16 autocast: +460 MB
-    after 600 random batch shapes; 76 MB, flat, with buckets). Buckets bound the set of kernels per
-    layer shape.
-    """
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:  # noqa: A002 - nn.Linear's name
-        rows = input.numel() // self.in_features
-        if rows == 0:
-            return torch.nn.functional.linear(input, self.weight, self.bias)
-        flat = input.reshape(rows, self.in_features)
-        padded = bucket_rows(rows)
-        if padded != rows:
-            flat = torch.nn.functional.pad(flat, (0, 0, 0, padded - rows))
-        return self.product(flat)[:rows].reshape(*input.shape[:-1], self.out_features)
-
-    def product(self, rows: torch.Tensor) -> torch.Tensor:
-        """(rows, in_features) -> (rows, out_features)."""
-        return torch.nn.functional.linear(rows, self.weight, self.bias)
-
-
-class OneDnnLinear(BucketedLinear):
-    """A BucketedLinear whose product calls oneDNN's inner product: float32 in and out, the
-    weight as stored (out_features, in_features)."""
-
-    def product(self, rows: torch.Tensor) -> torch.Tensor:
-        return torch.ops.mkldnn._linear_pointwise(rows, self.weight, self.bias, "none", [], "")
-
-
-def _eligible(module: torch.nn.Module) -> bool:
-    weight = module.weight
-    return type(module) is torch.nn.Linear and weight.dtype == torch.float32 and weight.device.type == "cpu"
-
-
-@functools.cache
-def onednn_available() -> bool:
-    """Whether this torch build has oneDNN and its inner product gives MKL's result here."""
-    if not (torch.backends.mkldnn.enabled and torch.backends.mkldnn.is_available()):
-        return False
-    try:
-        generator = torch.Generator().manual_seed(0)
-        layer = torch.nn.Linear(64, 48)
-        inputs = torch.randn(5, 3, 64, generator=generator)
-        with torch.inference_mode():
-            expected = torch.nn.functional.linear(inputs, layer.weight, layer.bias)
-            layer.__class__ = OneDnnLinear
-            actual = layer(inputs)
-    except (RuntimeError, AttributeError) as exc:  # op missing in this build, or no primitive for this CPU
-        log.warning("oneDNN linear unavailable, keeping MKL: %s", exc)
-        return False
-    error = float((actual - expected).abs().max() / expected.abs().max())
-    if actual.shape != expected.shape or not error <= CHECK_TOLERANCE:
-        log.warning("oneDNN linear disagrees with MKL (relative %.2g), keeping MKL", error)
-        return False
-    return True
-
-
-def use_onednn_linear(module: torch.nn.Module) -> int:
-    """Switch `module`'s plain float32 CPU `nn.Linear` layers to oneDNN, in place.
-
-    Returns how many layers were switched (0 when oneDNN is unavailable or nothing is eligible:
-    CUDA, float16/bfloat16 and nn.Linear subclasses are left as they are).
-    """
-    layers = [m for m in module.modules() if isinstance(m, torch.nn.Linear) and _eligible(m)]
-    if not layers or not onednn_available():
-        return 0
-    for layer in layers:
-        layer.__class__ = OneDnnLinear
-    return len(layers)
-
-
-def use_bucketed_linear(module: torch.nn.Module) -> int:
-    """Re-class `module`'s plain CPU `nn.Linear` layers (any dtype) as BucketedLinear, in place,
-    for a model serving in bf16. Returns how many were switched."""
-    layers = [m for m in module.modules() if type(m) is torch.nn.Linear and m.weight.device.type == "cpu"]
-    for layer in layers:
-        layer.__class__ = BucketedLinear
-    return len(layers)
-
 
 #: Row counts up to which `warm_kernels` builds every bucket's kernels at load: batches of short
 #: inputs (32 inputs of 64 tokens), where a 1 ms kernel build would be felt. Larger batches build
@@ -146,18 +49,18 @@ WARM_MACS = WARM_ROWS * 384 * 1536
 
 def warm_kernels(
     module: torch.nn.Module, thread_counts: Sequence[int], max_rows: int = WARM_ROWS,
-    layer_type: type = OneDnnLinear,
+    layer_types: tuple[type, ...] = (OneDnnLinear,),
 ) -> int:
     """Build the kernels of every `bucket_rows` size up to `max_rows` (fewer above WARM_MACS),
-    for each distinct `layer_type` shape in `module` (OneDnnLinear, or BucketedLinear for bf16)
-    and each torch thread count in `thread_counts`, so that memory is flat from the first request
-    and no pass pays for a build. A float32 BucketedLinear is warmed under bf16 autocast (the
-    precision it serves in). Returns the kernels built (about 0.6 MB each: 240, about 140 MB,
+    for each distinct shape of `layer_types` in `module` (OneDnnLinear, or the bf16 layers) and
+    each torch thread count in `thread_counts`, so that memory is flat from the first request and
+    no pass pays for a build. A float32 bf16 layer is warmed under bf16 autocast (the precision
+    it serves in). Returns the kernels built (about 0.6 MB each: 240, about 140 MB,
     for MiniLM through oneDNN with 2 thread counts)."""
     shapes: dict[tuple, torch.nn.Module] = {}
     for layer in module.modules():
-        if type(layer) is layer_type:
-            shapes.setdefault((layer.in_features, layer.out_features, layer.bias is not None), layer)
+        if type(layer) in layer_types:
+            shapes.setdefault((type(layer), layer.in_features, layer.out_features, layer.bias is not None), layer)
     sizes = sorted({bucket_rows(rows) for rows in range(1, max_rows + 1)})
     before, built = torch.get_num_threads(), 0
     try:
@@ -166,7 +69,7 @@ def warm_kernels(
                 torch.set_num_threads(threads)
                 for layer in shapes.values():
                     dtype = layer.weight.dtype
-                    autocast = layer_type is BucketedLinear and dtype == torch.float32
+                    autocast = isinstance(layer, BucketedLinear) and not isinstance(layer, OneDnnLinear) and dtype == torch.float32
                     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
                         for rows in sizes:
                             if rows > 16 and rows * layer.in_features * layer.out_features > WARM_MACS:
@@ -244,7 +147,7 @@ def _linear_shapes(module: torch.nn.Module) -> dict[tuple[int, int, bool], tuple
     """Each distinct (in, out, bias) of `module`'s switchable layers: (one such layer, count)."""
     shapes: dict[tuple[int, int, bool], tuple[torch.nn.Module, int]] = {}
     for layer in module.modules():
-        if isinstance(layer, torch.nn.Linear) and _eligible(layer):
+        if isinstance(layer, torch.nn.Linear) and onednn_eligible(layer):
             key = (layer.in_features, layer.out_features, layer.bias is not None)
             first, count = shapes.get(key, (layer, 0))
             shapes[key] = (first, count + 1)
@@ -332,12 +235,17 @@ def accelerate(
     its reason under the model's `name`). With `onednn`, its float32 linear layers are switched
     and (with `warm`) their kernels built for every torch thread count in `thread_counts`, so no
     request pays for a build; if oneDNN is unavailable the model stays on MKL. `bf16` (a model
-    serving in bf16, precision.py): its linear layers keep torch's bf16 kernels, with rows in
-    buckets (BucketedLinear), warmed the same way."""
+    serving in bf16, precision.py): its linear layers run oneDNN's bf16 product on weights packed
+    once (PackedBf16Linear; BucketedLinear, torch's own bf16 product, where that is unavailable or
+    the weight is tied), with rows in buckets, warmed the same way; and its attention over short
+    inputs runs as plain matrix products (attention.py)."""
     if cpu_kernels == "bf16":
-        switched = use_bucketed_linear(module)
-        kernels = warm_kernels(module, thread_counts, layer_type=BucketedLinear) if warm else 0
-        log.info("model %s: %d linear layers in bf16 with row buckets, %d kernels built", name or "?", switched, kernels)
+        switched, packed = use_bucketed_linear(module)
+        short = use_short_attention(module)
+        kernels = warm_kernels(module, thread_counts, layer_types=(BucketedLinear, PackedBf16Linear)) if warm else 0
+        log.info("model %s: %d linear layers in bf16 with row buckets (%d with weights packed for oneDNN), %d kernels "
+                 "built; attention over short inputs as plain products: %s", name or "?", switched, packed, kernels,
+                 "yes" if short else "no")
         return "bf16"
     if cpu_kernels == "auto":
         cpu_kernels, reason = decide_kernels(module, timer=timer)

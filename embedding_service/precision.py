@@ -8,7 +8,10 @@ DTYPE (or a model's `dtype` option) names it; on the CPU:
   the forward pass runs under `torch.autocast("cpu", dtype=torch.bfloat16)`, which casts the
   inputs of every matrix product (linear layers, attention) to bf16, for the CPU's bf16 units
   (AMX tiles or AVX512-BF16 dot products), and keeps its list of precision-sensitive ops in
-  float32. The vectors stay within AUTOCAST_MIN_COSINE of float32.
+  float32. The vectors stay within AUTOCAST_MIN_COSINE of float32. On the CPU the linear layers
+  take the bf16 copy of their weights that autocast would make on every pass, made once at load
+  (linear.py), and attention over short inputs runs as plain products with a float32 softmax
+  (attention.py); the self-check runs after both are in place.
 - `bfloat16-weights`: the weights themselves in bfloat16, every operation in bf16: the fastest
   and least exact (WEIGHTS_MIN_COSINE); what Infinity's and TEI's `--dtype bfloat16` do.
 - `auto`: `bfloat16` where the CPU has native bf16 (`native_bf16`: AMX or AVX512-BF16), else
@@ -209,13 +212,16 @@ def _switch(model: Model, precision: Precision) -> None:
 
 def apply_precision(
     model: Model, requested: str, device: str, *, reload: Callable[[], Model],
-    precision: Optional[Precision] = None,
+    precision: Optional[Precision] = None, kernels: Optional[Callable[[Model], None]] = None,
 ) -> Model:
     """Give a freshly loaded (float32-weight, on the CPU) model the precision `requested` (a
     DTYPE value) means here (`resolve`), after the self-check; returns the model to serve (a
-    float32 model from `reload` when bf16 weights fail the check) with `model.precision` set to
-    the precision it serves in. `precision` overrides the thresholds (tests). Off the CPU the
-    model is returned as loaded. Logged: the choice, the reason and the check's figures."""
+    float32 model from `reload` when the check fails, unless it failed under autocast with no
+    `kernels` applied, which is simply undone) with `model.precision` set to the precision it
+    serves in. `kernels(model)`, when given, installs the bf16 kernels (acceleration.py) after the
+    switch and before the check, so the check measures what will serve. `precision` overrides the
+    thresholds (tests). Off the CPU the model is returned as loaded. Logged: the choice, the
+    reason and the check's figures."""
     name = resolve(requested, device)
     if device != "cpu" or name not in PRECISIONS:
         model.precision = name if device == "cpu" else str(model.dtype).replace("torch.", "")
@@ -228,8 +234,10 @@ def apply_precision(
     if hardware is None:
         log.warning("model %s: DTYPE=%s asked for, but this CPU has no native bf16 (AMX or AVX512-BF16)", model.name, name)
     reference = sample_outputs(model)
-    _switch(model, precision)
     try:
+        _switch(model, precision)
+        if kernels is not None:
+            kernels(model)
         result = compare(reference, sample_outputs(model), precision)
     except Exception as exc:  # a family whose forward cannot run in bf16: served in float32
         result = CheckResult(False, None, None, f"its forward pass failed in bf16: {type(exc).__name__}: {exc}")
@@ -241,7 +249,7 @@ def apply_precision(
         return model
     log.warning("model %s: %s fails the self-check against float32 (%s); serving float32",
                 model.name, precision.name, result.detail)
-    if precision.autocast:
+    if precision.autocast and kernels is None:
         vars(model).pop("forward")  # the class's own forward again
     else:
         model = reload()

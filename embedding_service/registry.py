@@ -34,13 +34,21 @@ def load_numerics(spec: ModelSpec, dtype: str, runtime: Runtime, warm: bool = Tr
     """Load `spec` onto `runtime.device` with its precision (precision.py: the model's `dtype`
     option or DTYPE `dtype`, self-checked against float32 on the CPU) and its CPU kernels
     (acceleration.py: `runtime.cpu_kernels`, `auto` measured on the model's own layers; a model
-    in bf16 keeps torch's bf16 kernels, rows in buckets). raises SettingsError naming the model."""
+    in bf16 gets the bf16 kernels before its self-check, so the check measures what serves).
+    raises SettingsError naming the model."""
     device = runtime.device
     model = load_model(spec, device, dtype)
     requested = spec.option("dtype") or dtype
-    model = apply_precision(model, requested, device, reload=lambda: load_model(spec, device, "float32"))
-    kernels = "bf16" if device == "cpu" and uses_bf16(model) else runtime.cpu_kernels
-    model.cpu_kernels = accelerate(model.model, kernels, runtime.thread_counts, warm=warm, name=spec.name)
+
+    def bf16_kernels(candidate: Model) -> None:
+        candidate.cpu_kernels = accelerate(candidate.model, "bf16", runtime.thread_counts, warm=warm, name=spec.name)
+
+    model = apply_precision(
+        model, requested, device, reload=lambda: load_model(spec, device, "float32"),
+        kernels=bf16_kernels if device == "cpu" else None,
+    )
+    if not (device == "cpu" and uses_bf16(model)):
+        model.cpu_kernels = accelerate(model.model, runtime.cpu_kernels, runtime.thread_counts, warm=warm, name=spec.name)
     return model
 
 

@@ -17,7 +17,8 @@ from embedding_service import acceleration as onednn
 from embedding_service.models.base import PromptChoice
 from embedding_service.cpu_share import CpuShare
 from embedding_service.acceleration import (
-    BucketedLinear, OneDnnLinear, accelerate, bucket_rows, decide_kernels, pick_faster, use_onednn_linear, warm_kernels,
+    BucketedLinear, OneDnnLinear, PackedBf16Linear, accelerate, bucket_rows, decide_kernels, packed_bf16_available,
+    pick_faster, use_bucketed_linear, use_onednn_linear, warm_kernels,
 )
 from embedding_service.settings import Settings
 
@@ -231,7 +232,39 @@ def test_bf16_models_get_bucketed_layers_with_the_same_results(dtype):
     with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == torch.float32):
         expected = model(inputs)
         assert accelerate(model, "bf16", [1], warm=True) == "bf16"
-        assert [type(m) for m in model] == [BucketedLinear, BucketedLinear]
+        assert packed_bf16_available()  # this torch build on x86: oneDNN packs bf16 weights
+        assert [type(m) for m in model] == [PackedBf16Linear, PackedBf16Linear]
         actual = model(inputs)  # 21 rows padded to 32 inside each layer
     assert actual.shape == expected.shape == (3, 7, 32) and actual.dtype == torch.bfloat16
     assert torch.allclose(actual.float(), expected.float(), rtol=2e-2, atol=2e-2)
+
+
+def test_packed_bf16_layer_computes_what_autocast_computes_and_keeps_its_parameters():
+    """The packed product has autocast's operands (weights cast to bf16 once, not per pass): its
+    output matches `F.linear` under bf16 autocast to bf16's rounding, for every bucket of rows,
+    and the float32 parameters (state dict) are untouched."""
+    torch.manual_seed(0)
+    layer = torch.nn.Linear(384, 1536)
+    state = {name: tensor.clone() for name, tensor in layer.state_dict().items()}
+    inputs = {rows: torch.randn(rows, 384) for rows in (1, 17, 300, 700)}
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        reference = {rows: torch.nn.functional.linear(x, layer.weight, layer.bias).float() for rows, x in inputs.items()}
+    assert use_bucketed_linear(torch.nn.Sequential(layer)) == (1, 1) and type(layer) is PackedBf16Linear
+    with torch.inference_mode():
+        for rows, x in inputs.items():
+            got = layer(x)  # no autocast needed: the layer casts its input
+            assert got.dtype == torch.bfloat16 and got.shape == (rows, 1536)
+            assert torch.allclose(got.float(), reference[rows], rtol=2e-2, atol=2e-2), rows
+    assert all(torch.equal(layer.state_dict()[name], tensor) for name, tensor in state.items())
+    assert layer.weight.dtype == torch.float32 and layer.packed_weight.dtype == torch.bfloat16
+
+
+def test_tied_weights_are_not_packed():
+    """A head sharing the embeddings' weight stays torch's bf16 product (BucketedLinear): a packed
+    copy of it would be as large as the vocabulary."""
+    embeddings, head, hidden = torch.nn.Embedding(50, 16), torch.nn.Linear(16, 50, bias=False), torch.nn.Linear(16, 16)
+    head.weight = embeddings.weight
+    model = torch.nn.ModuleDict({"embed": embeddings, "hidden": hidden, "head": head})
+    assert use_bucketed_linear(model) == (2, 1)
+    assert type(model["hidden"]) is PackedBf16Linear and type(model["head"]) is BucketedLinear
+    assert use_bucketed_linear(torch.nn.Sequential(torch.nn.Linear(4, 4)), pack=False) == (1, 0)
