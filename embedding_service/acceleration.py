@@ -16,8 +16,7 @@ Xeon the same switch lost 13% to MKL. oneDNN is the library Inductor (`torch.com
 with freezing) routes the same layers through (`torch.ops.mkldnn._linear_pointwise`); calling it
 directly gives most of that gain with no compilation step.
 
-The layers themselves (OneDnnLinear, the bf16 layers, their switches) are in linear.py; a model
-serving in bf16 also gets attention over short inputs as plain products (attention.py).
+The layers themselves (OneDnnLinear, the bf16 layers, their switches) are in linear.py.
 """
 
 from __future__ import annotations
@@ -29,7 +28,6 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 
 import torch
 
-from .attention import use_short_attention
 from .linear import (  # noqa: F401 - the layers are part of this module's interface
     BucketedLinear, OneDnnLinear, PackedBf16Linear, bucket_rows, onednn_available, onednn_eligible, packed_bf16_available,
     use_bucketed_linear, use_onednn_linear,
@@ -237,15 +235,12 @@ def accelerate(
     request pays for a build; if oneDNN is unavailable the model stays on MKL. `bf16` (a model
     serving in bf16, precision.py): its linear layers run oneDNN's bf16 product on weights packed
     once (PackedBf16Linear; BucketedLinear, torch's own bf16 product, where that is unavailable or
-    the weight is tied), with rows in buckets, warmed the same way; and its attention over short
-    inputs runs as plain matrix products (attention.py)."""
+    the weight is tied), with rows in buckets, warmed the same way."""
     if cpu_kernels == "bf16":
         switched, packed = use_bucketed_linear(module)
-        short = use_short_attention(module)
         kernels = warm_kernels(module, thread_counts, layer_types=(BucketedLinear, PackedBf16Linear)) if warm else 0
         log.info("model %s: %d linear layers in bf16 with row buckets (%d with weights packed for oneDNN), %d kernels "
-                 "built; attention over short inputs as plain products: %s", name or "?", switched, packed, kernels,
-                 "yes" if short else "no")
+                 "built", name or "?", switched, packed, kernels)
         return "bf16"
     if cpu_kernels == "auto":
         cpu_kernels, reason = decide_kernels(module, timer=timer)

@@ -10,8 +10,7 @@ DTYPE (or a model's `dtype` option) names it; on the CPU:
   (AMX tiles or AVX512-BF16 dot products), and keeps its list of precision-sensitive ops in
   float32. The vectors stay within AUTOCAST_MIN_COSINE of float32. On the CPU the linear layers
   take the bf16 copy of their weights that autocast would make on every pass, made once at load
-  (linear.py), and attention over short inputs runs as plain products with a float32 softmax
-  (attention.py); the self-check runs after both are in place.
+  (linear.py); the self-check runs after that is in place.
 - `bfloat16-weights`: the weights themselves in bfloat16, every operation in bf16: the fastest
   and least exact (WEIGHTS_MIN_COSINE); what Infinity's and TEI's `--dtype bfloat16` do.
 - `auto`: `bfloat16` where the CPU has native bf16 (`native_bf16`: AMX or AVX512-BF16), else

@@ -10,6 +10,8 @@
     .venv/bin/python scripts/model_capacity.py --threads 1 --gemm
     # resident memory over 600 forward passes of random batch shapes (kernels per shape):
     DTYPE=bfloat16 .venv/bin/python scripts/model_capacity.py --threads 1 --memory 600
+    # bf16 linear layers under autocast instead of packed weights (A/B against the default `packed`):
+    DTYPE=bfloat16 .venv/bin/python scripts/model_capacity.py --threads 1 --batch 8 --bf16 autocast
 """
 
 from __future__ import annotations
@@ -58,6 +60,17 @@ def gemm(seconds: float) -> None:
     print(f"oneDNN kernel cache: {(rss_kib() - before) / 40:.0f} KiB per new row count")
 
 
+def undo_bf16_kernels(model, variant: str) -> None:
+    """For an A/B of the bf16 kernels: `packed` (as loaded: weights packed for oneDNN once) or
+    `autocast` (autocast's own linear, every weight cast to bf16 on every pass)."""
+    from embedding_service.linear import BucketedLinear, PackedBf16Linear
+
+    if variant == "autocast":
+        for layer in model.model.modules():
+            if type(layer) is PackedBf16Linear:
+                layer.__class__ = BucketedLinear
+
+
 def memory(model, passes: int) -> None:
     """Resident memory (after malloc_trim) after load and every passes/4 forward passes of random
     batch shapes (1-32 texts of 3-60 words): whether compiled kernels pile up with new shapes."""
@@ -92,6 +105,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--gemm", action="store_true", help="time one linear product instead of the model")
     parser.add_argument("--memory", type=int, default=0, metavar="N", help="resident memory over N passes of random shapes")
+    parser.add_argument("--bf16", default="packed", choices=("packed", "autocast"),
+                        help="with DTYPE=bfloat16: weights packed for oneDNN (as served) or autocast's linear")
     args = parser.parse_args()
     import torch
 
@@ -109,6 +124,8 @@ def main() -> None:
     env = {k: v for k, v in os.environ.items() if k in ("CPU_KERNELS", "ONEDNN_LINEAR", "DTYPE")}
     settings = Settings.from_mapping({"LOG_LEVEL": "ERROR", **env})
     model = Registry.load(settings, Runtime.local(settings, "cpu")).first.text
+    if model.cpu_kernels == "bf16":
+        undo_bf16_kernels(model, args.bf16)
     if args.memory:
         memory(model, args.memory)
         return

@@ -14,7 +14,6 @@ import torch
 from conftest import app_from, load_registry
 from embedding_service import precision
 from embedding_service.acceleration import BucketedLinear, PackedBf16Linear
-from embedding_service.attention import ATTENTION
 from embedding_service.models.families import load_model
 from embedding_service.models.spec import ModelSpec
 from embedding_service.precision import (
@@ -43,7 +42,6 @@ def test_auto_is_float32_without_native_bf16_and_bf16_with_it(monkeypatch, minil
     model = load_registry(settings, warmup=False).first.model
     assert model.precision == "float32" and model.info()["precision"] == "float32"
     assert type(model.model.encoder.layer[0].output.dense) is not BucketedLinear
-    assert model.model.config._attn_implementation == "sdpa"  # float32: torch's fused attention, as the recipe
 
     monkeypatch.setattr(precision, "native_bf16", lambda: "AMX")
     assert precision.resolve("auto", "cpu") == "bfloat16"
@@ -51,7 +49,6 @@ def test_auto_is_float32_without_native_bf16_and_bf16_with_it(monkeypatch, minil
     assert model.precision == "bfloat16" and model.cpu_kernels == "bf16"
     assert model.model.encoder.layer[0].output.dense.weight.dtype == torch.float32  # autocast: float32 weights
     assert type(model.model.encoder.layer[0].output.dense) is PackedBf16Linear  # with a packed bf16 copy
-    assert model.model.config._attn_implementation == ATTENTION
     # explicit names are honoured whatever the CPU; CUDA keeps its own meaning (loading.py)
     assert precision.resolve("float32", "cpu") == "float32" and precision.resolve("auto", "cuda") == "auto"
 
