@@ -143,25 +143,25 @@ def in_process(call: Callable[[], bytes], count: int) -> dict[str, float]:
 
 def worker_cpu(master: int) -> dict[str, float]:
     """CPU seconds (user + system) of the child processes of `master`, by thread role: `poller`
-    (each worker's main thread: Gunicorn's accept and keep-alive loop), `batcher` (the compute
-    thread, which runs the batchers' turns, named by scripts/request_cost_gunicorn.conf.py) and `requests` (every other thread:
-    the request threads, which parse HTTP and run the app)."""
+    (each worker's main thread: Gunicorn's accept and keep-alive loop), `compute` (the compute
+    thread, which runs the batchers' turns, named by scripts/request_cost_gunicorn.conf.py) and
+    `requests` (every other thread: the request threads, which parse HTTP and run the app)."""
     import json
 
     ticks = os.sysconf("SC_CLK_TCK")
-    out = {"poller": 0.0, "requests": 0.0, "batcher": 0.0}
+    out = {"poller": 0.0, "requests": 0.0, "compute": 0.0}
     with open(f"/proc/{master}/task/{master}/children") as handle:
         pids = [int(pid) for pid in handle.read().split()]
     for pid in pids:
         try:
             with open(os.path.join(tempfile.gettempdir(), f"request-cost-{pid}.json")) as handle:
-                batchers = set(json.load(handle)["batchers"])
+                compute_threads = set(json.load(handle)["compute"])
         except OSError:
-            batchers = set()
+            compute_threads = set()
         for tid in os.listdir(f"/proc/{pid}/task"):
             with open(f"/proc/{pid}/task/{tid}/stat") as handle:
                 fields = handle.read().rsplit(")", 1)[1].split()
-            role = "poller" if int(tid) == pid else "batcher" if int(tid) in batchers else "requests"
+            role = "poller" if int(tid) == pid else "compute" if int(tid) in compute_threads else "requests"
             out[role] += (int(fields[11]) + int(fields[12])) / ticks
     return out
 
@@ -211,7 +211,7 @@ def gunicorn_cost(concurrency: int, seconds: float, endpoint: str) -> None:
     print(f"Gunicorn (forward stubbed), concurrency {concurrency}, {served} requests in {result.seconds:.1f} s "
           f"({result.requests_per_s:.0f}/s), errors {result.errors or 0}; CPU µs per request:")
     print(f"  workers {sum(spent.values()):.0f} = request threads {spent['requests']:.0f} + Gunicorn's accept/keep-alive "
-          f"loop {spent['poller']:.0f} + compute threads {spent['batcher']:.0f}; load generator {own / served * 1e6:.0f}")
+          f"loop {spent['poller']:.0f} + compute threads {spent['compute']:.0f}; load generator {own / served * 1e6:.0f}")
 
 
 def main() -> None:

@@ -23,14 +23,12 @@ def post_worker_init(worker):
     from embedding_service.worker import current_app
 
     _load_models(worker)
-    batchers = []
     for engine in current_app().extensions["embedding_service"].require_engines().engines:
         dimension = engine.model.dimension
         engine.model.forward = lambda items, dimension=dimension: np.zeros((len(items), dimension), dtype=np.float32)
     from embedding_service import compute
 
     compute.run(lambda: None)  # started now, so its thread id is known
-    batchers.append(compute.compute.native_id)
-    # Which OS thread runs the batchers (the compute thread), for scripts/request_cost.py's per-thread breakdown.
+    # Which OS thread runs the batchers' turns (the compute thread), for scripts/request_cost.py's per-thread breakdown.
     with open(os.path.join(tempfile.gettempdir(), f"request-cost-{os.getpid()}.json"), "w") as handle:  # noqa: F821
-        json.dump({"batchers": batchers}, handle)
+        json.dump({"compute": [compute.compute.native_id]}, handle)
