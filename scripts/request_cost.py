@@ -3,6 +3,7 @@
 
     .venv/bin/python scripts/request_cost.py                 # the per-piece table, in-process
     .venv/bin/python scripts/request_cost.py --profile 20    # and cProfile's top 20 functions
+    .venv/bin/python scripts/request_cost.py --whole ../before   # the whole request only, of another checkout
 
 The app is built as a Gunicorn worker builds it (metrics in multiprocess mode, the access log
 written, here to /dev/null), serving the real MiniLM, with the model's forward pass replaced by a
@@ -214,6 +215,38 @@ def gunicorn_cost(concurrency: int, seconds: float, endpoint: str) -> None:
           f"loop {spent['poller']:.0f} + compute threads {spent['compute']:.0f}; load generator {own / served * 1e6:.0f}")
 
 
+def whole_cost(tree: str, count: int) -> float:
+    """CPU µs per single-text request (the whole process, best of RUNS runs of `count`), forward
+    stubbed, of the service in the checkout `tree`: only what every version of the app has is
+    touched (create_app, the first engine, its model's forward), so an older commit's checkout
+    (`git worktree add`) can be measured against this one, interleaved."""
+    sys.path.insert(0, os.path.abspath(tree))
+    import numpy as np
+    import orjson
+
+    from benchmark import make_texts
+    from embedding_service import app as app_module
+    from embedding_service.settings import Settings
+
+    assert os.path.dirname(os.path.abspath(app_module.__file__)).startswith(os.path.abspath(tree))
+    app = app_module.create_app(Settings.from_mapping({"DEVICE": "cpu", "LOG_LEVEL": "WARNING", "DTYPE": "float32"}))
+    for handler in logging.getLogger("embedding_service").handlers:
+        handler.setStream(open(os.devnull, "w"))
+    holder = app.extensions["embedding_service"]
+    model = (getattr(holder, "engines", None) or holder).first.model
+    model.forward = lambda items, dimension=model.dimension: np.zeros((len(items), dimension), dtype=np.float32)
+    call = wsgi_call(app, orjson.dumps({"input": make_texts(1)[0]}))
+    for _ in range(200):
+        call()
+    best = float("inf")
+    for _ in range(RUNS):
+        began = time.process_time()
+        for _ in range(count):
+            call()
+        best = min(best, (time.process_time() - began) / count * 1e6)
+    return best
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=2000, help="requests per timed run")
@@ -222,7 +255,11 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32, help="with --gunicorn: concurrent requests")
     parser.add_argument("--seconds", type=float, default=10.0, help="with --gunicorn: seconds of load")
     parser.add_argument("--endpoint", default="openai-root", help="with --gunicorn: benchmark.py's endpoint")
+    parser.add_argument("--whole", metavar="CHECKOUT", help="only the whole request's CPU, of the code in CHECKOUT")
     args = parser.parse_args()
+    if args.whole:
+        print(f"{args.whole}: {whole_cost(args.whole, args.requests):.1f} µs of CPU per request (whole process)")
+        return
     if args.gunicorn:
         gunicorn_cost(args.concurrency, args.seconds, args.endpoint)
         return
