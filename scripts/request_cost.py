@@ -4,6 +4,7 @@
     .venv/bin/python scripts/request_cost.py                 # the per-piece table, in-process
     .venv/bin/python scripts/request_cost.py --profile 20    # and cProfile's top 20 functions
     .venv/bin/python scripts/request_cost.py --whole ../before   # the whole request only, of another checkout
+    .venv/bin/python scripts/request_cost.py --bare          # the floor: a bare Flask app (request_cost_bare.py)
 
 The app is built as a Gunicorn worker builds it (metrics in multiprocess mode, the access log
 written, here to /dev/null), serving the real MiniLM, with the model's forward pass replaced by a
@@ -18,7 +19,9 @@ RUNS runs; Gunicorn's own HTTP parsing and socket work are not in these figures.
 
 measures a real Gunicorn instead (`scripts/request_cost_gunicorn.conf.py`: `make run`'s
 configuration with the forward passes stubbed), loaded by `benchmark.run_load` from this process:
-its workers' CPU time (all threads, from /proc) per request served, by thread.
+its workers' CPU time (all threads, from /proc) per request served, by thread. With --bare, the
+same Gunicorn settings (workers, threads, worker class, timeouts) serve `request_cost_bare.py`,
+none of the service's hooks: what Gunicorn and Flask alone cost per request.
 """
 
 from __future__ import annotations
@@ -167,10 +170,11 @@ def worker_cpu(master: int) -> dict[str, float]:
     return out
 
 
-def gunicorn_cost(concurrency: int, seconds: float, endpoint: str) -> None:
+def gunicorn_cost(concurrency: int, seconds: float, endpoint: str, bare: bool = False) -> None:
     """Start Gunicorn with scripts/request_cost_gunicorn.conf.py (forward passes stubbed) on a
     free port, load it with `benchmark.run_load` (1 text per request) and print its workers' CPU
-    per request, and the load generator's own."""
+    per request, and the load generator's own. With `bare`: Gunicorn with the same workers,
+    threads and timeouts serving scripts/request_cost_bare.py instead."""
     import asyncio
     import signal
     import socket
@@ -184,10 +188,14 @@ def gunicorn_cost(concurrency: int, seconds: float, endpoint: str) -> None:
         port = sock.getsockname()[1]
     env = dict(os.environ, PORT=str(port), HOST="127.0.0.1", LOG_LEVEL="WARNING", DEVICE="cpu")
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    conf = os.path.join(ROOT, "scripts", "request_cost_gunicorn.conf.py")
+    gunicorn = os.path.join(os.path.dirname(sys.executable), "gunicorn")
+    if bare:
+        command, cwd = [gunicorn, *make_run_layout(), "-b", f"127.0.0.1:{port}", "request_cost_bare:app"], os.path.join(ROOT, "scripts")
+    else:
+        conf = os.path.join(ROOT, "scripts", "request_cost_gunicorn.conf.py")
+        command, cwd = [gunicorn, "-c", conf, "embedding_service.wsgi:app"], ROOT
     log = tempfile.TemporaryFile()
-    proc = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "gunicorn"), "-c", conf,
-                             "embedding_service.wsgi:app"], cwd=ROOT, env=env, stdout=log, stderr=log)
+    proc = subprocess.Popen(command, cwd=cwd, env=env, stdout=log, stderr=log)
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(600):
@@ -209,10 +217,48 @@ def gunicorn_cost(concurrency: int, seconds: float, endpoint: str) -> None:
         proc.wait(timeout=60)
     served = result.ok
     spent = {role: (after[role] - before[role]) / served * 1e6 for role in after}
-    print(f"Gunicorn (forward stubbed), concurrency {concurrency}, {served} requests in {result.seconds:.1f} s "
+    print(f"Gunicorn ({'bare Flask app' if bare else 'forward stubbed'}), concurrency {concurrency}, {served} requests in {result.seconds:.1f} s "
           f"({result.requests_per_s:.0f}/s), errors {result.errors or 0}; CPU µs per request:")
     print(f"  workers {sum(spent.values()):.0f} = request threads {spent['requests']:.0f} + Gunicorn's accept/keep-alive "
           f"loop {spent['poller']:.0f} + compute threads {spent['compute']:.0f}; load generator {own / served * 1e6:.0f}")
+
+
+def make_run_layout() -> list[str]:
+    """Gunicorn's command-line options for `make run`'s worker class, workers, threads and
+    timeouts, as gunicorn.conf.py derives them from the environment (no hooks, no logging)."""
+    from embedding_service.devices import device_list, worker_count
+    from embedding_service.settings import Settings
+
+    settings = Settings.from_env()
+    workers = worker_count(settings, device_list(settings))
+    return ["-k", "gthread", "-w", str(workers), "--threads", str(settings.threads), "-t", str(settings.timeout),
+            "--graceful-timeout", str(settings.graceful_timeout), "--log-level", "warning"]
+
+
+def per_request(call: Callable[[], bytes], count: int) -> float:
+    """CPU µs of the whole process per `call()`: the best of RUNS runs of `count`, after 200 to warm up."""
+    for _ in range(200):
+        call()
+    best = float("inf")
+    for _ in range(RUNS):
+        began = time.process_time()
+        for _ in range(count):
+            call()
+        best = min(best, (time.process_time() - began) / count * 1e6)
+    return best
+
+
+def bare_cost(count: int) -> float:
+    """CPU µs per request of scripts/request_cost_bare.py's app (the whole process, best of RUNS
+    runs of `count`), called as `whole_cost` calls the service: the floor under it."""
+    import orjson
+
+    sys.path.insert(0, os.path.join(ROOT, "scripts"))
+    from request_cost_bare import app
+
+    from benchmark import make_texts
+
+    return per_request(wsgi_call(app, orjson.dumps({"input": make_texts(1)[0]})), count)
 
 
 def whole_cost(tree: str, count: int) -> float:
@@ -235,16 +281,7 @@ def whole_cost(tree: str, count: int) -> float:
     holder = app.extensions["embedding_service"]
     model = (getattr(holder, "engines", None) or holder).first.model
     model.forward = lambda items, dimension=model.dimension: np.zeros((len(items), dimension), dtype=np.float32)
-    call = wsgi_call(app, orjson.dumps({"input": make_texts(1)[0]}))
-    for _ in range(200):
-        call()
-    best = float("inf")
-    for _ in range(RUNS):
-        began = time.process_time()
-        for _ in range(count):
-            call()
-        best = min(best, (time.process_time() - began) / count * 1e6)
-    return best
+    return per_request(wsgi_call(app, orjson.dumps({"input": make_texts(1)[0]})), count)
 
 
 def main() -> None:
@@ -256,12 +293,16 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="with --gunicorn: seconds of load")
     parser.add_argument("--endpoint", default="openai-root", help="with --gunicorn: benchmark.py's endpoint")
     parser.add_argument("--whole", metavar="CHECKOUT", help="only the whole request's CPU, of the code in CHECKOUT")
+    parser.add_argument("--bare", action="store_true", help="a bare Flask app instead (request_cost_bare.py): the floor")
     args = parser.parse_args()
+    if args.gunicorn:
+        gunicorn_cost(args.concurrency, args.seconds, args.endpoint, bare=args.bare)
+        return
+    if args.bare:
+        print(f"bare Flask app: {bare_cost(args.requests):.1f} µs of CPU per request (whole process)")
+        return
     if args.whole:
         print(f"{args.whole}: {whole_cost(args.whole, args.requests):.1f} µs of CPU per request (whole process)")
-        return
-    if args.gunicorn:
-        gunicorn_cost(args.concurrency, args.seconds, args.endpoint)
         return
     app, call = build()
     for _ in range(200):
