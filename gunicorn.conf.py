@@ -15,11 +15,11 @@ import tempfile
 
 from gunicorn import glogging
 
-from embedding_service.cpu_share import CpuShare
-from embedding_service.devices import SlotPool, cpu_cores, device_list, worker_count
-from embedding_service.logs import gunicorn_logconfig
-from embedding_service.models.spec import model_specs
-from embedding_service.settings import Settings, SettingsError
+from embedding_service.config.cpu_share import CpuShare
+from embedding_service.config.devices import SlotPool, cpu_cores, device_list, worker_count
+from embedding_service.observability.logs import gunicorn_logconfig
+from embedding_service.config.model_specs import model_specs
+from embedding_service.config.settings import Settings, SettingsError
 
 try:
     _settings = Settings.from_env()
@@ -85,7 +85,7 @@ def pre_fork(server, worker):
 
 def post_fork(server, worker):
     """Worker: build the runtime, state and app for the slot's device; SIGTERM turns /ready to 503."""
-    from embedding_service.worker import boot, mark_draining
+    from embedding_service.process.boot import boot, mark_draining
 
     server.log.info("worker %s: slot %s on %s", worker.pid, worker.slot, worker.device)
     boot(_settings, worker.slot, worker.device, _pool.cpu_workers, cpu_share=_cpu_share)
@@ -102,7 +102,7 @@ def post_worker_init(worker):
     """Worker, after its setup and before its first accept: load the models onto the slot's
     device, so the worker takes connections only once it can serve them (meanwhile they wait in
     the listen backlog or go to a ready worker); heartbeats keep the worker timeout away."""
-    from embedding_service.worker import load_engines
+    from embedding_service.process.boot import load_engines
 
     load_engines(worker.notify)
 

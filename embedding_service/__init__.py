@@ -2,14 +2,14 @@
 Ollama and Cohere dialects and the SigLIP service API (see README.md).
 
 Importing the package is cheap and torch-free (Gunicorn's master imports the settings); the app
-factory lives in `embedding_service.app`.
+factory lives in `embedding_service.http.app`.
 """
 
 __version__ = "0.1.0"
 
 
 def create_app(*args, **kwargs):
-    """Lazy alias of :func:`embedding_service.app.create_app`."""
-    from .app import create_app as factory
+    """Lazy alias of :func:`embedding_service.http.app.create_app`."""
+    from .http.app import create_app as factory
 
     return factory(*args, **kwargs)

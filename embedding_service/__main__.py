@@ -18,7 +18,7 @@ from typing import Any
 
 from flask import Flask
 
-from .settings import Settings, SettingsError
+from .config.settings import Settings, SettingsError
 
 #: The exit status after SIGTERM: the server stopped as asked.
 STOPPED = 0
@@ -65,7 +65,7 @@ def serve(app: Flask, settings: Settings) -> int:
     STOPPED."""
     from werkzeug.serving import make_server
 
-    from .api.common import STATE_KEY
+    from .http.json_io import STATE_KEY
 
     state = app.extensions[STATE_KEY]
     in_flight = InFlight(app)
@@ -95,7 +95,7 @@ def main() -> int:
     previous = signal.signal(signal.SIGTERM, _exit_while_loading)
     try:
         settings = Settings.from_env()
-        from .app import create_app
+        from .http.app import create_app
 
         app = create_app(settings)
     except SettingsError as exc:

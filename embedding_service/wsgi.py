@@ -1,5 +1,5 @@
 """WSGI entry point for Gunicorn: `gunicorn -c gunicorn.conf.py embedding_service.wsgi:app`."""
 
-from .worker import current_app
+from .process.boot import current_app
 
 app = current_app()

@@ -27,11 +27,11 @@ trap cleanup EXIT
 wait_up() { for _ in $(seq 1 480); do curl -sf "$1" >/dev/null && return 0; sleep 0.5; done; echo "no answer from $1" >&2; return 1; }
 
 # Which precision the default serves here decides the second Gunicorn's.
-DEFAULT_PRECISION=$($PY -c "from embedding_service.precision import resolve; print(resolve('auto', 'cpu'))")
+DEFAULT_PRECISION=$($PY -c "from embedding_service.inference.cpu.precision import resolve; print(resolve('auto', 'cpu'))")
 if [ "$DEFAULT_PRECISION" = bfloat16 ]; then OTHER=float32; else OTHER=bfloat16; fi
 {
   echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(nproc) cores"
-  echo "native bf16: $($PY -c "from embedding_service.precision import native_bf16; print(native_bf16() or 'none')")"
+  echo "native bf16: $($PY -c "from embedding_service.inference.cpu.precision import native_bf16; print(native_bf16() or 'none')")"
   echo "default DTYPE=auto serves: $DEFAULT_PRECISION; second server: DTYPE=$OTHER"
 } | tee "$OUT/machine.txt"
 

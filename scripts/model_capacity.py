@@ -63,7 +63,7 @@ def gemm(seconds: float) -> None:
 def undo_bf16_kernels(model, variant: str) -> None:
     """For an A/B of the bf16 kernels: `packed` (as loaded: weights packed for oneDNN once) or
     `autocast` (autocast's own linear, every weight cast to bf16 on every pass)."""
-    from embedding_service.linear import BucketedLinear, PackedBf16Linear
+    from embedding_service.inference.cpu.linear import BucketedLinear, PackedBf16Linear
 
     if variant == "autocast":
         for layer in model.model.modules():
@@ -77,7 +77,7 @@ def memory(model, passes: int) -> None:
     import random
 
     from benchmark import make_texts
-    from embedding_service import compute
+    from embedding_service.inference import compute
     from embedding_service.models.base import PromptChoice
 
     trim = ctypes.CDLL("libc.so.6").malloc_trim
@@ -115,11 +115,11 @@ def main() -> None:
         gemm(args.seconds)
         return
     from benchmark import make_texts
-    from embedding_service import compute
+    from embedding_service.inference import compute
     from embedding_service.models.base import PromptChoice
-    from embedding_service.registry import Registry
-    from embedding_service.runtime import Runtime
-    from embedding_service.settings import Settings
+    from embedding_service.inference.registry import Registry
+    from embedding_service.process.runtime import Runtime
+    from embedding_service.config.settings import Settings
 
     env = {k: v for k, v in os.environ.items() if k in ("CPU_KERNELS", "ONEDNN_LINEAR", "DTYPE")}
     settings = Settings.from_mapping({"LOG_LEVEL": "ERROR", **env})

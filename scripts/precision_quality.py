@@ -29,16 +29,16 @@ PRECISIONS = ("float32", "bfloat16", "bfloat16-weights")
 
 
 def load(dtype: str):
-    from embedding_service.registry import Registry
-    from embedding_service.runtime import Runtime
-    from embedding_service.settings import Settings
+    from embedding_service.inference.registry import Registry
+    from embedding_service.process.runtime import Runtime
+    from embedding_service.config.settings import Settings
 
     settings = Settings.from_mapping({"LOG_LEVEL": "ERROR", "DTYPE": dtype, "CPU_KERNELS": os.environ.get("CPU_KERNELS", "auto")})
     return Registry.load(settings, Runtime.local(settings, "cpu")).first.model
 
 
 def embed(model, texts: list[str], batch: int = 32) -> np.ndarray:
-    from embedding_service import compute
+    from embedding_service.inference import compute
     from embedding_service.models.base import PromptChoice
 
     rows = []
@@ -56,7 +56,7 @@ def top_k(vectors: np.ndarray, k: int = 10) -> np.ndarray:
 
 
 def rate(model, texts: list[str], seconds: float, batch: int = 32) -> float:
-    from embedding_service import compute
+    from embedding_service.inference import compute
     from embedding_service.models.base import PromptChoice
 
     items = model.prepare_texts(texts, PromptChoice(), True, "right")
@@ -81,7 +81,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     with open(TEXTS, encoding="utf-8") as handle:
         texts = [line.rstrip("\n") for line in handle if line.strip()]
-    from embedding_service.precision import native_bf16
+    from embedding_service.inference.cpu.precision import native_bf16
 
     models = {dtype: load(dtype) for dtype in PRECISIONS}
     vectors = {dtype: embed(model, texts) for dtype, model in models.items()}

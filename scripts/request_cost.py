@@ -82,10 +82,11 @@ def build():
     import orjson
 
     from benchmark import make_texts
-    from embedding_service import app as app_module
-    from embedding_service import metrics, service
-    from embedding_service.api import openai
-    from embedding_service.settings import Settings
+    from embedding_service.http import app as app_module
+    from embedding_service.http.dialects.openai import routes as openai
+    from embedding_service.observability import metrics
+    from embedding_service.operations import embed as service
+    from embedding_service.config.settings import Settings
 
     label = dict((where, text) for text, where in PIECES)
     timed(metrics, "observe_request", label["observe_request"])  # before the app captures it
@@ -226,8 +227,8 @@ def gunicorn_cost(concurrency: int, seconds: float, endpoint: str, bare: bool = 
 def make_run_layout() -> list[str]:
     """Gunicorn's command-line options for `make run`'s worker class, workers, threads and
     timeouts, as gunicorn.conf.py derives them from the environment (no hooks, no logging)."""
-    from embedding_service.devices import device_list, worker_count
-    from embedding_service.settings import Settings
+    from embedding_service.config.devices import device_list, worker_count
+    from embedding_service.config.settings import Settings
 
     settings = Settings.from_env()
     workers = worker_count(settings, device_list(settings))
@@ -271,8 +272,8 @@ def whole_cost(tree: str, count: int) -> float:
     import orjson
 
     from benchmark import make_texts
-    from embedding_service import app as app_module
-    from embedding_service.settings import Settings
+    from embedding_service.http import app as app_module
+    from embedding_service.config.settings import Settings
 
     assert os.path.dirname(os.path.abspath(app_module.__file__)).startswith(os.path.abspath(tree))
     app = app_module.create_app(Settings.from_mapping({"DEVICE": "cpu", "LOG_LEVEL": "WARNING", "DTYPE": "float32"}))

@@ -20,13 +20,13 @@ def post_worker_init(worker):
     """Load the models as usual, then stub every engine's forward pass."""
     import numpy as np
 
-    from embedding_service.worker import current_app
+    from embedding_service.process.boot import current_app
 
     _load_models(worker)
     for engine in current_app().extensions["embedding_service"].require_engines().engines:
         dimension = engine.model.dimension
         engine.model.forward = lambda items, dimension=dimension: np.zeros((len(items), dimension), dtype=np.float32)
-    from embedding_service import compute
+    from embedding_service.inference import compute
 
     compute.run(lambda: None)  # started now, so its thread id is known
     # Which OS thread runs the batchers' turns (the compute thread), for scripts/request_cost.py's per-thread breakdown.

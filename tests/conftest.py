@@ -14,9 +14,9 @@ sys.path.insert(0, os.path.dirname(__file__))
 import pytest  # noqa: E402
 
 import tiny_models  # noqa: E402
-from embedding_service.app import create_app  # noqa: E402
-from embedding_service.models.spec import bundled_default_path  # noqa: E402
-from embedding_service.settings import Settings  # noqa: E402
+from embedding_service.http.app import create_app  # noqa: E402
+from embedding_service.config.model_specs import bundled_default_path  # noqa: E402
+from embedding_service.config.settings import Settings  # noqa: E402
 
 
 def build_all(tmp_path_factory, folder: str, builders: dict) -> dict:
@@ -27,8 +27,8 @@ def build_all(tmp_path_factory, folder: str, builders: dict) -> dict:
 
 def load_registry(settings: Settings, warmup: bool = True):
     """The engines of `settings`, loaded on the CPU in this process."""
-    from embedding_service.registry import Registry
-    from embedding_service.runtime import Runtime
+    from embedding_service.inference.registry import Registry
+    from embedding_service.process.runtime import Runtime
 
     return Registry.load(settings, Runtime.local(settings, "cpu"), warmup=warmup)
 
@@ -44,7 +44,7 @@ def float32_unless_asked():
     """The suite holds the service to the reference recipes in float32: in this process
     `DTYPE=auto` means float32 whatever the CPU (a CPU with native bf16 would otherwise serve
     bf16). tests/test_precision.py covers bf16, asking for it or patching the probe itself."""
-    from embedding_service import precision
+    from embedding_service.inference.cpu import precision
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(precision, "native_bf16", lambda: None)

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from conftest import app_from, request_schema_errors, serve
-from embedding_service.models.spec import model_specs
-from embedding_service.settings import Settings, SettingsError
+from embedding_service.config.model_specs import model_specs
+from embedding_service.config.settings import Settings, SettingsError
 
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 ALIASES = "text-embedding-ada-002=all-MiniLM-L6-v2,text-embedding-3-small=sentence-transformers/all-MiniLM-L6-v2"

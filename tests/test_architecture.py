@@ -14,16 +14,16 @@ import numpy as np
 import pytest
 
 from conftest import load_registry
-from embedding_service.app import create_app
-from embedding_service.batching import BatchLimits
-from embedding_service.engine import Capability, Engine
-from embedding_service.errors import BadRequest, ModelNotFound
+from embedding_service.http.app import create_app
+from embedding_service.inference.batching import BatchLimits
+from embedding_service.inference.engine import Capability, Engine
+from embedding_service.domain.errors import BadRequest, ModelNotFound
 from embedding_service.models import families
 from embedding_service.models.base import PromptChoice
 from embedding_service.models.families import FAMILIES, Family, detect_family, model_type, named_reranker
-from embedding_service.models.spec import ModelSpec
-from embedding_service.settings import Settings, SettingsError
-from embedding_service.state import Phase, ServiceState, WorkerInfo
+from embedding_service.config.model_specs import ModelSpec
+from embedding_service.config.settings import Settings, SettingsError
+from embedding_service.operations.state import Phase, ServiceState, WorkerInfo
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -91,11 +91,11 @@ def test_lookups_by_capability(rr_app):
 def test_capability_checks_hold_under_python_optimize(rr_client):
     """No check relies on `assert`: the package under `python -O` refuses a wrong-capability model."""
     code = (
-        "from embedding_service.engine import Engine\n"
-        "from embedding_service.errors import BadRequest\n"
+        "from embedding_service.inference.engine import Engine\n"
+        "from embedding_service.domain.errors import BadRequest\n"
         "class M: name='r'; aliases=(); dimension=1; kind='rerank'\n"
         "import threading; M.lock=threading.Lock()\n"
-        "from embedding_service.batching import BatchLimits\n"
+        "from embedding_service.inference.batching import BatchLimits\n"
         "e = Engine(M(), BatchLimits(1, 1), observer=None, cpu_share=None)\n"
         "try:\n    e.embed_texts(['a'], None, True, 'right')\nexcept BadRequest as err:\n    print('refused', err.status)\n"
     )

@@ -12,11 +12,11 @@ import pytest
 import requests
 
 from conftest import serve
-from embedding_service.app import create_app
-from embedding_service.batching import Batcher, BatchLimits, plan_batches
-from embedding_service.errors import InternalError, Unavailable
+from embedding_service.http.app import create_app
+from embedding_service.inference.batching import Batcher, BatchLimits, plan_batches
+from embedding_service.domain.errors import InternalError, Unavailable
 from embedding_service.models.base import Tokens
-from embedding_service.settings import Settings
+from embedding_service.config.settings import Settings
 
 
 class FakeModel:

@@ -13,7 +13,7 @@ import pytest
 from sentence_transformers.util.quantization import quantize_embeddings
 
 from conftest import app_from, openai_vectors, request_schema_errors
-from embedding_service import quantization
+from embedding_service.operations import quantization
 from image_files import data_uri, encode, picture
 from test_tei import LONG, MINILM, TEXTS  # the same texts as TEI's tests
 

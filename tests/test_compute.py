@@ -12,8 +12,8 @@ import threading
 import numpy as np
 import pytest
 
-from embedding_service import compute
-from embedding_service.compute import ComputeThread
+from embedding_service.inference import compute
+from embedding_service.inference.compute import ComputeThread
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -101,7 +101,7 @@ def test_image_items_hold_numpy_arrays(mm_app):
     start torch's parallel regions (a 384 x 384 image is over torch's parallel grain)."""
     from PIL import Image
 
-    from embedding_service.engine import Capability
+    from embedding_service.inference.engine import Capability
 
     engine = mm_app.extensions["embedding_service"].engines.default(Capability.EMBED_IMAGES)
     items = engine.model.prepare_images([Image.new("RGB", (64, 48), (10, 200, 30))])
@@ -124,8 +124,8 @@ def native_threads():
     return min(counts)
 
 before = native_threads()
-from embedding_service.app import create_app
-from embedding_service.settings import Settings
+from embedding_service.http.app import create_app
+from embedding_service.config.settings import Settings
 
 app = create_app(Settings.from_mapping({"DEVICE": "cpu", "LOG_LEVEL": "WARNING", "DTYPE": "float32",
                                         "CPU_KERNELS": "mkl", "METRICS": "false"}))

@@ -17,10 +17,10 @@ import pytest
 import yaml
 from flask import Flask
 
-from embedding_service.api import BLUEPRINTS
-from embedding_service.openapi import documented_paths
-from embedding_service.settings import Settings
-from embedding_service.settings_docs import known_env_names
+from embedding_service.http.dialects import BLUEPRINTS
+from embedding_service.http.openapi import documented_paths
+from embedding_service.config.settings import Settings
+from embedding_service.config.settings_docs import known_env_names
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DOCKERFILES = ["cpu/Dockerfile", "cpu/Dockerfile.prod", "gpu/Dockerfile", "gpu/Dockerfile.prod"]
@@ -112,7 +112,7 @@ def test_dockerfile_contract(path):
 def test_gpu_image_runs_one_worker_per_gpu_it_is_given(path, tmp_path, monkeypatch):
     """The GPU image pins no GPU: with `--gpus all` (or a Kubernetes GPU limit) the container's
     nvidia-smi lists what it was given, and Gunicorn runs one worker per GPU listed."""
-    from embedding_service.devices import device_list, worker_count
+    from embedding_service.config.devices import device_list, worker_count
 
     fake = tmp_path / "nvidia-smi"
     fake.write_text("#!/bin/sh\n" + "".join(f"echo 'GPU {i}: NVIDIA H100 (UUID: GPU-{i})'\n" for i in range(3)))

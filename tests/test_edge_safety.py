@@ -19,9 +19,9 @@ from contextlib import contextmanager
 import pytest
 
 from conftest import free_port, load_registry, serve
-from embedding_service import security
-from embedding_service.app import create_app
-from embedding_service.settings import Settings
+from embedding_service.http import security
+from embedding_service.http.app import create_app
+from embedding_service.config.settings import Settings
 
 GOOD = {"input": "a cat sits on the mat"}
 HEX_ID = re.compile(r"[0-9a-f]{32}")
@@ -132,7 +132,7 @@ def test_storage_down_open_serves_and_warns_once(registry, caplog, monkeypatch):
     assert [r.status_code for r in refused] == [401] * 3
     warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert len(warnings) == 1, [r.getMessage() for r in warnings]
-    assert warnings[0].name == "embedding_service.security" and "unreachable" in warnings[0].getMessage()
+    assert warnings[0].name == "embedding_service.http.security" and "unreachable" in warnings[0].getMessage()
     assert not any(r.exc_info for r in caplog.records)  # no traceback, per request or otherwise
     after = metric_value(client.get("/metrics").get_data(as_text=True), "embedding_rate_limit_storage_errors_total")
     assert after - before == 1
@@ -159,7 +159,7 @@ def test_storage_outage_ends_with_one_recovered_line(registry, caplog, monkeypat
     client = make_client(registry, RATE_LIMIT_REQUESTS="3", RATE_LIMIT_STORAGE_URI=f"redis://127.0.0.1:{port}/0")
     proc = None
     try:
-        with caplog.at_level(logging.INFO, logger="embedding_service.security"):
+        with caplog.at_level(logging.INFO, logger="embedding_service.http.security"):
             assert client.post("/v1/embeddings", json=GOOD).status_code == 200  # open: served
             proc = subprocess.Popen(
                 [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
@@ -176,7 +176,7 @@ def test_storage_outage_ends_with_one_recovered_line(registry, caplog, monkeypat
             time.sleep(0.25)
             statuses = [client.post("/v1/embeddings", json=GOOD).status_code for _ in range(4)]
         assert statuses == [200, 200, 200, 429]  # counted again once the storage is back
-        lines = [r.getMessage() for r in caplog.records if r.name == "embedding_service.security"]
+        lines = [r.getMessage() for r in caplog.records if r.name == "embedding_service.http.security"]
         assert len(lines) == 2 and "unreachable" in lines[0] and "recovered" in lines[1], lines
     finally:
         if proc is not None:

@@ -11,8 +11,8 @@ from typing import Optional
 import pytest
 
 from conftest import load_registry
-from embedding_service.app import create_app
-from embedding_service.settings import Settings, SettingsError
+from embedding_service.http.app import create_app
+from embedding_service.config.settings import Settings, SettingsError
 
 
 @pytest.fixture(scope="module")

@@ -12,10 +12,10 @@ from hypothesis import HealthCheck, given, settings as hyp_settings, strategies 
 from hypothesis.configuration import set_hypothesis_home_dir
 from schemathesis.config import SchemathesisConfig
 
-from embedding_service.app import create_app
-from embedding_service.errors import BadRequest
-from embedding_service.schemas import OpenAIEmbeddingRequest, RerankRequest, TEIEmbedRequest, parse
-from embedding_service.settings import Settings
+from embedding_service.http.app import create_app
+from embedding_service.domain.errors import BadRequest
+from embedding_service.http.schemas import OpenAIEmbeddingRequest, RerankRequest, TEIEmbedRequest, parse
+from embedding_service.config.settings import Settings
 
 # Hypothesis' storage (example database, constants cache; schemathesis fills the cache while
 # collecting) goes to a temporary directory removed when the run ends, not to a `.hypothesis/`

@@ -11,13 +11,13 @@ import threading
 import pytest
 
 from conftest import load_registry
-from embedding_service.app import create_app
-from embedding_service.logs import JsonFormatter
-from embedding_service.registry import Registry
-from embedding_service.runtime import Runtime
-from embedding_service.settings import Settings
-from embedding_service.state import ServiceState, WorkerInfo
-from embedding_service.worker import load_in_background
+from embedding_service.http.app import create_app
+from embedding_service.observability.logs import JsonFormatter
+from embedding_service.inference.registry import Registry
+from embedding_service.process.runtime import Runtime
+from embedding_service.config.settings import Settings
+from embedding_service.operations.state import ServiceState, WorkerInfo
+from embedding_service.process.boot import load_in_background
 
 GOOD = {"input": "a cat sits on the mat"}
 

@@ -10,8 +10,8 @@ import pytest
 
 from conftest import app_from
 from embedding_service.bake import baked_path
-from embedding_service.models.spec import EMBEDDED_DEFAULT, bundled_default_path, model_specs
-from embedding_service.settings import Settings
+from embedding_service.config.model_specs import EMBEDDED_DEFAULT, bundled_default_path, model_specs
+from embedding_service.config.settings import Settings
 
 
 def specs(**env) -> dict:
@@ -74,7 +74,7 @@ def test_the_service_publishes_the_hub_id_never_the_folder(tmp_path, tiny):
 
 def test_a_broken_baked_model_is_named_by_its_hub_id_at_start_up(tmp_path):
     from embedding_service.models.families import load_model
-    from embedding_service.settings import SettingsError
+    from embedding_service.config.settings import SettingsError
 
     folder = tmp_path / "acme" / "broken"
     folder.mkdir(parents=True)

@@ -189,7 +189,7 @@ def test_bare_base64_jpeg_is_not_mistaken_for_a_path(mm_client):
 
 def test_max_num_patches_option_follows_the_processor(multimodal):
     from conftest import load_registry
-    from embedding_service.settings import Settings
+    from embedding_service.config.settings import Settings
 
     registry = load_registry(Settings.from_mapping({"MODELS": f"s2={multimodal['siglip2']};max_num_patches=4"}), warmup=False)
     engine = registry.first

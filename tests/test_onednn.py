@@ -13,14 +13,14 @@ import pytest
 import torch
 
 from conftest import load_registry
-from embedding_service import acceleration as onednn
+from embedding_service.inference.cpu import kernels as onednn
 from embedding_service.models.base import PromptChoice
-from embedding_service.cpu_share import CpuShare
-from embedding_service.acceleration import (
+from embedding_service.config.cpu_share import CpuShare
+from embedding_service.inference.cpu.kernels import (
     BucketedLinear, OneDnnLinear, PackedBf16Linear, accelerate, bucket_rows, decide_kernels, packed_bf16_available,
     pick_faster, use_bucketed_linear, use_onednn_linear, warm_kernels,
 )
-from embedding_service.settings import Settings
+from embedding_service.config.settings import Settings
 
 needs_onednn = pytest.mark.skipif(not onednn.onednn_available(), reason="this torch build has no usable oneDNN")
 
@@ -210,7 +210,7 @@ def test_forced_choice_is_honoured(variable, value, expected, tiny, monkeypatch)
 
 @needs_onednn
 def test_auto_measures_the_model_and_logs_why(tiny, caplog):
-    with caplog.at_level(logging.INFO, logger="embedding_service.acceleration"):
+    with caplog.at_level(logging.INFO, logger="embedding_service.inference.cpu.kernels"):
         model = _tiny_bert(tiny, "auto")
     line = next(r.getMessage() for r in caplog.records if "CPU_KERNELS=auto" in r.getMessage())
     assert model.cpu_kernels in ("mkl", "onednn")

@@ -9,11 +9,11 @@ import pytest
 from flask import Flask
 from pydantic import BaseModel
 
-from embedding_service.api.common import json_body, json_response
-from embedding_service.api.routing import ApiBlueprint, Operation
-from embedding_service.errors import BadRequest, ErrorStyle, register_error_handlers
-from embedding_service.openapi import Limits, build_spec, documented_paths, openapi_path
-from embedding_service.schemas import Strict, parse
+from embedding_service.http.json_io import json_body, json_response
+from embedding_service.http.routing import ApiBlueprint, Operation
+from embedding_service.domain.errors import BadRequest, ErrorStyle, register_error_handlers
+from embedding_service.http.openapi import Limits, build_spec, documented_paths, openapi_path
+from embedding_service.http.schemas import Strict, parse
 
 #: Served but deliberately undocumented: Flask's static files and Swagger UI's own files.
 UNDOCUMENTED = {"static", "docs.docs_asset"}

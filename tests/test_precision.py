@@ -12,14 +12,14 @@ import pytest
 import torch
 
 from conftest import app_from, load_registry
-from embedding_service import precision
-from embedding_service.acceleration import BucketedLinear, PackedBf16Linear
+from embedding_service.inference.cpu import precision
+from embedding_service.inference.cpu.kernels import BucketedLinear, PackedBf16Linear
 from embedding_service.models.families import load_model
-from embedding_service.models.spec import ModelSpec
-from embedding_service.precision import (
+from embedding_service.config.model_specs import ModelSpec
+from embedding_service.inference.cpu.precision import (
     AUTOCAST_MIN_COSINE, WEIGHTS_MIN_COSINE, Precision, apply_precision, bf16_units, compare, sample_outputs,
 )
-from embedding_service.settings import Settings
+from embedding_service.config.settings import Settings
 from test_parity import TEXTS, cosine_rows
 
 
@@ -89,7 +89,7 @@ def test_failed_self_check_serves_float32_and_says_why(minilm_path, caplog):
     model = load(minilm_path)
     float32 = sample_outputs(model)["texts"]
     impossible = Precision("bfloat16", autocast=True, min_cosine=1.5)
-    with caplog.at_level(logging.WARNING, logger="embedding_service.precision"):
+    with caplog.at_level(logging.WARNING, logger="embedding_service.inference.cpu.precision"):
         served = apply_precision(model, "bfloat16", "cpu", reload=_never, precision=impossible)
     assert served is model and served.precision == "float32" and "forward" not in vars(served)
     np.testing.assert_array_equal(sample_outputs(served)["texts"], float32)  # float32 again, exactly

@@ -22,7 +22,7 @@ from typing import Iterator
 import pytest
 
 from conftest import free_port
-from embedding_service.settings import Settings
+from embedding_service.config.settings import Settings
 from slow_clients import call, summary, under_attack
 from test_gunicorn import ROOT, wait_healthy
 from test_production import start_gunicorn, stop

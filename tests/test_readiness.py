@@ -85,11 +85,11 @@ def test_the_load_sends_heartbeats_so_the_worker_timeout_never_fires(monkeypatch
     """`load_engines` runs before the worker's loop, which is what normally tells Gunicorn's master
     the worker is alive: it must do so itself for as long as the load takes, more often than the
     worker timeout."""
-    from embedding_service import worker
-    from embedding_service.registry import Registry
-    from embedding_service.runtime import Runtime
-    from embedding_service.settings import Settings
-    from embedding_service.state import Phase, ServiceState, WorkerInfo
+    from embedding_service.process import boot as worker
+    from embedding_service.inference.registry import Registry
+    from embedding_service.process.runtime import Runtime
+    from embedding_service.config.settings import Settings
+    from embedding_service.operations.state import Phase, ServiceState, WorkerInfo
 
     settings = Settings.from_mapping({"LOG_LEVEL": "WARNING", "METRICS": "false", "TIMEOUT": "1"})
     state = ServiceState.create(settings, WorkerInfo(device="cpu"))

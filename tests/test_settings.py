@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from embedding_service.devices import SlotPool, device_list, visible_gpu_count, worker_count
-from embedding_service.models.spec import EMBEDDED_DEFAULT, model_specs
+from embedding_service.config.devices import SlotPool, device_list, visible_gpu_count, worker_count
+from embedding_service.config.model_specs import EMBEDDED_DEFAULT, model_specs
 from conftest import load_registry
-from embedding_service.settings import Settings, SettingsError
+from embedding_service.config.settings import Settings, SettingsError
 
 
 def test_defaults():
@@ -145,8 +145,8 @@ def read_readme() -> str:
 
 
 def test_readme_lists_every_variable():
-    from embedding_service.settings import SECONDS_ALIASES, SINGLE_KEY
-    from embedding_service.settings_docs import EXTERNAL_ENV, env_table, known_env_names
+    from embedding_service.config.settings import SECONDS_ALIASES, SINGLE_KEY
+    from embedding_service.config.settings_docs import EXTERNAL_ENV, env_table, known_env_names
 
     readme = read_readme()
     names = [name for row in env_table() for name in (row.name, *row.aliases)] + [*EXTERNAL_ENV]
@@ -155,8 +155,8 @@ def test_readme_lists_every_variable():
 
 
 def test_readme_table_is_generated_from_the_declaration():
-    """README's Configuration table is `python -m embedding_service.settings_docs --markdown`, verbatim."""
-    from embedding_service.settings_docs import markdown_table
+    """README's Configuration table is `python -m embedding_service.config.settings_docs --markdown`, verbatim."""
+    from embedding_service.config.settings_docs import markdown_table
 
     section = read_readme().split("\n## Configuration\n", 1)[1].split("\n## ", 1)[0]
     table = "".join(line + "\n" for line in section.splitlines() if line.startswith("|"))
@@ -166,8 +166,8 @@ def test_readme_table_is_generated_from_the_declaration():
 def test_each_setting_declared_once_on_its_field():
     from pydantic import AliasChoices, Field
 
-    from embedding_service.settings import SECONDS_ALIASES, SINGLE_KEY
-    from embedding_service.settings_docs import env_table
+    from embedding_service.config.settings import SECONDS_ALIASES, SINGLE_KEY
+    from embedding_service.config.settings_docs import env_table
 
     rows = list(env_table())
     assert [row.name for row in rows] == [name.upper() for name in Settings.model_fields]

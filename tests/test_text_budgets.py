@@ -14,16 +14,16 @@ import pytest
 from transformers import AutoTokenizer
 
 from conftest import load_registry
-from embedding_service.app import create_app
-from embedding_service.batching import Batcher, BatchLimits
-from embedding_service.engine import Capability, Engine
-from embedding_service.errors import PayloadTooLarge, Unavailable
+from embedding_service.http.app import create_app
+from embedding_service.inference.batching import Batcher, BatchLimits
+from embedding_service.inference.engine import Capability, Engine
+from embedding_service.domain.errors import PayloadTooLarge, Unavailable
 from embedding_service.models.base import PromptChoice, Tokens
 from embedding_service.models.tokenize import ConcurrentTokenizer
-from embedding_service.registry import Registry
-from embedding_service.service import check_text_chars
-from embedding_service.settings import Settings
-from embedding_service.state import RequestLimits
+from embedding_service.inference.registry import Registry
+from embedding_service.operations.embed import check_text_chars
+from embedding_service.config.settings import Settings
+from embedding_service.operations.state import RequestLimits
 
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 

@@ -20,7 +20,7 @@ from typing import Callable, ContextManager, Optional
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from ..errors import PayloadTooLarge, Unprocessable, UnsupportedMediaType
+from ..domain.errors import PayloadTooLarge, Unprocessable, UnsupportedMediaType
 
 ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP")
 #: Leading bytes of common non-image or not-allowed uploads, to name them in the 415.

@@ -24,8 +24,8 @@ from urllib.parse import urljoin, urlsplit
 import urllib3
 
 from .. import __version__
-from ..errors import BadRequest, Forbidden, PayloadTooLarge, Unprocessable
-from ..settings import Settings
+from ..domain.errors import BadRequest, Forbidden, PayloadTooLarge, Unprocessable
+from ..config.settings import Settings
 
 MAX_REDIRECTS = 5
 REDIRECTS = (301, 302, 303, 307, 308)

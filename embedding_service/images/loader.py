@@ -35,8 +35,8 @@ from urllib.parse import unquote
 
 from PIL import Image
 
-from ..errors import BadRequest, Forbidden, PayloadTooLarge, ServiceError, Unprocessable
-from ..settings import Settings
+from ..domain.errors import BadRequest, Forbidden, PayloadTooLarge, ServiceError, Unprocessable
+from ..config.settings import Settings
 from .decode import DEFAULT_INPUT_SIZE, ImageInputSize, decode_opened, has_signature, open_image
 from .fetch import UrlFetcher
 

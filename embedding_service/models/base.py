@@ -4,7 +4,7 @@ A request never calls a model directly. It asks the model to *prepare* its input
 decode images: cheap, outside any lock, on the request thread), hands the prepared items to the
 model's batcher, and the batcher calls *forward* on a batch of prepared items, one forward pass at a
 time under the model's inference lock. Post-processing (Matryoshka `dimensions`, L2 normalisation)
-happens back on the request thread, in `embedding_service.service`.
+happens back on the request thread, in `embedding_service.operations.embed`.
 
 What a model can do is the interface it implements: :class:`TextEncoder` (text embeddings),
 :class:`ImageEncoder` (image embeddings), :class:`Reranker` (pair scores). Which class serves a
@@ -21,9 +21,9 @@ from typing import Any, Optional, Sequence
 import numpy as np
 import torch
 
-from ..errors import BadRequest, Unprocessable
+from ..domain.errors import BadRequest, Unprocessable
 from .loading import dtype_name
-from .spec import ModelSpec
+from ..config.model_specs import ModelSpec
 from .tokenize import ConcurrentTokenizer
 
 #: Overlap between neighbouring chunks of a long document, as a fraction of the model's window.

@@ -17,13 +17,13 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
-from ..errors import Unprocessable
-from ..settings import SettingsError
+from ..domain.errors import Unprocessable
+from ..config.settings import SettingsError
 from .base import CHUNK_OVERLAP, PairItem, Reranker, pad_batch
-from .detect import files_max_length
+from .text_config import files_max_length
 from .files import ModelFiles
 from .loading import load_pretrained, pad_token_id
-from .spec import ModelSpec
+from ..config.model_specs import ModelSpec
 
 
 class CrossEncoderReranker(Reranker):

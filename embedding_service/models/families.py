@@ -15,10 +15,10 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Optional
 
-from ..settings import SettingsError
-from .detect import is_decoder
+from ..config.settings import SettingsError
+from .text_config import is_decoder
 from .files import ModelFiles
-from .spec import ModelSpec
+from ..config.model_specs import ModelSpec
 
 if TYPE_CHECKING:  # pragma: no cover
     from .base import Model

@@ -10,7 +10,7 @@ import json
 import os
 from typing import Any, Optional
 
-from ..settings import SettingsError
+from ..config.settings import SettingsError
 
 
 class ModelFiles:

@@ -8,8 +8,8 @@ from typing import Any
 
 import torch
 
-from ..settings import SettingsError
-from .spec import ModelSpec
+from ..config.settings import SettingsError
+from ..config.model_specs import ModelSpec
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 #: The DTYPE values naming bf16 (precision.py says what each means on the CPU).

@@ -19,11 +19,11 @@ import numpy as np
 import torch
 
 from ..images.decode import ImageInputSize
-from ..settings import SettingsError
+from ..config.settings import SettingsError
 from .base import ImageEncoder, ImageItem, PromptChoice, TextEncoder, Tokens, pad_batch
 from .files import ModelFiles
 from .loading import load_pretrained, pad_token_id
-from .spec import ModelSpec
+from ..config.model_specs import ModelSpec
 
 
 #: Images per image-processor call (bounds the processor's full-size numpy copies of a request).

@@ -17,11 +17,11 @@ import numpy as np
 import torch
 
 from .base import PromptChoice, TextEncoder, Tokens, pad_batch
-from .detect import TextConfig, resolve_max_length, text_config
+from .text_config import TextConfig, resolve_max_length, text_config
 from .files import ModelFiles
 from .loading import load_pretrained, pad_token_id
 from .pooling import pool
-from .spec import ModelSpec
+from ..config.model_specs import ModelSpec
 
 
 class TextEmbedder(TextEncoder):

@@ -1,0 +1,408 @@
+"""Service configuration, read once at start-up.
+
+Every setting is declared once, as a field of :class:`Settings` (pydantic-settings): its default,
+its constraints and its description. Its environment variable is the field name upper-cased; a
+plain alias is declared on the field. Values come from the process environment, then from a `.env`
+file in the working directory (the environment wins). A bad value raises :class:`SettingsError`
+naming the variable, so the service fails at start-up instead of at the first request.
+
+README.md's Configuration table is generated from the declaration by `settings_docs.py`:
+`python -m embedding_service.config.settings_docs --markdown` (a test keeps the two equal).
+
+This module must stay light: Gunicorn's master imports it, and the master never imports torch.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from typing import Annotated, Any, Literal, Mapping, Optional
+
+from dotenv import dotenv_values
+from pydantic import AliasChoices, AliasGenerator, BeforeValidator, Field, SecretStr, ValidationError, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
+
+
+class SettingsError(ValueError):
+    """A configuration value is missing, malformed or contradictory; the message names it."""
+
+
+#: A single API key (an older name), merged with the `API_KEYS` list.
+SINGLE_KEY = "API_KEY"
+#: The batching timeout in seconds (an older name): converted to `BATCH_TIMEOUT_MS`, and read only
+#: when `BATCH_TIMEOUT_MS` is unset.
+SECONDS_ALIASES = {"BATCH_TIMEOUT": "batch_timeout_ms"}
+def _split_commas(value: Any) -> Any:
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    return value
+
+
+def _kernels_from_bool(value: Any) -> Any:
+    """CPU_KERNELS' deprecated boolean spelling (`ONEDNN_LINEAR`): true = `onednn`, false = `mkl`."""
+    if isinstance(value, bool):
+        return "onednn" if value else "mkl"
+    if isinstance(value, str):
+        lowered = value.strip().lower()
+        return {"true": "onednn", "1": "onednn", "yes": "onednn", "on": "onednn",
+                "false": "mkl", "0": "mkl", "no": "mkl", "off": "mkl"}.get(lowered, lowered)
+    return value
+
+
+#: A comma-separated variable (never JSON): split on commas, blanks dropped.
+CommaList = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_split_commas)]
+
+
+class Settings(BaseSettings):
+    """Typed, immutable service settings; each field's description gives its meaning and units.
+
+    Build them with :meth:`from_env` or :meth:`from_mapping`, which raise :class:`SettingsError`.
+    `Settings(**values)` also works (values over the environment over `.env`), but raises
+    pydantic's ValidationError for a bad value. A plain alias is declared as
+    `validation_alias=AliasChoices("FIELD_NAME", "ALIAS", ...)`, the field's own name first.
+    """
+
+    model_config = SettingsConfigDict(
+        frozen=True,
+        extra="forbid",
+        case_sensitive=True,
+        alias_generator=AliasGenerator(validation_alias=str.upper),
+        validate_by_name=True,
+    )
+
+    host: str = Field("0.0.0.0", description="listen address")
+    port: int = Field(8080, ge=1, le=65535, description="listen port")
+    model_name: Optional[str] = Field(None, description="a model of any kind, served first and the default of its kind")
+    embedding_model: Optional[str] = Field(None, description="default text embedding model")
+    rerank_model: Optional[str] = Field(None, description="default reranker (kind forced to `rerank`)")
+    models: Optional[str] = Field(
+        None,
+        description="more models: comma-separated `[alias=]reference[;option=value...]` or a JSON list (see Models)",
+    )
+    model_aliases: CommaList = Field(
+        (),
+        description="more names for served models: comma-separated `alias=model`, e.g. "
+        "`text-embedding-3-small=all-MiniLM-L6-v2` for clients with a fixed model name; each alias is listed in "
+        "`/v1/models` and `/api/tags`; `model` names a model already served (its name or alias)",
+    )
+    model_dir: Optional[str] = Field(
+        None,
+        description="folder of baked models: a hub id `org/name` loads from `MODEL_DIR/org/name` when that folder "
+        "exists, else from the hub cache; the model keeps its hub id as its name (images: `/app/models`)",
+    )
+    device: str = Field("auto", description="`auto` (every visible GPU, else CPU), `cpu`, `cuda`, `cuda:N`")
+    devices: CommaList = Field(
+        (), description="comma-separated device slots for Gunicorn workers, e.g. `cuda:0,cuda:1` (overrides `DEVICE`)"
+    )
+    dtype: Literal["auto", "float32", "float16", "bfloat16", "bfloat16-weights"] = Field(
+        "auto",
+        description="`auto` (CPU: `bfloat16` where the CPU has native bf16, AMX or AVX512-BF16, else `float32`; "
+        "CUDA: `float16`), `float32`, `float16`, `bfloat16` (CPU: float32 weights, matrix products in bf16 under "
+        "autocast; CUDA: bf16 weights), `bfloat16-weights` (bf16 weights everywhere: faster, less exact). On the "
+        "CPU a bf16 model is checked against float32 at load and falls back to float32 (logged) below a smallest "
+        "cosine of 0.9999 (`bfloat16`) or 0.99 (`bfloat16-weights`)",
+    )
+    workers: int = Field(
+        0, ge=0, le=256, description="Gunicorn workers; 0 = one per GPU, or `max(2, cores // 4)` on CPU"
+    )
+    threads: int = Field(32, ge=1, le=1024, description="request threads per worker (gthread)")
+    timeout: int = Field(120, ge=1, description="Gunicorn worker timeout, seconds")
+    graceful_timeout: int = Field(30, ge=1, description="seconds in-flight requests get after SIGTERM")
+    max_batch_size: int = Field(32, ge=1, description="items per forward pass")
+    max_batch_tokens: int = Field(16384, ge=1, description="padded tokens per forward pass (items × longest)")
+    batch_timeout_ms: float = Field(
+        0.0,
+        ge=0,
+        le=10_000,
+        description="milliseconds the batcher may wait to fill a batch (0: an idle model starts at once; "
+        "the worker's other models wait meanwhile, since one thread per worker runs every forward pass); "
+        "`BATCH_TIMEOUT` gives it in seconds, read only when `BATCH_TIMEOUT_MS` is unset",
+    )
+    cpu_share: bool = Field(
+        True, description="CPU workers size torch's threads per forward pass by how many workers are busy"
+    )
+    cpu_kernels: Annotated[Literal["auto", "mkl", "onednn"], BeforeValidator(_kernels_from_bool)] = Field(
+        "auto",
+        validation_alias=AliasChoices("CPU_KERNELS", "ONEDNN_LINEAR"),
+        description="library for float32 linear layers on the CPU: `auto` (each model's own layer shapes timed "
+        "through both at load: oneDNN where it is 1.25× faster, MKL where it is slower, in between oneDNN on AMD "
+        "CPUs only), `mkl`, `onednn` (same results to float32 "
+        "rounding; about 1.9× MKL's rate on AMD CPUs, slower on Intel; about 140 MB more per worker for MiniLM's "
+        "compiled kernels). `ONEDNN_LINEAR` is the deprecated name: `true` = `onednn`, `false` = `mkl`",
+    )
+    max_queue_size: int = Field(
+        8192, ge=0,
+        description="items queued per model before requests get 503 + `Retry-After`; a request with more items "
+        "than this can never be queued: 413 (0: no limit)"
+    )
+    max_concurrent_requests: int = Field(
+        0, ge=0, description="inference requests in flight per worker before 503 (0: only `THREADS` limits)"
+    )
+    max_client_batch_size: int = Field(2048, ge=1, description="inputs or documents per request (413 beyond)")
+    max_content_length: int = Field(64 * 1024 * 1024, ge=1024, description="request body limit in bytes (413 beyond)")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
+        "INFO", description="log level: `DEBUG`, `INFO`, `WARNING`, `ERROR`, `CRITICAL`"
+    )
+    image_max_bytes: int = Field(20 * 1024 * 1024, ge=1, description="largest encoded image, bytes (413 beyond)")
+    image_max_pixels: int = Field(
+        40_000_000, ge=1, description="largest image, width × height (413 beyond, checked before decoding)"
+    )
+    image_fetch_timeout: float = Field(
+        10.0, gt=0, le=600, description="seconds to download one image URL, redirects included (422 beyond)"
+    )
+    image_allow_private_urls: bool = Field(
+        False, description="allow image URLs on private, loopback, link-local or reserved addresses"
+    )
+    image_url_allowed_hosts: CommaList = Field(
+        (), description="comma-separated hosts image URLs must be on, exact names, any case (unset: any public host)"
+    )
+    image_local_dirs: CommaList = Field(
+        (), description="comma-separated folders local image paths may be read from (unset: local paths refused)"
+    )
+    image_fetch_workers: int = Field(
+        8, ge=1, le=256,
+        description="threads per worker fetching image URLs, and as many decoding images; one request uses at "
+        "most a quarter of the fetch threads and half of the decode threads",
+    )
+    image_max_request_pixels: int = Field(
+        100_000_000, ge=1,
+        description="pixels per request, width × height summed over its images, checked before decoding (413 beyond)",
+    )
+    image_max_urls: int = Field(16, ge=0, description="image URLs per request (413 beyond)")
+    image_fetch_deadline: float = Field(
+        30.0, gt=0, le=3600, description="seconds for all of one request's image URLs together (422 beyond)"
+    )
+    api_keys: Annotated[tuple[SecretStr, ...], NoDecode, BeforeValidator(_split_commas)] = Field(
+        (),
+        description="comma-separated API keys (`Authorization: Bearer <key>`), `API_KEY` adds one; "
+        "unset = no authentication",
+    )
+    auth_public_paths: CommaList = Field(
+        ("/health", "/ready", "/metrics", "/", "/docs", "/openapi.json"),
+        description="comma-separated paths whose GET is served without a key (`/docs` covers its assets)",
+    )
+    rate_limit_requests: int = Field(
+        0, ge=0, description="requests per window per API key (per client address without keys); 0 = no limit"
+    )
+    rate_limit_window: int = Field(60, ge=1, description="rate-limit window, seconds")
+    rate_limit_on_storage_error: Literal["open", "closed"] = Field(
+        "open",
+        description="when the rate-limit storage is unreachable: `open` serves requests unlimited, `closed` "
+        "answers 503; logged once per outage and counted in a metric",
+    )
+    auth_failure_limit: int = Field(
+        20, ge=0,
+        description="failed authentications per `RATE_LIMIT_WINDOW` per client address before 429 (0: no limit)",
+    )
+    rate_limit_storage_uri: str = Field(
+        "memory://",
+        description="`memory://` (per worker) or `redis://host:port/db` (one limit across workers and replicas)",
+    )
+    max_input_chars: int = Field(
+        200_000, ge=1,
+        description="characters per text input as the model sees it (prompt or instruction included), checked "
+        "before tokenising (413 beyond)",
+    )
+    max_request_chars: int = Field(
+        2_000_000, ge=1,
+        description="characters per request as the models see them, summed over inputs (prompt, instruction and, "
+        "for reranking, the query repeated per document included), checked before tokenising (413 beyond)",
+    )
+    max_rerank_chunks: int = Field(
+        4096, ge=1, description="document chunks per rerank request with `max_chunks_per_doc` (413 beyond)"
+    )
+    max_embed_all_tokens: int = Field(
+        16384, ge=1,
+        description="token vectors per `/embed_all` request, counted after tokenising (413 beyond)",
+    )
+    cors_origins: CommaList = Field((), description="comma-separated origins allowed by CORS; unset = CORS off")
+    forwarded_allow_ips: CommaList = Field(
+        (),
+        description="comma-separated addresses or networks of reverse proxies whose `X-Forwarded-For` and "
+        "`X-Forwarded-Proto` are trusted, so rate limits and logs see the client's address (Gunicorn reads the "
+        "same variable); `*` trusts any peer; unset = trust none",
+    )
+    log_format: Literal["text", "json"] = Field(
+        "text", description="`text` or `json` (one JSON object per line, Gunicorn's own logs too)"
+    )
+    metrics: bool = Field(True, description="serve Prometheus metrics at `/metrics`")
+
+    @field_validator("image_url_allowed_hosts")
+    @classmethod
+    def _lower_hosts(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(host.lower().rstrip(".") for host in value)
+
+    @field_validator("image_local_dirs")
+    @classmethod
+    def _check_dirs(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for folder in value:
+            if not os.path.isdir(folder):
+                raise ValueError(f"{folder!r} is not a directory")
+        return tuple(os.path.realpath(folder) for folder in value)
+
+    @field_validator("devices")
+    @classmethod
+    def _check_devices(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for item in value:
+            if not is_device_name(item):
+                raise ValueError(f"{item!r} is not a device; use cpu, cuda or cuda:N")
+        return value
+
+    @field_validator("device")
+    @classmethod
+    def _check_device(cls, value: str) -> str:
+        value = value.strip().lower()
+        if value != "auto" and not is_device_name(value):
+            raise ValueError(f"{value!r} is not a device; use auto, cpu, cuda or cuda:N")
+        return value
+
+    @field_validator("rate_limit_storage_uri")
+    @classmethod
+    def _check_storage(cls, value: str) -> str:
+        if not value.startswith(("memory://", "redis://", "rediss://", "redis+unix://")):
+            raise ValueError("use memory:// or redis://host:port/db")
+        return value
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _check_proxies(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for item in value:
+            if item == "*":
+                continue
+            try:
+                ipaddress.ip_network(item)  # strict (no host bits in a network), as Gunicorn checks the same variable
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or network (e.g. 127.0.0.1, 10.0.0.0/8) nor *") from None
+        return value
+
+    @field_validator("model_aliases")
+    @classmethod
+    def _check_aliases(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for item in value:
+            alias, sep, target = (part.strip() for part in item.partition("="))
+            if not sep or not alias or not target or "=" in target:
+                raise ValueError(f"{item!r} is not alias=model (e.g. text-embedding-3-small=all-MiniLM-L6-v2)")
+        return value
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        return value.lower() if isinstance(value, str) else value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """`Settings(**values)`: the values, over the environment, over `.env` (as :meth:`from_env`)."""
+        return init_settings, _EnvMapping(settings_cls, _environment(None, ".env"))
+
+    @classmethod
+    def from_env(cls, environ: Optional[Mapping[str, str]] = None, env_file: Optional[str] = ".env") -> "Settings":
+        """Read settings from `environ` (default `os.environ`) over the `env_file` (skipped when
+        None or missing).
+
+        raises SettingsError naming the variable whose value is bad.
+        """
+        return cls.from_mapping(_environment(environ, env_file))
+
+    @classmethod
+    def from_mapping(cls, env: Mapping[str, str]) -> "Settings":
+        """Build settings from a name -> string mapping of environment variables, and nothing else
+        (never `os.environ` nor `.env`). Values are stripped; blank ones count as unset.
+
+        raises SettingsError naming the variable whose value is bad.
+        """
+        source = _EnvMapping(cls, env)
+        try:  # `_build_sources`: pydantic-settings' argument for sources built by the caller
+            return cls(_build_sources=((source,), {}))
+        except ValidationError as exc:
+            raise source.error(exc) from None
+
+
+def _environment(environ: Optional[Mapping[str, str]], env_file: Optional[str]) -> dict[str, str]:
+    """`environ` (default `os.environ`) over the variables of `env_file` when it exists."""
+    merged: dict[str, str] = {}
+    if env_file and os.path.isfile(env_file):
+        merged.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+    merged.update(os.environ if environ is None else environ)
+    return merged
+
+
+def env_names(name: str, info: FieldInfo) -> tuple[str, ...]:
+    """The variables a field is read from, in precedence order: its own name, then plain aliases."""
+    alias = info.validation_alias
+    choices = alias.choices if isinstance(alias, AliasChoices) else [alias] if isinstance(alias, str) else []
+    own = name.upper()
+    return (own, *(c for c in choices if isinstance(c, str) and c != own))
+
+
+class _EnvMapping(EnvSettingsSource):
+    """Settings values from one mapping of environment variables (exact names, stripped values,
+    blank = unset), with the two special names: `API_KEY` merged into `API_KEYS`, and
+    `BATCH_TIMEOUT` (seconds) as `BATCH_TIMEOUT_MS` when that is unset.
+
+    raises SettingsError when `BATCH_TIMEOUT` is not a number.
+    """
+
+    def __init__(self, settings_cls: type[BaseSettings], env: Mapping[str, str]) -> None:
+        self.raw = env
+        self.names = {field: env_names(field, info) for field, info in settings_cls.model_fields.items()}
+        declared = {var for names in self.names.values() for var in names}
+        self.given = {k: v.strip() for k, v in env.items() if k in declared and v is not None and v.strip()}
+        self.typed: dict[str, Any] = {}  # first env name -> value, past string parsing
+        self.origin: dict[str, str] = {}  # field -> the variable its value came from, when special
+        keys_var = self.names["api_keys"][0]
+        keys = [(env.get(SINGLE_KEY) or "").strip(), *(env.get(keys_var) or "").split(",")]
+        keys = [key.strip() for key in keys if key.strip()]
+        if keys:  # a tuple, so that API_KEY is one key even with a comma in it
+            self.given.pop(keys_var, None)
+            self.typed[keys_var] = tuple(keys)
+        for var, field in SECONDS_ALIASES.items():
+            raw = env.get(var)
+            target = self.names[field][0]
+            if raw is None or raw.strip() == "" or target in self.given:
+                continue
+            try:
+                self.typed[target] = float(raw) * 1000.0
+            except ValueError:
+                raise SettingsError(f"{var}={raw!r}: expected a number of seconds") from None
+            self.origin[field] = var
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, Optional[str]]:
+        return self.given
+
+    def __call__(self) -> dict[str, Any]:
+        return {**super().__call__(), **self.typed}
+
+    def error(self, exc: ValidationError) -> SettingsError:
+        """The first error of `exc` as `VAR='raw': message`, naming the variable that was set."""
+        err = exc.errors()[0]
+        key = str(err["loc"][0]) if err["loc"] else "?"
+        field = next((f for f, names in self.names.items() if key in (f, names[0])), None)
+        if field is None:
+            var = key.upper()
+        else:
+            names = self.names[field]
+            var = self.origin.get(field) or next((n for n in names if n in self.given), names[0])
+        raw = "<hidden>" if var == "API_KEYS" else self.raw.get(var, "")
+        return SettingsError(f"{var}={raw!r}: {err['msg']}")
+
+
+def is_device_name(value: str) -> bool:
+    """True for `cpu`, `cuda`, `cuda:N` (N a non-negative integer)."""
+    if value in ("cpu", "cuda"):
+        return True
+    head, _, tail = value.partition(":")
+    return head == "cuda" and tail.isdigit()

@@ -1,0 +1,150 @@
+"""The app factory: `create_app(settings, state=...)` builds the Flask app around a ServiceState.
+
+The boot path (worker.py) decides the runtime, builds the state and loads the engines; the app
+only serves what it is given.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+import time
+from typing import Optional
+
+from flask import Flask, g, request
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from .dialects import BLUEPRINTS
+from .json_io import STATE_KEY
+from ..observability.request_stats import RequestStats, current_stats
+from ..domain.errors import Unavailable, register_error_handlers, request_id
+from ..observability.logs import configure_logging, log_access
+from ..inference.registry import Registry
+from .security import install_security, trust_forwarded
+from ..config.settings import Settings
+from ..operations.state import ServiceState
+
+log = logging.getLogger("embedding_service.http.app")
+
+
+def create_app(
+    settings: Optional[Settings] = None, *, state: Optional[ServiceState] = None, engines: Optional[Registry] = None
+) -> Flask:
+    """The Flask app serving `state` (in whatever phase it is: the boot path moves it on).
+
+    Without `state` (development server, tests): a single-process state serving `engines`, or,
+    without those, the models of `settings` loaded here first (worker.serve_locally). Settings
+    default to the state's, else the environment (+ `.env`). raises SettingsError for bad
+    configuration.
+    """
+    settings = settings or (state.settings if state is not None else Settings.from_env())
+    configure_logging(settings)
+    if state is None:
+        from ..process.boot import serve_locally
+
+        state = serve_locally(settings, engines)
+    app = Flask("embedding_service")
+    # Flask asks of every hook and view, on every request, whether it is `async def`: ask once.
+    app.ensure_sync = functools.cache(app.ensure_sync)  # type: ignore[method-assign]
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_content_length
+    app.url_map.strict_slashes = False
+    app.extensions[STATE_KEY] = state
+    register_error_handlers(app)
+    install_request_hooks(app, settings)
+    install_security(app, settings)
+    install_concurrency_limit(app, settings)
+    install_streamed_body_limit(app)
+    for blueprint in BLUEPRINTS:
+        app.register_blueprint(blueprint)
+    trust_forwarded(app, settings)  # the client's address behind a trusted reverse proxy (FORWARDED_ALLOW_IPS)
+    return app
+
+
+def install_request_hooks(app: Flask, settings: Settings) -> None:
+    """Request id (`X-Request-ID` taken when safe, else made; echoed), per-request stats for TEI's timing
+    headers (`X-Total-Time`, `X-Tokenization-Time`, `X-Queue-Time`, `X-Inference-Time`, ms), the
+    access log line and the request metrics."""
+    observe = None
+    if settings.metrics:
+        from ..observability.metrics import observe_request as observe
+
+    # The hooks run on every request: `g` and `request` are resolved once each (every use of
+    # Flask's context proxies costs a lookup), and the request id is computed once.
+    @app.before_request
+    def _start() -> None:
+        scope = g._get_current_object()
+        scope.started = time.perf_counter()
+        scope.stats = stats = RequestStats()
+        current_stats.set(stats)
+        request_id()
+
+    @app.after_request
+    def _finish(response):
+        scope, req = g._get_current_object(), request._get_current_object()
+        stats = getattr(scope, "stats", None) or RequestStats()
+        elapsed = time.perf_counter() - getattr(scope, "started", time.perf_counter())
+        rid = request_id()
+        headers = response.headers
+        headers["X-Request-ID"] = rid  # replaces the one an error response may carry
+        headers.extend((
+            ("X-Total-Time", f"{elapsed * 1000:.3f}"),
+            ("X-Tokenization-Time", f"{stats.tokenization * 1000:.3f}"),
+            ("X-Queue-Time", f"{stats.queue * 1000:.3f}"),
+            ("X-Inference-Time", f"{stats.inference * 1000:.3f}"),
+        ))
+        route = req.url_rule.rule if req.url_rule is not None else "unmatched"
+        if observe is not None and route != "/metrics":
+            observe(route, req.method, response.status_code, elapsed)
+        if route not in ("/health", "/ready", "/metrics"):
+            log_access(
+                method=req.method, path=req.path, status=response.status_code, seconds=elapsed,
+                request_id=rid, remote=req.remote_addr, model=stats.model, items=stats.items, tokens=stats.tokens,
+            )
+        return response
+
+
+def install_concurrency_limit(app: Flask, settings: Settings) -> None:
+    """MAX_CONCURRENT_REQUESTS inference requests in flight per worker; beyond, 503 + Retry-After."""
+    if not settings.max_concurrent_requests:
+        return
+    in_flight = threading.BoundedSemaphore(settings.max_concurrent_requests)
+
+    @app.before_request
+    def _acquire() -> None:
+        if request.method == "POST":
+            if not in_flight.acquire(blocking=False):
+                raise Unavailable(
+                    f"{settings.max_concurrent_requests} requests are in flight (MAX_CONCURRENT_REQUESTS); retry shortly",
+                    headers={"Retry-After": "1"},
+                )
+            g.holds_slot = True
+
+    @app.teardown_request
+    def _release(_exc) -> None:
+        if g.pop("holds_slot", False):
+            in_flight.release()
+
+
+def install_streamed_body_limit(app: Flask) -> None:
+    """413 for a body sent without Content-Length (`Transfer-Encoding: chunked`) that goes past
+    MAX_CONTENT_LENGTH.
+
+    Werkzeug 3.1 refuses a Content-Length over the limit up front, but a streamed body is read
+    through a LimitedStream that stops quietly at the limit: the view would get the first
+    MAX_CONTENT_LENGTH bytes and answer 400 (malformed JSON). So such a body is read here, after
+    the API key, rate and concurrency checks, up to the limit (cached for the view and the form
+    parser), and one more byte is asked of the server's input: if there is one, the body was
+    longer than allowed.
+    """
+
+    @app.before_request
+    def _check_streamed_body() -> None:
+        if request.content_length is not None:
+            return  # Content-Length is checked by Werkzeug (tested first: it is the usual case)
+        limit = request.max_content_length
+        if limit is None or "wsgi.input_terminated" not in request.environ:
+            return  # without input_terminated the body is not read at all
+        body = request.get_data(cache=True)
+        if len(body) >= limit and request.environ["wsgi.input"].read(1):
+            raise RequestEntityTooLarge()

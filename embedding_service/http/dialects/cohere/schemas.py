@@ -1,0 +1,142 @@
+"""Request schemas of Cohere's embed API: `POST /v1/embed` and `POST /v2/embed` (the fields the
+official `cohere` SDK sends). Unknown fields are refused (400 naming the field).
+
+A request embeds exactly one of: `texts`; `images` (data URIs, base64, http(s) URLs or allowed
+local paths; a multimodal model must be served); or, on v2, `inputs`, each input's `content`
+being text parts (`{"type": "text", "text"}`, joined with a space into one text) or one image
+part (`{"type": "image_url", "image_url": {"url"}}`). Several parts fused into one embedding,
+text with an image, is refused (400): no served model fuses them.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Annotated, Any, Literal, Optional
+
+from pydantic import Field, StrictStr, field_validator
+
+from ....domain.errors import BadRequest
+from ...schemas import _NON_EMPTY, IMAGES, NEEDS_IMAGE_MODEL, JsonInt, NonEmptyList, PositiveInt, Strict, _check_text_list, _strict_with
+
+EmbeddingType = Literal["float", "int8", "uint8", "binary", "ubinary", "base64"]
+InputType = Literal["search_document", "search_query", "classification", "clustering", "image"]
+Truncate = Literal["NONE", "START", "END"]
+EMBEDDING_TYPES = "the types to return (see README: int8/uint8/binary/ubinary quantize each vector on its own)"
+TRUNCATE_TEXT = "END cuts an over-long text's end, START its start; NONE refuses it with 422"
+
+_TEXT_PART = {
+    "type": "object", "required": ["type", "text"], "additionalProperties": False,
+    "properties": {"type": {"const": "text"}, "text": _NON_EMPTY},
+}
+_IMAGE_PART = {
+    "type": "object", "required": ["type", "image_url"], "additionalProperties": False,
+    "properties": {
+        "type": {"const": "image_url"},
+        "image_url": {"type": "object", "required": ["url"], "additionalProperties": False, "properties": {"url": {"type": "string"}}},
+    },
+}
+_TEXT_INPUT = {
+    "type": "object", "required": ["content"], "additionalProperties": False,
+    "properties": {"content": {"type": "array", "minItems": 1, "items": _TEXT_PART}},
+}
+_IMAGE_INPUT = {
+    NEEDS_IMAGE_MODEL: True, "type": "object", "required": ["content"], "additionalProperties": False,
+    "properties": {"content": {"type": "array", "minItems": 1, "maxItems": 1, "items": _IMAGE_PART}},
+}
+_INPUTS = {"type": "array", "minItems": 1, "items": {"anyOf": [_TEXT_INPUT, _IMAGE_INPUT]}}
+
+
+def _only(field: str, *others: str, **extra: Any) -> dict:
+    """A branch: `field` given, none of `others`."""
+    return {"required": [field], "not": {"anyOf": [{"required": [other]} for other in others]}, **extra}
+
+
+def _inputs_schema(schema: dict) -> None:
+    schema.clear()
+    schema.update(copy.deepcopy(_INPUTS))
+
+
+class _CohereEmbed(Strict):
+    texts: NonEmptyList = None  # type: ignore[assignment]  # omitted is fine, null is not
+    images: Annotated[NonEmptyList, Field(description=IMAGES)] = None  # type: ignore[assignment]
+    model: Optional[StrictStr] = None
+    input_type: Optional[InputType] = None
+    embedding_types: Annotated[Optional[list[EmbeddingType]], Field(min_length=1, description=EMBEDDING_TYPES)] = None
+    truncate: Annotated[Truncate, Field(description=TRUNCATE_TEXT)] = "END"
+
+    @field_validator("texts", "images", mode="before")
+    @classmethod
+    def _lists(cls, value: Any, info) -> Any:
+        return value if value is None else _check_text_list(value, info.field_name)
+
+    def entries(self) -> tuple[list[tuple[str, str]], str]:
+        """[("text" | "image", content)] in order, and the field they came in."""
+        given = [name for name in ("texts", "images", "inputs") if getattr(self, name, None) is not None]
+        if len(given) != 1:
+            fields = ", ".join(f'"{name}"' for name in ("texts", "images", "inputs") if name in type(self).model_fields)
+            raise BadRequest(f"send exactly one of {fields}", param=given[1] if len(given) > 1 else "texts")
+        if self.texts is not None:
+            return [("text", text) for text in self.texts], "texts"
+        if self.images is not None:
+            return [("image", image) for image in self.images], "images"
+        return list(self.inputs), "inputs"  # type: ignore[attr-defined]
+
+
+class CohereEmbedV1Request(_CohereEmbed):
+    """`POST /v1/embed` (Cohere v1): `{"texts" | "images", "model"?, "input_type"?,
+    "embedding_types"?, "truncate"?}`."""
+
+    model_config = _strict_with({"anyOf": [_only("texts", "images", title="texts"),
+                                           _only("images", "texts", title="images", **{NEEDS_IMAGE_MODEL: True})]})
+
+
+class CohereEmbedV2Request(_CohereEmbed):
+    """`POST /v2/embed` (Cohere v2): v1's fields, `inputs`, `output_dimension` (Matryoshka, 1 to
+    the model's dimension), `max_tokens` (each text cut to that many tokens, per `truncate`) and
+    `priority` (accepted, no effect)."""
+
+    model_config = _strict_with({"anyOf": [
+        _only("texts", "images", "inputs", title="texts"),
+        _only("images", "texts", "inputs", title="images", **{NEEDS_IMAGE_MODEL: True}),
+        _only("inputs", "texts", "images", title="text inputs", properties={"inputs": {"items": _TEXT_INPUT}}),
+        _only("inputs", "texts", "images", title="inputs with images", **{NEEDS_IMAGE_MODEL: True}),
+    ]})
+
+    inputs: Annotated[list[Any], Field(json_schema_extra=_inputs_schema)] = None  # type: ignore[assignment]
+    output_dimension: Optional[PositiveInt] = None
+    max_tokens: Optional[PositiveInt] = None
+    priority: Optional[JsonInt] = None
+
+    @field_validator("inputs", mode="before")
+    @classmethod
+    def _inputs(cls, value: Any) -> Any:
+        if value is None:
+            return value
+        if not isinstance(value, list) or not value:
+            raise ValueError("inputs must be a non-empty list of {\"content\": [...]} objects")
+        return [_input(item, index) for index, item in enumerate(value)]
+
+
+def _input(item: Any, index: int) -> tuple[str, str]:
+    """One v2 input as ("text", the text parts joined with a space) or ("image", the URL);
+    raises ValueError naming it."""
+    where = f"inputs[{index}]"
+    if not isinstance(item, dict) or set(item) != {"content"}:
+        raise ValueError(f'{where} must be {{"content": [parts]}}')
+    parts = item["content"]
+    if not isinstance(parts, list) or not parts:
+        raise ValueError(f"{where}.content must be a non-empty list of parts")
+    texts, urls = [], []
+    for number, part in enumerate(parts):
+        at = f"{where}.content[{number}]"
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind == "text" and set(part) == {"type", "text"} and isinstance(part["text"], str) and part["text"]:
+            texts.append(part["text"])
+        elif (kind == "image_url" and set(part) == {"type", "image_url"} and isinstance(part["image_url"], dict)
+              and set(part["image_url"]) == {"url"} and isinstance(part["image_url"]["url"], str)):
+            urls.append(part["image_url"]["url"])
+        else:
+            raise ValueError(f'{at} must be {{"type": "text", "text": non-empty string}} or {{"type": "image_url", "image_url": {{"url"}}}}')
+    if urls and (texts or len(urls) > 1):
+        raise ValueError(f"{where}.content: an input is text parts or one image; no served model fuses several into one embedding")
+    return ("image", urls[0]) if urls else ("text", " ".join(texts))

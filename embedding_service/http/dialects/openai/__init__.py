@@ -1,0 +1,1 @@
+"""OpenAI dialect: `POST /v1/embeddings`, `GET /v1/models`."""

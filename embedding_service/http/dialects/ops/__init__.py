@@ -1,0 +1,1 @@
+"""Operational routes: health, readiness, info, metrics, the route index, the OpenAPI document and Swagger UI."""

@@ -1,0 +1,96 @@
+"""`GET /openapi.json` (generated, openapi.py) and `GET /docs` (Swagger UI from the local files of
+the PyPI package swagger-ui-bundle; no CDN)."""
+
+from __future__ import annotations
+
+import os
+
+from flask import Response, send_from_directory
+
+from ....inference.engine import Capability
+from ....domain.errors import NotFound
+from ...openapi import LIMIT_TEXT, Limits, ServedModel, build_spec
+from ....operations.rerank import choose_engine
+from ....operations.tokens import gives_token_states, token_engine
+from ...json_io import json_response, state
+from ...routing import ApiBlueprint
+
+bp = ApiBlueprint("docs", __name__, tag="operations")
+
+PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>embedding_service API</title>
+<link rel="stylesheet" href="/docs/swagger-ui.css"></head>
+<body><div id="swagger-ui"></div>
+<script src="/docs/swagger-ui-bundle.js"></script>
+<script src="/docs/swagger-ui-standalone-preset.js"></script>
+<script>window.ui = SwaggerUIBundle({url: "/openapi.json", dom_id: "#swagger-ui",
+  presets: [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset], layout: "StandaloneLayout"});</script>
+</body></html>"""
+ASSETS = {"swagger-ui.css", "swagger-ui-bundle.js", "swagger-ui-standalone-preset.js", "favicon-32x32.png", "favicon-16x16.png"}
+
+
+def current_limits() -> Limits:
+    """This deployment's limits for the description: settings, and the served models once loaded."""
+    st = state()
+    s = st.settings
+    limits = Limits(
+        model_names=[""] + st.model_names,
+        text_model_names=[""] + st.model_names,
+        max_items=s.max_client_batch_size,
+        max_chars=s.max_input_chars,
+        budgets={name: getattr(s, name.lower()) for name in LIMIT_TEXT if hasattr(s, name.lower())},
+        auth=bool(s.api_keys),
+        # 429: the rate limit, or too many failed authentications from one address.
+        rate_limited=bool(s.rate_limit_requests) or (bool(s.api_keys) and getattr(s, "auth_failure_limit", 0) > 0),
+        public_paths=list(s.auth_public_paths),
+    )
+    if st.engines is not None:
+        reg = st.engines
+        limits.served = [_served(e) for e in reg.engines]
+        if reg.has(Capability.EMBED_TEXT):
+            limits.defaults["text"] = reg.default(Capability.EMBED_TEXT).name
+            limits.defaults["first"] = reg.get(None, Capability.EMBED_TEXT, prefer_first=True).name
+        if reg.has(Capability.EMBED_IMAGES):
+            limits.defaults["images"] = reg.default(Capability.EMBED_IMAGES).name
+        if reg.has(Capability.SCORE_PAIRS) or reg.has(Capability.EMBED_TEXT):
+            limits.defaults["all"] = choose_engine(reg, None).name
+        if any(gives_token_states(e) for e in reg.engines):
+            limits.defaults["tokens"] = token_engine(reg, None).name
+    return limits
+
+
+def _served(engine) -> ServedModel:
+    text, pairs = engine.can(Capability.EMBED_TEXT), engine.can(Capability.SCORE_PAIRS)
+    return ServedModel(
+        labels=[engine.name, *engine.aliases],
+        text=text,
+        images=engine.can(Capability.EMBED_IMAGES),
+        pairs=pairs,
+        dimension=getattr(engine.model, "dimension", None) if not pairs else None,
+        max_token_id=engine.text.vocab_rows - 1 if text else None,
+        prompt_names=sorted(engine.text.prompts) if text else [],
+        instruction=not pairs or bool(getattr(engine.model, "takes_instruction", False)),
+        token_embeddings=gives_token_states(engine),
+    )
+
+
+@bp.operation("GET", "/openapi.json", summary="This description", response={"type": "object"}, public=True)
+def openapi():
+    """The OpenAPI 3.1 description of every documented route, with this deployment's limits."""
+    return json_response(build_spec(current_limits()))
+
+
+@bp.operation("GET", "/docs", summary="Swagger UI", media_type="text/html", public=True)
+def docs():
+    """Swagger UI."""
+    return Response(PAGE, mimetype="text/html")
+
+
+@bp.get("/docs/<path:name>")  # Swagger UI's own files: served, not documented
+def docs_asset(name: str):
+    """One of Swagger UI's files (ASSETS); raises NotFound (404) for any other name."""
+    if name not in ASSETS:
+        raise NotFound(f"no route GET /docs/{name}; GET / lists the routes")
+    import swagger_ui_bundle
+
+    return send_from_directory(os.path.abspath(swagger_ui_bundle.swagger_ui_path), name, max_age=3600)

@@ -1,0 +1,77 @@
+"""The SigLIP service's and TEI's routes: `POST /embed_text` (texts), `POST /embed` (`inputs` for
+TEI text; `images` for images, as the SigLIP service; or a multipart upload of image files). Both
+answer a bare `[[float, ...], ...]` list, one row per input."""
+
+from __future__ import annotations
+
+from flask import request
+
+from ....domain.errors import BadRequest
+from ...responses import VECTORS
+from ...schemas import EmbedTextRequest, ImageEmbedRequest, TEIEmbedRequest, parse
+from ....operations.embed import embed_images, embed_text
+from ...json_io import engines, images, json_body, json_response, limits, state
+from ...routing import EMBED_ERRORS, IMAGE_ERRORS, IMAGE_LIMITS, TEXT_LIMITS, ApiBlueprint
+from ..tei.routes import embed_inputs
+
+bp = ApiBlueprint("native", __name__, tag="SigLIP service")
+
+MULTIPART_FIELDS = {"model", "normalize"}
+
+
+@bp.operation(
+    "POST", "/embed_text", summary="Text embeddings (SigLIP service): texts or text -> [[float]]",
+    request=EmbedTextRequest, response=VECTORS, errors=EMBED_ERRORS, limits=TEXT_LIMITS,
+    default_model="first",
+)
+def embed_text_route():
+    """`{"texts": [str]}` or `{"text": str}` -> `[[float]]`, one row per text."""
+    req = parse(EmbedTextRequest, json_body())
+    # MODEL_NAME's text tower by default (prefer_first), so text and image vectors share a space.
+    result = embed_text(engines(), limits(), model_name=req.model, texts=req.items(), normalize=req.normalize,
+                        param="texts" if req.texts is not None else "text", prefer_first=True)
+    return json_response(result.vectors)
+
+
+@bp.operation(
+    "POST", "/embed", summary="TEI `inputs` (text) or `images` -> [[float]]; multipart image upload too",
+    tag="TEI / SigLIP service", request=(TEIEmbedRequest, ImageEmbedRequest), response=VECTORS,
+    errors=IMAGE_ERRORS, multipart=True, limits=IMAGE_LIMITS,
+)
+def embed_route():
+    """TEI text (`inputs`), images (`images`), or a multipart upload of image files ->
+    `[[float]]`, one row per input."""
+    if request.mimetype == "multipart/form-data":
+        return _embed_uploads()
+    body = json_body()
+    if isinstance(body, dict) and "images" in body and "inputs" not in body:
+        req = parse(ImageEmbedRequest, body)
+        result = embed_images(engines(), limits(), images(), model_name=req.model, sources=req.images, normalize=req.normalize)
+        return json_response(result.vectors)
+    if isinstance(body, dict) and "inputs" not in body:
+        raise BadRequest('send "inputs" (text, TEI) or "images" (images)', param="inputs")
+    return embed_inputs(body)
+
+
+def _embed_uploads():
+    """`multipart/form-data`: every file part is an image, in order; optional form fields
+    `model` and `normalize` (`true`/`false`)."""
+    unknown = sorted(str(name) if name is not None else "" for name in set(request.form) - MULTIPART_FIELDS)
+    if unknown:
+        raise BadRequest(f"unknown form field {unknown[0]!r}; allowed: model, normalize, and files", param=unknown[0])
+    normalize_text = request.form.get("normalize", "true").strip().lower()
+    if normalize_text not in ("true", "false", "1", "0"):
+        raise BadRequest("normalize must be true or false", param="normalize")
+    limit = state().settings.image_max_bytes
+    uploads = [part.stream.read(limit + 1) for key in request.files for part in request.files.getlist(key)]
+    if not uploads:
+        raise BadRequest("the multipart upload has no image files", param="images")
+    result = embed_images(
+        engines(),
+        limits(),
+        images(),
+        model_name=request.form.get("model") or None,
+        sources=uploads,
+        normalize=normalize_text in ("true", "1"),
+    )
+    return json_response(result.vectors)

@@ -1,0 +1,141 @@
+"""The rest of TEI's router (Hugging Face text-embeddings-inference): `POST /`, `/similarity`,
+`/tokenize`, `/decode`, `/embed_all`. (`POST /embed` with `inputs` is in `api/native.py`, TEI's
+`/rerank` request in `api/rerank.py`, `GET /info` in `api/ops.py`.)
+
+`POST /` answers as TEI's router does, by the request's shape rather than by the served model's
+kind, since several models may be served: `inputs` as a string or a list embeds (as `/embed`),
+`inputs` as `{"source_sentence", "sentences"}` scores similarity (as `/similarity`, what
+`huggingface_hub.InferenceClient.sentence_similarity` posts to a bare host), and `query` with
+`texts` reranks in TEI's shape (TEI's `/` for a reranker), with the reranker or, without one, the
+default scorer. Errors are the nested `{"error": {...}}` body of every non-Ollama route.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ....domain.errors import BadRequest
+from ....models.base import PromptChoice
+from ....operations.rerank import rerank
+from ...responses import SCORES, TEXTS, TOKEN_VECTORS, TEIRootResponse, TEITokens
+from ...schemas import TEIEmbedRequest, parse
+from .schemas import TEIDecodeRequest, TEIEmbedAllRequest, TEIRerankRequest, TEISimilarityRequest, TEITokenizeRequest
+from ....operations.embed import embed_text, similarity
+from ....operations.tokens import decode, embed_tokens, tokenize
+from ...json_io import engines, images, json_body, json_response, limits
+from ..cohere.rerank import tei_ranks
+from ...routing import EMBED_ERRORS, TEXT_LIMITS, ApiBlueprint
+
+bp = ApiBlueprint("tei", __name__, tag="TEI")
+
+TOKEN_ERRORS = (400, 404, 413, 415, 503)
+TOKENIZE_LIMITS = ("MAX_CONTENT_LENGTH", "MAX_CLIENT_BATCH_SIZE", "MAX_INPUT_CHARS", "MAX_REQUEST_CHARS")
+EMBED_ALL_LIMITS = TOKENIZE_LIMITS + ("MAX_EMBED_ALL_TOKENS",)
+
+
+def embed_inputs(body: Any):
+    """TEI's `/embed` with `inputs` -> `[[float]]`, one row per input."""
+    req = parse(TEIEmbedRequest, body)
+    texts = [req.inputs] if isinstance(req.inputs, str) else req.inputs
+    result = embed_text(
+        engines(), limits(), model_name=req.model, texts=texts, normalize=req.normalize, dimensions=req.dimensions,
+        truncate=req.truncate, direction=req.truncation_direction, prompt=PromptChoice(prompt_name=req.prompt_name),
+        param="inputs",
+    )
+    return json_response(result.vectors)
+
+
+def _similarity(body: Any):
+    req = parse(TEISimilarityRequest, body)
+    truncate, direction = req.options()
+    scores = similarity(
+        engines(), limits(), model_name=req.model, source=req.inputs.source_sentence, sentences=req.inputs.sentences,
+        truncate=truncate, direction=direction, prompt=PromptChoice(prompt_name=req.prompt_name),
+    )
+    return json_response(scores)
+
+
+def _rerank(body: Any):
+    req = parse(TEIRerankRequest, body)
+    ranking = rerank(
+        engines(), limits(), images(), req.query, req.texts, field="texts", model=req.model, raw_scores=req.raw_scores,
+        truncate=req.truncate, direction=req.truncation_direction,
+    )
+    return json_response(tei_ranks(ranking, req.texts, req.return_text))
+
+
+@bp.operation(
+    "POST", "/", summary="TEI's root route: embed, similarity or rerank, by the request's shape",
+    request=(TEIEmbedRequest, TEISimilarityRequest, TEIRerankRequest), response=TEIRootResponse,
+    errors=EMBED_ERRORS, limits=TEXT_LIMITS,
+)
+def root():
+    """`{"inputs": str | [str], ...}` -> `[[float]]` (as `/embed`); `{"inputs": {"source_sentence",
+    "sentences"}, ...}` -> `[float]` (as `/similarity`); `{"query", "texts", ...}` -> TEI's
+    `[{"index", "score", "text"?}]`."""
+    body = json_body()
+    if isinstance(body, dict):
+        if "query" in body or "texts" in body:
+            return _rerank(body)
+        if isinstance(body.get("inputs"), dict):
+            return _similarity(body)
+        if "inputs" in body:
+            return embed_inputs(body)
+        raise BadRequest(
+            'send "inputs" (a text or a list: embeddings), "inputs": {"source_sentence", "sentences"} (similarity) '
+            'or "query" with "texts" (rerank)', param="inputs",
+        )
+    raise BadRequest("the request body must be a JSON object", param=None)
+
+
+@bp.operation(
+    "POST", "/similarity", summary="TEI similarity: cosine of each sentence to the source sentence",
+    request=TEISimilarityRequest, response=SCORES, errors=EMBED_ERRORS, limits=TEXT_LIMITS,
+)
+def similarity_route():
+    """`{"inputs": {"source_sentence", "sentences"}, "truncate"?, "truncation_direction"?,
+    "prompt_name"?, "parameters"?, "model"?}` -> `[float]`, one cosine similarity per sentence."""
+    return _similarity(json_body())
+
+
+@bp.operation(
+    "POST", "/tokenize", summary="TEI tokenize: tokens with ids, text, special flag and byte offsets",
+    request=TEITokenizeRequest, response=TEITokens, errors=TOKEN_ERRORS, limits=TOKENIZE_LIMITS,
+)
+def tokenize_route():
+    """`{"inputs": str | [str], "add_special_tokens"?, "prompt_name"?, "model"?}` ->
+    `[[{"id", "text", "special", "start", "stop"}]]`, one list per input."""
+    req = parse(TEITokenizeRequest, json_body())
+    texts = [req.inputs] if isinstance(req.inputs, str) else req.inputs
+    return json_response(tokenize(
+        engines(), limits(), model_name=req.model, texts=texts, add_special_tokens=req.add_special_tokens,
+        prompt_name=req.prompt_name,
+    ))
+
+
+@bp.operation(
+    "POST", "/decode", summary="TEI decode: token ids back to text",
+    request=TEIDecodeRequest, response=TEXTS, errors=TOKEN_ERRORS, limits=("MAX_CONTENT_LENGTH", "MAX_CLIENT_BATCH_SIZE"),
+)
+def decode_route():
+    """`{"ids": [int] | [[int]], "skip_special_tokens"?, "model"?}` -> `[str]`, one per list of ids."""
+    req = parse(TEIDecodeRequest, json_body())
+    return json_response(decode(engines(), limits(), model_name=req.model, ids=req.ids, skip_special_tokens=req.skip_special_tokens))
+
+
+@bp.operation(
+    "POST", "/embed_all", summary="TEI embed_all: one vector per token (not pooled, not normalised)",
+    request=TEIEmbedAllRequest, response=TOKEN_VECTORS, errors=EMBED_ERRORS, limits=EMBED_ALL_LIMITS, models="tokens",
+)
+def embed_all_route():
+    """`{"inputs": str | [str], "truncate"?, "truncation_direction"?, "prompt_name"?, "model"?}` ->
+    `[[[float]]]`: per input, the model's last hidden state of each token fed (special tokens
+    included)."""
+    req = parse(TEIEmbedAllRequest, json_body())
+    texts = [req.inputs] if isinstance(req.inputs, str) else req.inputs
+    vectors, _, _ = embed_tokens(
+        engines(), limits(), model_name=req.model, texts=texts, truncate=req.truncate, direction=req.truncation_direction,
+        prompt_name=req.prompt_name,
+    )
+    return json_response(vectors)
+

@@ -1,0 +1,135 @@
+"""Request schemas of TEI's other routes (Hugging Face text-embeddings-inference's router):
+`POST /similarity`, `/tokenize`, `/decode`, `/embed_all`, and TEI's rerank request as `POST /`
+takes it. `POST /embed` with `inputs` is `schemas.TEIEmbedRequest`. As everywhere, unknown fields
+are refused (400 naming the field); `model` (not in TEI, which serves one model) picks a served
+model, the default text model when absent.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Optional
+
+from pydantic import Field, StrictBool, StrictStr, field_validator
+
+from ....domain.errors import BadRequest
+from ...schemas import (
+    MODEL_KIND,
+    QueryText,
+    TRUNCATE,
+    Direction,
+    NonEmptyList,
+    NonEmptyStr,
+    Strict,
+    TEIInputs,
+    TEITruncatedInputs,
+    TokenInput,
+    _check_text_list,
+    _strict_with,
+)
+
+#: The options TEI's similarity request takes in `parameters`, also accepted at the top level.
+SIMILARITY_OPTIONS = ("truncate", "truncation_direction")
+
+
+def _once(*fields: str) -> dict:
+    """Each of `fields` given at the top level or in `parameters`, not in both."""
+    return {
+        "allOf": [
+            {"not": {"required": [name, "parameters"], "properties": {"parameters": {"type": "object", "required": [name]}}}}
+            for name in fields
+        ]
+    }
+
+
+class SimilarityInputs(Strict):
+    """TEI's `inputs` of a similarity request."""
+
+    source_sentence: NonEmptyStr
+    sentences: NonEmptyList
+
+    @field_validator("sentences", mode="before")
+    @classmethod
+    def _sentences(cls, value: Any) -> Any:
+        return _check_text_list(value, "inputs.sentences")
+
+
+class SimilarityParameters(Strict):
+    """TEI's `parameters` of a similarity request (its `prompt_name` goes at the top level here)."""
+
+    truncate: Annotated[StrictBool, Field(description=TRUNCATE)] = True
+    truncation_direction: Direction = "right"
+
+
+class TEISimilarityRequest(Strict):
+    """`POST /similarity` (TEI), also `POST /` with `inputs.source_sentence`:
+    `{"inputs": {"source_sentence", "sentences"}, "truncate"?, "truncation_direction"?,
+    "prompt_name"?, "parameters"?: {"truncate"?, "truncation_direction"?}, "model"?}`; an option
+    goes at the top level or in `parameters`, not both."""
+
+    model_config = _strict_with(_once(*SIMILARITY_OPTIONS))
+
+    inputs: SimilarityInputs
+    model: Optional[StrictStr] = None
+    truncate: Annotated[StrictBool, Field(description=TRUNCATE)] = True
+    truncation_direction: Direction = "right"
+    prompt_name: Optional[StrictStr] = None
+    parameters: Optional[SimilarityParameters] = None
+
+    def options(self) -> tuple[bool, str]:
+        """(truncate, truncation_direction), from the top level or `parameters`; raises
+        BadRequest (400) naming an option given in both."""
+        given = self.parameters.model_fields_set if self.parameters is not None else set()
+        for name in SIMILARITY_OPTIONS:
+            if name in given and name in self.model_fields_set:
+                raise BadRequest(f"{name} is given twice; send it at the top level or in parameters", param=name)
+        source = self.parameters if self.parameters is not None else self
+        truncate = source.truncate if "truncate" in given else self.truncate
+        direction = source.truncation_direction if "truncation_direction" in given else self.truncation_direction
+        return truncate, direction
+
+
+class TEITokenizeRequest(TEIInputs):
+    """`POST /tokenize` (TEI): `{"inputs": str | [str], "add_special_tokens"?, "prompt_name"?, "model"?}`."""
+
+    add_special_tokens: StrictBool = True
+
+
+class TEIDecodeRequest(Strict):
+    """`POST /decode` (TEI): `{"ids": [int] | [[int]], "skip_special_tokens"?, "model"?}`, ids
+    in the model's vocabulary."""
+
+    ids: TokenInput
+    skip_special_tokens: StrictBool = True
+    model: Optional[StrictStr] = None
+
+    @field_validator("ids", mode="before")
+    @classmethod
+    def _ids(cls, value: Any) -> Any:
+        if not isinstance(value, list):
+            raise ValueError("ids must be a list of token ids or a list of lists of token ids")
+        return _check_text_list(value, "ids")
+
+
+class TEIEmbedAllRequest(TEITruncatedInputs):
+    """`POST /embed_all` (TEI): `{"inputs", "truncate"?, "truncation_direction"?, "prompt_name"?, "model"?}`."""
+
+
+class TEIRerankRequest(Strict):
+    """TEI's rerank request, as `POST /` takes it: `{"query", "texts", "truncate"?,
+    "truncation_direction"?, "raw_scores"?, "return_text"?, "model"?}` (the reranker, or the
+    default scorer when absent)."""
+
+    model_config = _strict_with({MODEL_KIND: "all"})
+
+    query: QueryText
+    texts: NonEmptyList
+    truncate: Annotated[StrictBool, Field(description=TRUNCATE)] = True
+    truncation_direction: Direction = "right"
+    raw_scores: StrictBool = False
+    return_text: StrictBool = False
+    model: Optional[StrictStr] = None
+
+    @field_validator("texts", mode="before")
+    @classmethod
+    def _texts(cls, value: Any) -> Any:
+        return _check_text_list(value, "texts")

@@ -1,0 +1,214 @@
+"""One engine per served model: the model, its batcher, its metrics observer and its CPU share,
+all given at construction, and the operations the API dialects need.
+
+Request threads call an engine's operations; each prepares its inputs on the calling thread
+(tokenising is thread-safe and lock-free), queues them on the engine's batcher and waits for the
+forward passes. What an engine can do is its set of :class:`Capability`; the registry looks
+engines up by capability.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Optional, Sequence
+
+import numpy as np
+
+from .batching import Batcher, BatchLimits
+from ..observability.request_stats import current_stats
+from ..domain.errors import BadRequest
+from ..models.base import ImageEncoder, Model, PromptChoice, Reranker, TextEncoder
+
+
+class Capability(enum.Enum):
+    """What a request needs from a model; the value names it in error messages."""
+
+    EMBED_TEXT = "text embeddings"
+    EMBED_IMAGES = "image embeddings"
+    SCORE_PAIRS = "reranking"
+
+
+def capabilities_of(model: Model) -> frozenset[Capability]:
+    """From the interfaces the model implements: TextEncoder, ImageEncoder, Reranker."""
+    found = set()
+    if isinstance(model, TextEncoder):
+        found.add(Capability.EMBED_TEXT)
+    if isinstance(model, ImageEncoder):
+        found.add(Capability.EMBED_IMAGES)
+    if isinstance(model, Reranker):
+        found.add(Capability.SCORE_PAIRS)
+    return frozenset(found)
+
+
+@dataclass
+class Encoded:
+    """`vectors` (n, dim) float32, pooled and not normalised, in input order; `tokens` fed
+    (special tokens included); `owners[i]`, the input that row i came from (chunking only)."""
+
+    vectors: np.ndarray
+    tokens: int
+    owners: Optional[list[int]] = None
+
+
+@dataclass
+class Chunks:
+    """Prepared chunks of texts: `items` and, for each, `owners[i]`, the index of its text."""
+
+    items: list
+    owners: list[int]
+
+
+@dataclass
+class PairScores:
+    """`raw` (documents,) float64 log-odds of relevance, each document's best chunk; `items`
+    (pairs or pair chunks) scored; `tokens` fed."""
+
+    raw: np.ndarray
+    items: int
+    tokens: int
+
+
+class _Timed:
+    """Adds the seconds of the block to the current request's tokenization time."""
+
+    def __enter__(self) -> None:
+        self.started = time.perf_counter()
+
+    def __exit__(self, *exc: Any) -> None:
+        stats = current_stats.get()
+        if stats is not None:
+            stats.tokenization += time.perf_counter() - self.started
+
+
+class Engine:
+    """A served model with its own batcher. `observer` (metrics.BatchObserver) and `cpu_share`
+    (cpu_share.SlotShare) are required: pass None explicitly for none."""
+
+    def __init__(self, model: Model, limits: BatchLimits, *, observer: Optional[Any], cpu_share: Optional[Any],
+                 load_seconds: float = 0.0):
+        self.model = model
+        self.name = model.name
+        self.aliases = model.aliases
+        self.capabilities = capabilities_of(model)
+        self.batcher = Batcher(model, limits, observer=observer, cpu_share=cpu_share)
+        #: Seconds it took to load and warm the model.
+        self.load_seconds = load_seconds
+        self._text = model if isinstance(model, TextEncoder) else None
+        self._images = model if isinstance(model, ImageEncoder) else None
+        self._pairs = model if isinstance(model, Reranker) else None
+
+    def can(self, capability: Capability) -> bool:
+        return capability in self.capabilities
+
+    @property
+    def text(self) -> TextEncoder:
+        """The model as a text encoder; raises BadRequest (400) when it cannot embed text."""
+        if self._text is None:
+            raise BadRequest(f"model {self.name!r} is a {self.model.kind} model and cannot do text embeddings", param="model")
+        return self._text
+
+    @property
+    def reranker(self) -> Reranker:
+        """The model as a pair scorer; raises BadRequest (400) when it cannot score pairs."""
+        if self._pairs is None:
+            raise BadRequest(f"model {self.name!r} is a {self.model.kind} model and cannot score pairs", param="model")
+        return self._pairs
+
+    def info(self) -> dict:
+        return self.model.info()
+
+    # ---------------------------------------------------------------- operations
+    def embed_texts(
+        self, texts: Sequence[str], prompt: PromptChoice, truncate: bool, direction: str, param: str = "input"
+    ) -> Encoded:
+        """Texts with the prompt applied, tokenised with the model's truncation on `direction`.
+        raises BadRequest (400: prompt), PayloadTooLarge (413: more texts than the queue holds),
+        Unprocessable (422: over-long with `truncate` false)."""
+        self.batcher.check_fits(len(texts))
+        with _Timed():
+            items = self.text.prepare_texts(texts, prompt, truncate, direction, param=param)
+        return Encoded(self.batcher.run(items), sum(len(item) for item in items))
+
+    def embed_token_ids(self, ids: Sequence[Sequence[int]], truncate: bool, direction: str, param: str = "input") -> Encoded:
+        """Pre-tokenised inputs, fed as given. raises BadRequest (400: id outside the
+        vocabulary), PayloadTooLarge (413: more inputs than the queue holds), Unprocessable (422:
+        over-long with `truncate` false)."""
+        self.batcher.check_fits(len(ids))
+        with _Timed():
+            items = self.text.prepare_ids(ids, truncate, direction, param=param)
+        return Encoded(self.batcher.run(items), sum(len(item) for item in items))
+
+    def prepare_chunks(
+        self, texts: Sequence[str], prompt: PromptChoice, max_chunks: int, check: Optional[Callable[[int], None]] = None
+    ) -> Chunks:
+        """Each text as up to `max_chunks` overlapping windows, tokenised, not yet queued (see
+        `embed_prepared`); `check` is called with the number of chunks (the caller's limit)."""
+        self.batcher.check_fits(len(texts))
+        with _Timed():
+            items, owners = self.text.prepare_chunks(texts, prompt, max_chunks)
+        if check is not None:
+            check(len(items))
+        self.batcher.check_fits(len(items))
+        return Chunks(items, owners)
+
+    def embed_prepared(self, chunks: Chunks) -> Encoded:
+        """The vectors of chunks from `prepare_chunks`; `owners` maps rows to texts."""
+        items = chunks.items
+        return Encoded(self.batcher.run(items), sum(len(item) for item in items), chunks.owners)
+
+    def embed_chunks(
+        self, texts: Sequence[str], prompt: PromptChoice, max_chunks: int, check: Optional[Callable[[int], None]] = None
+    ) -> Encoded:
+        """Each text as up to `max_chunks` overlapping windows; `owners` maps rows to texts.
+        `check` is called with the number of chunks before any is queued (the caller's limit)."""
+        return self.embed_prepared(self.prepare_chunks(texts, prompt, max_chunks, check))
+
+    def embed_images(self, images: Sequence[Any]) -> Encoded:
+        """RGB PIL images through the model's own image processor and image tower."""
+        if self._images is None:
+            raise BadRequest(f"image documents need a multimodal model; {self.name!r} is a {self.model.kind} model", param="documents")
+        with _Timed():
+            items = self._images.prepare_images(images)
+        return Encoded(self.batcher.run(items), 0)
+
+    def score_pairs(
+        self, query: str, documents: Sequence[str], instruction: Optional[str], truncate: bool, max_chunks: Optional[int],
+        check: Optional[Callable[[int], None]] = None,
+    ) -> PairScores:
+        """Relevance log-odds of (query, document) for each document, by a reranker model; with
+        `max_chunks`, a long document scores as its best chunk. `check` is called with the number
+        of pairs or pair chunks before any is queued (the caller's limit). raises BadRequest (400:
+        an instruction for a model that takes none), Unprocessable (422: over-long, no truncation)."""
+        model = self.reranker
+        if instruction is not None and not model.takes_instruction:
+            raise BadRequest(f"model {self.name!r} is a cross-encoder and takes no instruction", param="instruction")
+        self.batcher.check_fits(len(documents))
+        with _Timed():
+            items = model.prepare_pairs(query, documents, instruction, truncate, max_chunks)
+        if check is not None:
+            check(len(items))
+        raw = self.batcher.run(items)[:, 0]
+        best = best_per_owner(raw, [item.owner for item in items], len(documents))
+        return PairScores(best, len(items), sum(len(item) for item in items))
+
+    def cap_tokens(self, texts: list[str], limit: Optional[int], side: str = "right") -> list[str]:
+        """Each text cut to its first `limit` tokens (Cohere's `max_tokens_per_doc` and
+        `max_tokens`), or its last with `side` "left"; a long text is tokenised only as far as a
+        window that gives the same kept tokens."""
+        if not limit or not texts:
+            return texts
+        tokenize = self.model.tokenize
+        windows = tokenize.windows(texts, limit, side)
+        rows = tokenize(windows, add_special_tokens=False, return_attention_mask=False, return_token_type_ids=False)
+        decode = self.model.tokenizer.decode
+        kept = (lambda ids: ids[-limit:]) if side == "left" else (lambda ids: ids[:limit])
+        return [text if len(ids) <= limit else decode(kept(ids)) for text, ids in zip(texts, rows["input_ids"])]
+
+
+def best_per_owner(values: np.ndarray, owners: Sequence[int], count: int) -> np.ndarray:
+    """(count,) float64: the largest of `values` per owner index (-inf for an owner with none)."""
+    best = np.full(count, -np.inf)
+    np.maximum.at(best, np.asarray(owners, dtype=np.int64), values.astype(np.float64))
+    return best

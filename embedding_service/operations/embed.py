@@ -1,0 +1,222 @@
+"""Dialect-independent embedding operations: what every embedding route does once its request is
+parsed.
+
+Blueprints translate their dialect into these calls and the result back into their response
+shape; validation that depends on configuration (request limits, model dimension) lives here so
+each dialect gets it identically. Request limits are passed in explicitly (the app's
+RequestLimits); the engines carry none.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Optional, Sequence, Union
+
+import numpy as np
+
+from ..observability.request_stats import current_stats
+from ..inference.engine import Capability, Engine
+from ..domain.errors import BadRequest, PayloadTooLarge
+from ..images import ImageLoader
+from ..models.base import PromptChoice
+from ..inference.registry import Registry
+from .state import RequestLimits
+
+
+@dataclass
+class Embeddings:
+    """`vectors` (n, dim) float32 (L2-normalised unless asked otherwise), the `model` (engine)
+    used, the number of `tokens` fed (special tokens included) and the wall time in `seconds`."""
+
+    vectors: np.ndarray
+    model: Engine
+    tokens: int
+    seconds: float
+
+
+def note_usage(model: str, items: int, tokens: int) -> None:
+    """Record the request's model, inputs and tokens for the access log and metrics."""
+    stats = current_stats.get()
+    if stats is not None:
+        stats.model, stats.items, stats.tokens = model, stats.items + items, stats.tokens + tokens
+
+
+def check_batch_size(count: int, limit: int, param: str) -> None:
+    """raises PayloadTooLarge (413) when a request carries more than `limit` inputs."""
+    if count > limit:
+        raise PayloadTooLarge(
+            f"{param} has {count} items; at most {limit} per request (MAX_CLIENT_BATCH_SIZE)", param=param
+        )
+
+
+def check_text_chars(
+    sizes: Sequence[int], limits: RequestLimits, param: str, seen: str = "", *, extra: int = 0,
+    total_seen: Optional[str] = None, item: str = "{param}[{index}]",
+) -> None:
+    """raises PayloadTooLarge (413) when one input has more than MAX_INPUT_CHARS characters or the
+    request more than MAX_REQUEST_CHARS, before any tokenising: a tokenizer's cost grows with the
+    text, not with the model's window.
+
+    `sizes`: the characters of each input as the model sees it (prompt, instruction or, for a pair
+    model, the query included), named `item` in messages; `seen` says what an input includes and
+    `total_seen` what the request's sum does (default `seen`); `extra`: characters the request adds
+    once (a ranking's query, embedded once).
+    """
+
+    def shown(note: str) -> str:
+        return f" as the model sees them ({note})" if note else ""
+
+    for index, size in enumerate(sizes):
+        if size > limits.max_input_chars:
+            raise PayloadTooLarge(
+                f"{item.format(param=param, index=index)} has {size} characters{shown(seen)}; at most "
+                f"{limits.max_input_chars} per input (MAX_INPUT_CHARS)",
+                param=param,
+            )
+    total = extra + sum(sizes)
+    if total > limits.max_request_chars:
+        raise PayloadTooLarge(
+            f"{param} has {total} characters{shown(seen if total_seen is None else total_seen)}; at most "
+            f"{limits.max_request_chars} per request (MAX_REQUEST_CHARS)",
+            param=param,
+        )
+
+
+def prompt_note(prompt: PromptChoice, prefix: str) -> str:
+    """What a text's prefix is, for check_text_chars' messages: "" when there is none."""
+    if not prefix:
+        return ""
+    return "instruction included" if prompt.instruction is not None else "prompt included"
+
+
+def postprocess(vectors: np.ndarray, dimensions: Optional[int], normalize: bool) -> np.ndarray:
+    """Matryoshka truncation to `dimensions`, then L2 normalisation (eps 1e-12, as
+    `torch.nn.functional.normalize`). (n, dim) float32 -> (n, dimensions or dim) float32."""
+    if dimensions is not None:
+        vectors = vectors[:, :dimensions]
+    if normalize:  # np.linalg.norm's own arithmetic, without its per-call checks
+        norms = np.sqrt(np.add.reduce(vectors * vectors, axis=1, keepdims=True))
+        vectors = vectors / np.maximum(norms, 1e-12)
+    return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+def check_dimensions(dimensions: Optional[int], engine: Engine, field: str = "dimensions") -> None:
+    """raises BadRequest (400) naming `field` unless 1 <= dimensions <= the model's dimension."""
+    dimension = engine.model.dimension
+    if dimensions is not None and not 1 <= dimensions <= dimension:
+        raise BadRequest(
+            f"{field} must be between 1 and {dimension} for model {engine.name!r}; got {dimensions}",
+            param=field,
+        )
+
+
+def embed_text(
+    engines: Registry,
+    limits: RequestLimits,
+    *,
+    model_name: Optional[str],
+    texts: Optional[Sequence[str]] = None,
+    token_ids: Optional[Sequence[Sequence[int]]] = None,
+    normalize: bool = True,
+    dimensions: Optional[int] = None,
+    truncate: bool = True,
+    direction: str = "right",
+    prompt: PromptChoice = PromptChoice(),
+    param: str = "input",
+    prefer_first: bool = False,
+    dimensions_field: str = "dimensions",
+) -> Embeddings:
+    """Embed `texts` (or pre-tokenised `token_ids`) with the named text model.
+
+    Returns Embeddings with (n, dim) float32 vectors in input order. raises ModelNotFound (404),
+    BadRequest (400: bad dimensions, prompt or ids), PayloadTooLarge (413: more than
+    MAX_CLIENT_BATCH_SIZE inputs, a text over MAX_INPUT_CHARS or texts over MAX_REQUEST_CHARS,
+    the prompt or instruction counted with every text; more inputs than the model's queue
+    holds, MAX_QUEUE_SIZE), Unprocessable (422: over-long input with truncate false).
+    """
+    started = time.perf_counter()
+    count = len(texts) if texts is not None else len(token_ids or ())
+    check_batch_size(count, limits.max_client_batch_size, param)
+    engine = engines.get(model_name, Capability.EMBED_TEXT, prefer_first=prefer_first)
+    check_dimensions(dimensions, engine, dimensions_field)
+    if texts is not None:
+        prefix = engine.text.resolve_prompt(prompt)
+        check_text_chars([len(prefix) + len(text) for text in texts], limits, param, prompt_note(prompt, prefix))
+        encoded = engine.embed_texts(texts, prompt, truncate, direction, param=param)
+    else:
+        encoded = engine.embed_token_ids(token_ids or [], truncate, direction, param=param)
+    vectors = postprocess(encoded.vectors, dimensions, normalize)
+    note_usage(engine.name, len(vectors), encoded.tokens)
+    return Embeddings(vectors, engine, encoded.tokens, time.perf_counter() - started)
+
+
+def embed_images(
+    engines: Registry,
+    limits: RequestLimits,
+    loader: ImageLoader,
+    *,
+    model_name: Optional[str],
+    sources: Sequence[Union[str, bytes]],
+    normalize: bool = True,
+    dimensions: Optional[int] = None,
+    param: str = "images",
+    dimensions_field: str = "dimensions",
+) -> Embeddings:
+    """Embed images (data URIs, base64, URLs, allowed local paths or uploaded bytes) with the named
+    multimodal model's image tower.
+
+    Returns Embeddings with (n, dim) float32 vectors in input order (`tokens` is 0). raises
+    ModelNotFound (404); BadRequest (400) when no multimodal model is served; the image errors of
+    `ImageLoader.load` (400/403/415/422, 413 past a per-image or per-request image budget,
+    message prefixed with the image's index). Images are shrunk toward the model's image input
+    size as they decode.
+    """
+    started = time.perf_counter()
+    check_batch_size(len(sources), limits.max_client_batch_size, param)
+    engine = engines.get(model_name, Capability.EMBED_IMAGES, param=param)
+    check_dimensions(dimensions, engine, dimensions_field)
+    decoding = time.perf_counter()
+    images = loader.load(sources, param=param, size=getattr(engine.model, "image_input_size", None))
+    stats = current_stats.get()
+    if stats is not None:
+        stats.tokenization += time.perf_counter() - decoding
+    # The processor's tensors (float32 at the model's input size, however small the image) exist
+    # for 64 images at a time, not for all of a request's (up to MAX_CLIENT_BATCH_SIZE).
+    chunks = [images[start:start + 64] for start in range(0, len(images), 64)] or [images]
+    vectors = np.concatenate([engine.embed_images(chunk).vectors for chunk in chunks])
+    note_usage(engine.name, len(images), 0)
+    return Embeddings(postprocess(vectors, dimensions, normalize), engine, 0, time.perf_counter() - started)
+
+
+def similarity(
+    engines: Registry,
+    limits: RequestLimits,
+    *,
+    model_name: Optional[str],
+    source: str,
+    sentences: Sequence[str],
+    truncate: bool = True,
+    direction: str = "right",
+    prompt: PromptChoice = PromptChoice(),
+) -> np.ndarray:
+    """(len(sentences),) float32: the cosine similarity of each sentence to `source` under the
+    named text model (both L2-normalised, then their dot product), as TEI's `/similarity` and
+    `sentence_transformers.util.cos_sim`. The prompt applies to every text.
+
+    raises what `embed_text` raises, naming `inputs.source_sentence` or `inputs.sentences`; the
+    request's characters (MAX_REQUEST_CHARS) count the source and every sentence.
+    """
+    check_batch_size(len(sentences) + 1, limits.max_client_batch_size, "inputs.sentences")
+    engine = engines.get(model_name, Capability.EMBED_TEXT)
+    prefix = engine.text.resolve_prompt(prompt)
+    seen = prompt_note(prompt, prefix)
+    check_text_chars([len(prefix) + len(source)], limits, "inputs.source_sentence", seen, item="{param}")
+    check_text_chars(
+        [len(prefix) + len(text) for text in sentences], limits, "inputs.sentences", seen,
+        extra=len(prefix) + len(source), total_seen=f"{seen}, source sentence included" if seen else "source sentence included",
+    )
+    options = dict(truncate=truncate, direction=direction, prompt=prompt)
+    query = embed_text(engines, limits, model_name=engine.name, texts=[source], param="inputs.source_sentence", **options)
+    others = embed_text(engines, limits, model_name=engine.name, texts=sentences, param="inputs.sentences", **options)
+    return others.vectors @ query.vectors[0]

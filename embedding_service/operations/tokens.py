@@ -1,0 +1,185 @@
+"""Token-level operations, independent of the dialect (TEI's `/tokenize`, `/decode`, `/embed_all`).
+
+- `tokenize`: each text as the model sees it (its prompt prepended, lower-cased where the model
+  lower-cases) through the model's own tokenizer, not truncated; each token with its id, its text,
+  whether it is a special token, and its byte offsets into that text's UTF-8 (TEI's offsets;
+  null for special tokens, whose text is the token itself).
+- `decode`: ids back to text with the model's tokenizer (special tokens skipped unless asked).
+- `embed_tokens`: the model's last hidden states per token (no pooling, no normalisation), for
+  models that offer them (`token_states`: the text family). Their forward passes hold the model's
+  inference lock one batch at a time (MAX_BATCH_SIZE items and MAX_BATCH_TOKENS padded tokens),
+  between the batcher's passes; a request's token vectors are bounded by MAX_EMBED_ALL_TOKENS
+  before any pass.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Optional, Sequence
+
+import numpy as np
+
+from ..inference.batching import plan_batches
+from ..observability.request_stats import current_stats
+from ..inference.engine import Capability, Engine
+from ..domain.errors import BadRequest, PayloadTooLarge
+from ..models.base import PromptChoice, TextEncoder
+from ..inference.registry import Registry
+from .embed import check_batch_size, check_text_chars, note_usage, prompt_note
+from .state import RequestLimits
+
+
+def _add_tokenization(started: float) -> None:
+    stats = current_stats.get()
+    if stats is not None:
+        stats.tokenization += time.perf_counter() - started
+
+
+def model_texts(model: TextEncoder, texts: Sequence[str], prompt: PromptChoice) -> tuple[list[str], str]:
+    """The texts as `model` sees them (prompt prepended, lower-cased where it lower-cases) and the
+    prompt; raises BadRequest (400) for an unknown prompt."""
+    prefix = model.resolve_prompt(prompt)
+    seen = [prefix + text for text in texts]
+    return ([text.lower() for text in seen] if model.lowercase else seen), prefix
+
+
+def tokenize(
+    engines: Registry, limits: RequestLimits, *, model_name: Optional[str], texts: Sequence[str],
+    add_special_tokens: bool = True, prompt_name: Optional[str] = None, param: str = "inputs",
+) -> list[list[dict]]:
+    """`[[{"id", "text", "special", "start", "stop"}]]`, one list per text (see the module doc).
+
+    raises ModelNotFound (404), BadRequest (400: a model that cannot embed text, an unknown
+    prompt), PayloadTooLarge (413: MAX_CLIENT_BATCH_SIZE, MAX_INPUT_CHARS, MAX_REQUEST_CHARS).
+    """
+    check_batch_size(len(texts), limits.max_client_batch_size, param)
+    engine = engines.get(model_name, Capability.EMBED_TEXT)
+    model = engine.text
+    prompt = PromptChoice(prompt_name=prompt_name)
+    seen, prefix = model_texts(model, texts, prompt)
+    check_text_chars([len(text) for text in seen], limits, param, prompt_note(prompt, prefix))
+    started = time.perf_counter()
+    encoded = model.tokenize(
+        seen, add_special_tokens=add_special_tokens, return_offsets_mapping=True, return_special_tokens_mask=True,
+        return_attention_mask=False, return_token_type_ids=False,
+    )
+    tokens = [_tokens(model, text, *row) for text, *row in zip(
+        seen, encoded["input_ids"], encoded["offset_mapping"], encoded["special_tokens_mask"]
+    )]
+    _add_tokenization(started)
+    note_usage(engine.name, len(texts), sum(len(row) for row in tokens))
+    return tokens
+
+
+def _tokens(model: TextEncoder, text: str, ids: Sequence[int], offsets: Sequence, special: Sequence[int]) -> list[dict]:
+    """One text's tokens with byte offsets (the tokenizer gives character offsets)."""
+    data = text.encode("utf-8")
+    # Byte position of each character boundary: bytes_at[i] = len(text[:i].encode()).
+    widths = np.fromiter((len(char.encode("utf-8")) for char in text), dtype=np.int64, count=len(text))
+    bytes_at = np.concatenate([[0], np.cumsum(widths)])
+    rows = []
+    for token_id, (start, stop), is_special in zip(ids, offsets, special):
+        if is_special:
+            rows.append({"id": int(token_id), "text": model.tokenizer.convert_ids_to_tokens(int(token_id)),
+                         "special": True, "start": None, "stop": None})
+            continue
+        first, last = int(bytes_at[start]), int(bytes_at[stop])
+        rows.append({"id": int(token_id), "text": data[first:last].decode("utf-8", errors="replace"),
+                     "special": False, "start": first, "stop": last})
+    return rows
+
+
+def decode(
+    engines: Registry, limits: RequestLimits, *, model_name: Optional[str], ids: Sequence, skip_special_tokens: bool = True,
+    param: str = "ids",
+) -> list[str]:
+    """One string per list of ids (`ids` is one list of ids, or a list of them).
+
+    raises ModelNotFound (404), BadRequest (400: a model that cannot embed text; an id outside its
+    vocabulary, naming the list and the range), PayloadTooLarge (413: more lists than
+    MAX_CLIENT_BATCH_SIZE).
+    """
+    single = bool(ids) and not isinstance(ids[0], list)
+    rows = [list(ids)] if single else [list(row) for row in ids]
+    check_batch_size(len(rows), limits.max_client_batch_size, param)
+    engine = engines.get(model_name, Capability.EMBED_TEXT)
+    model = engine.text
+    for index, row in enumerate(rows):
+        bad = next((t for t in row if not 0 <= t < model.vocab_rows), None)
+        if bad is not None:
+            where = param if single else f"{param}[{index}]"
+            raise BadRequest(
+                f"{where}: token id {bad} is outside the vocabulary of model {engine.name!r} (0..{model.vocab_rows - 1})",
+                param=param,
+            )
+    started = time.perf_counter()
+    texts = model.tokenizer.batch_decode(rows, skip_special_tokens=skip_special_tokens)
+    _add_tokenization(started)
+    note_usage(engine.name, len(rows), sum(len(row) for row in rows))
+    return list(texts)
+
+
+def token_engine(engines: Registry, model_name: Optional[str]) -> Engine:
+    """The model `/embed_all` uses: the one named, else the default text model, else the first
+    model that gives token embeddings. raises ModelNotFound (404), BadRequest (400) when it gives
+    none."""
+    if model_name:
+        engine = engines.get(model_name, Capability.EMBED_TEXT)
+        if not gives_token_states(engine):
+            raise BadRequest(
+                f"model {engine.name!r} ({engine.model.kind}, family {getattr(engine.model.family, 'name', '?')}) gives no "
+                "token embeddings; text-family models do", param="model",
+            )
+        return engine
+    if engines.has(Capability.EMBED_TEXT) and gives_token_states(engines.default(Capability.EMBED_TEXT)):
+        return engines.default(Capability.EMBED_TEXT)
+    engine = next((e for e in engines.engines if gives_token_states(e)), None)
+    if engine is None:
+        raise BadRequest(f"no served model gives token embeddings (served: {', '.join(engines.names())})", param="model")
+    return engine
+
+
+def gives_token_states(engine: Engine) -> bool:
+    """Whether the engine's model offers per-token states (`token_states`)."""
+    return callable(getattr(engine.model, "token_states", None))
+
+
+def embed_tokens(
+    engines: Registry, limits: RequestLimits, *, model_name: Optional[str], texts: Sequence[str], truncate: bool = True,
+    direction: str = "right", prompt_name: Optional[str] = None, param: str = "inputs",
+) -> tuple[list[np.ndarray], Engine, int]:
+    """Each text's token vectors, (tokens, hidden size) float32, with the engine used and the
+    tokens fed.
+
+    raises ModelNotFound (404), BadRequest (400: the model gives no token embeddings, an unknown
+    prompt), PayloadTooLarge (413: MAX_CLIENT_BATCH_SIZE, MAX_INPUT_CHARS, MAX_REQUEST_CHARS, and
+    MAX_EMBED_ALL_TOKENS token vectors), Unprocessable (422: over-long with `truncate` false).
+    """
+    check_batch_size(len(texts), limits.max_client_batch_size, param)
+    engine = token_engine(engines, model_name)
+    model = engine.text
+    prompt = PromptChoice(prompt_name=prompt_name)
+    prefix = model.resolve_prompt(prompt)
+    check_text_chars([len(prefix) + len(text) for text in texts], limits, param, prompt_note(prompt, prefix))
+    started = time.perf_counter()
+    items = model.prepare_texts(texts, prompt, truncate, direction, param=param)
+    _add_tokenization(started)
+    total = sum(len(item) for item in items)
+    if total > limits.max_embed_all_tokens:
+        raise PayloadTooLarge(
+            f"{param} make {total} token vectors; at most {limits.max_embed_all_tokens} per request "
+            "(MAX_EMBED_ALL_TOKENS)", param=param,
+        )
+    out: list[Optional[np.ndarray]] = [None] * len(items)
+    batcher = engine.batcher
+    plans = plan_batches([len(item) for item in items], batcher.max_batch_size, batcher.max_batch_tokens)
+    stats = current_stats.get()
+    for plan in plans:
+        began = time.perf_counter()
+        states = batcher.call(model.token_states, [items[i] for i in plan])
+        for index, rows in zip(plan, states):
+            out[index] = rows
+        if stats is not None:
+            stats.inference += time.perf_counter() - began
+    note_usage(engine.name, len(items), total)
+    return [rows for rows in out if rows is not None], engine, total
