@@ -17,7 +17,7 @@ from conftest import load_registry
 from embedding_service.http.app import create_app
 from embedding_service.inference.batching import BatchLimits
 from embedding_service.inference.engine import Capability, Engine
-from embedding_service.domain.errors import BadRequest, ModelNotFound
+from embedding_service.domain.errors import InvalidInput, ModelNotFound
 from embedding_service.models import families
 from embedding_service.models.base import PromptChoice
 from embedding_service.models.families import FAMILIES, Family, detect_family, model_type, named_reranker
@@ -79,9 +79,9 @@ def test_lookups_by_capability(rr_app):
     engines = rr_app.extensions["embedding_service"].engines
     assert engines.default(Capability.SCORE_PAIRS).name == engines.names()[1]  # RERANK_MODEL, the Qwen3 reranker
     assert engines.default(Capability.EMBED_TEXT).name == "sentence-transformers/all-MiniLM-L6-v2"
-    with pytest.raises(BadRequest, match="no model that can do image embeddings is configured"):
+    with pytest.raises(InvalidInput, match="no model that can do image embeddings is configured"):
         engines.default(Capability.EMBED_IMAGES)
-    with pytest.raises(BadRequest, match="is a rerank model and cannot do text embeddings"):
+    with pytest.raises(InvalidInput, match="is a rerank model and cannot do text embeddings"):
         engines.get("bert-ce", Capability.EMBED_TEXT)
     with pytest.raises(ModelNotFound, match="served models"):
         engines.get("nope", Capability.EMBED_TEXT)
@@ -92,12 +92,13 @@ def test_capability_checks_hold_under_python_optimize(rr_client):
     """No check relies on `assert`: the package under `python -O` refuses a wrong-capability model."""
     code = (
         "from embedding_service.inference.engine import Engine\n"
-        "from embedding_service.domain.errors import BadRequest\n"
+        "from embedding_service.domain.errors import InvalidInput\n"
+        "from embedding_service.http.errors import status_of\n"
         "class M: name='r'; aliases=(); dimension=1; kind='rerank'\n"
         "import threading; M.lock=threading.Lock()\n"
         "from embedding_service.inference.batching import BatchLimits\n"
         "e = Engine(M(), BatchLimits(1, 1), observer=None, cpu_share=None)\n"
-        "try:\n    e.embed_texts(['a'], None, True, 'right')\nexcept BadRequest as err:\n    print('refused', err.status)\n"
+        "try:\n    e.embed_texts(['a'], None, True, 'right')\nexcept InvalidInput as err:\n    print('refused', status_of(err)[0])\n"
     )
     done = subprocess.run([sys.executable, "-O", "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert done.stdout.strip() == "refused 400", done.stderr

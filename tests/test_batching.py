@@ -15,6 +15,7 @@ from conftest import serve
 from embedding_service.http.app import create_app
 from embedding_service.inference.batching import Batcher, BatchLimits, plan_batches
 from embedding_service.domain.errors import InternalError, Unavailable
+from embedding_service.http.errors import error_headers
 from embedding_service.models.base import Tokens
 from embedding_service.config.settings import Settings
 
@@ -99,7 +100,7 @@ def test_queue_full_is_503_with_retry_after_then_drains():
         try:
             outcomes.append(("ok", n, batcher.run([tokens(n)])[0, 0]))
         except Unavailable as err:
-            outcomes.append(("busy", n, err.headers.get("Retry-After")))
+            outcomes.append(("busy", n, error_headers(err).get("Retry-After")))
 
     threads = [threading.Thread(target=submit, args=(n,)) for n in range(10)]
     for thread in threads:

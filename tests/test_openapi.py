@@ -11,7 +11,8 @@ from pydantic import BaseModel
 
 from embedding_service.http.json_io import json_body, json_response
 from embedding_service.http.routing import ApiBlueprint, Operation
-from embedding_service.domain.errors import BadRequest, ErrorStyle, register_error_handlers
+from embedding_service.domain.errors import InvalidInput
+from embedding_service.http.errors import ErrorStyle, register_error_handlers
 from embedding_service.http.openapi import Limits, build_spec, documented_paths, openapi_path
 from embedding_service.http.schemas import Strict, parse
 
@@ -36,16 +37,16 @@ def fresh_app(style: ErrorStyle = ErrorStyle.FLAT) -> Flask:
     def echo():
         req = parse(EchoRequest, json_body())
         if req.text == "fail":
-            raise BadRequest("text must not be 'fail'", param="text")
+            raise InvalidInput("text must not be 'fail'", param="text")
         return json_response({"echoed": req.text})
 
     @bp.operation("GET", "/echo/<int:count>", summary="Echo a number", tag="Numbers", error_style=ErrorStyle.NESTED)
     def count(count: int):
-        raise BadRequest(f"no echo for {count}", param="count")
+        raise InvalidInput(f"no echo for {count}", param="count")
 
     @bp.get("/hidden")
     def hidden():
-        raise BadRequest("hidden")
+        raise InvalidInput("hidden")
 
     app = Flask("fresh")
     register_error_handlers(app)

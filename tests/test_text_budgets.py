@@ -17,7 +17,8 @@ from conftest import load_registry
 from embedding_service.http.app import create_app
 from embedding_service.inference.batching import Batcher, BatchLimits
 from embedding_service.inference.engine import Capability, Engine
-from embedding_service.domain.errors import PayloadTooLarge, Unavailable
+from embedding_service.domain.errors import LimitExceeded, Unavailable
+from embedding_service.http.errors import error_headers
 from embedding_service.models.base import PromptChoice, Tokens
 from embedding_service.models.tokenize import ConcurrentTokenizer
 from embedding_service.inference.registry import Registry
@@ -118,9 +119,9 @@ def test_ollama_flat_errors_name_the_budget(minilm_registry):
 def test_check_text_chars_counts_what_it_is_given():
     limits = RequestLimits(max_client_batch_size=8, max_input_chars=10, max_request_chars=25, max_rerank_chunks=4)
     check_text_chars([10, 10], limits, "input", extra=5)  # exactly at both limits
-    with pytest.raises(PayloadTooLarge, match=r"input\[1\] has 11 characters; at most 10 per input"):
+    with pytest.raises(LimitExceeded, match=r"input\[1\] has 11 characters; at most 10 per input"):
         check_text_chars([10, 11], limits, "input")
-    with pytest.raises(PayloadTooLarge, match="input has 26 characters as the model sees them"):
+    with pytest.raises(LimitExceeded, match="input has 26 characters as the model sees them"):
         check_text_chars([10, 10], limits, "input", "x", extra=6)
 
 
@@ -182,7 +183,7 @@ class SlowModel:
 def test_the_queue_limit_holds_for_the_first_request_too():
     batcher = Batcher(SlowModel(0.3), BatchLimits(max_batch_size=2, max_batch_tokens=1000, max_queue_size=8),
                       observer=None, cpu_share=None)
-    with pytest.raises(PayloadTooLarge, match=r"makes 9 items .* at most 8 fit in its queue \(MAX_QUEUE_SIZE\)"):
+    with pytest.raises(LimitExceeded, match=r"makes 9 items .* at most 8 fit in its queue \(MAX_QUEUE_SIZE\)"):
         batcher.run([Tokens([i]) for i in range(9)])  # the queue is empty: it can never fit
     outcome = {}
     first = threading.Thread(target=lambda: outcome.setdefault("first", batcher.run([Tokens([i]) for i in range(8)])))
@@ -190,7 +191,7 @@ def test_the_queue_limit_holds_for_the_first_request_too():
     time.sleep(0.1)  # the first batch runs, 6 items wait
     with pytest.raises(Unavailable) as busy:
         batcher.run([Tokens([i]) for i in range(3)])  # would fit an empty queue, not this one
-    assert busy.value.headers["Retry-After"] == "1"
+    assert error_headers(busy.value)["Retry-After"] == "1"
     first.join(10)
     assert [row[0] for row in outcome["first"]] == list(range(8))
     assert batcher.run([Tokens([42])])[0][0] == 42

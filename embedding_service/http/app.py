@@ -18,7 +18,8 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from .dialects import BLUEPRINTS
 from .json_io import STATE_KEY
 from ..observability.request_stats import RequestStats, current_stats
-from ..domain.errors import Unavailable, register_error_handlers, request_id
+from ..domain.errors import Unavailable
+from .errors import register_error_handlers, request_id
 from ..observability.logs import configure_logging, log_access
 from ..inference.registry import Registry
 from .security import install_security, trust_forwarded
@@ -116,7 +117,7 @@ def install_concurrency_limit(app: Flask, settings: Settings) -> None:
             if not in_flight.acquire(blocking=False):
                 raise Unavailable(
                     f"{settings.max_concurrent_requests} requests are in flight (MAX_CONCURRENT_REQUESTS); retry shortly",
-                    headers={"Retry-After": "1"},
+                    retry_after=1,
                 )
             g.holds_slot = True
 

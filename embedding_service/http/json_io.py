@@ -7,7 +7,7 @@ from typing import Any, Optional
 import orjson
 from flask import Response, current_app, request
 
-from ..domain.errors import BadRequest, UnsupportedMediaType
+from ..domain.errors import InvalidInput, UnsupportedMedia
 from ..images import ImageLoader
 from ..inference.registry import Registry
 from ..operations.state import RequestLimits, ServiceState
@@ -38,18 +38,18 @@ def images() -> ImageLoader:
 def json_body() -> Any:
     """The request body parsed as JSON.
 
-    raises UnsupportedMediaType (415) unless `Content-Type: application/json`; BadRequest (400)
+    raises UnsupportedMedia (415) unless `Content-Type: application/json`; InvalidInput (400)
     when the body is not valid JSON.
     """
     if request.mimetype != "application/json":
         shown = request.mimetype or "none"
-        raise UnsupportedMediaType(
+        raise UnsupportedMedia(
             f"Content-Type must be application/json (got {shown})", param=None
         )
     try:
         return orjson.loads(request.get_data(cache=False))
     except orjson.JSONDecodeError as exc:
-        raise BadRequest(f"malformed JSON at character {exc.pos}", param=None) from None
+        raise InvalidInput(f"malformed JSON at character {exc.pos}", param=None) from None
 
 
 def json_response(payload: Any, status: int = 200, headers: Optional[dict] = None) -> Response:

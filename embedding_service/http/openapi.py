@@ -25,7 +25,7 @@ from flask import Flask, current_app
 from pydantic import BaseModel
 
 from .. import __version__
-from ..domain.errors import ErrorStyle
+from .errors import ErrorStyle
 from ..operations.model_names import name_schema as _names
 from .responses import ErrorResponse, OllamaError
 from .schemas import IMAGE_DOCUMENT, MODEL_KIND, NEEDS_IMAGE_MODEL, SERVED_MODEL_NAME

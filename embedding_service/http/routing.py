@@ -25,7 +25,7 @@ from typing import Any, Callable, Literal, Mapping, Optional, Union
 from flask import Blueprint
 from pydantic import BaseModel
 
-from ..domain.errors import ErrorStyle
+from .errors import ErrorStyle
 
 #: Statuses an embedding route can answer besides 200 (500, and 405 on routes taking a body, are
 #: always documented; 401 and 429 when API keys or rate limits are on).

@@ -22,7 +22,7 @@ from pydantic import (
     field_validator,
 )
 
-from ..domain.errors import BadRequest
+from ..domain.errors import InvalidInput
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -251,7 +251,7 @@ class EmbedTextRequest(Strict):
 
     def items(self) -> list[str]:
         if (self.texts is None) == (self.text is None):
-            raise BadRequest('send exactly one of "texts" (a list of strings) or "text" (a string)', param="texts")
+            raise InvalidInput('send exactly one of "texts" (a list of strings) or "text" (a string)', param="texts")
         return self.texts if self.texts is not None else [self.text]
 
 
@@ -277,7 +277,7 @@ class OllamaShowRequest(Strict):
 
     def label(self) -> Optional[str]:
         if self.model is not None and self.name is not None:
-            raise BadRequest('send "model" or "name", not both', param="name")
+            raise InvalidInput('send "model" or "name", not both', param="name")
         return self.model if self.model is not None else self.name
 
 
@@ -390,21 +390,21 @@ class RerankRequest(Strict):
     def items(self) -> tuple[list, str]:
         """The documents and the field they came in (`documents` or `texts`)."""
         if (self.documents is None) == (self.texts is None):
-            raise BadRequest('send exactly one of "documents" or "texts"', param="documents")
+            raise InvalidInput('send exactly one of "documents" or "texts"', param="documents")
         docs, field = (self.documents, "documents") if self.documents is not None else (self.texts, "texts")
         if not docs:
-            raise BadRequest(f"{field} must not be an empty list", param=field)
+            raise InvalidInput(f"{field} must not be an empty list", param=field)
         return docs, field
 
 
 def parse(schema: Type[T], data: Any) -> T:
-    """Validate `data` against `schema`; raises BadRequest (400) naming the first bad field."""
+    """Validate `data` against `schema`; raises InvalidInput (400) naming the first bad field."""
     if not isinstance(data, dict):
-        raise BadRequest("the request body must be a JSON object", param=None)
+        raise InvalidInput("the request body must be a JSON object", param=None)
     try:
         return schema.model_validate(data)
     except ValidationError as exc:
-        raise BadRequest(*_describe(exc)) from None
+        raise InvalidInput(*_describe(exc)) from None
 
 
 def _describe(exc: ValidationError) -> tuple[str, Optional[str]]:

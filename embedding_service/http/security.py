@@ -37,7 +37,8 @@ from typing import Callable, Optional, TypeVar
 
 from flask import Flask, g, request
 
-from ..domain.errors import RateLimited, Unauthorized, Unavailable
+from ..domain.errors import Unavailable
+from .errors import RateLimited, Unauthorized
 from ..config.settings import Settings
 
 log = logging.getLogger("embedding_service.http.security")
@@ -141,7 +142,7 @@ def install_security(app: Flask, settings: Settings) -> None:
                 raise Unavailable(
                     "rate limits cannot be checked: the rate-limit storage is unreachable "
                     "(RATE_LIMIT_ON_STORAGE_ERROR=closed); retry shortly",
-                    headers={"Retry-After": str(max(1, math.ceil(down.retry_after)))},
+                    retry_after=max(1, math.ceil(down.retry_after)),
                 ) from None
             return None
 

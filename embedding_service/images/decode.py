@@ -20,7 +20,7 @@ from typing import Callable, ContextManager, Optional
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from ..domain.errors import PayloadTooLarge, Unprocessable, UnsupportedMediaType
+from ..domain.errors import LimitExceeded, Unprocessable, UnsupportedMedia
 
 ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP")
 #: Leading bytes of common non-image or not-allowed uploads, to name them in the 415.
@@ -204,23 +204,23 @@ def rgb_reduced(image: Image.Image, fx: int = 1, fy: int = 1) -> Image.Image:
 def open_image(data: bytes, max_pixels: int) -> Image.Image:
     """Bytes -> a Pillow image whose header is read and checked; no pixel is decoded.
 
-    raises UnsupportedMediaType (415) for anything but JPEG, PNG, WEBP, GIF (first frame) or BMP;
-    PayloadTooLarge (413) when width x height exceeds `max_pixels`; Unprocessable (422) for a
+    raises UnsupportedMedia (415) for anything but JPEG, PNG, WEBP, GIF (first frame) or BMP;
+    LimitExceeded (413) when width x height exceeds `max_pixels`; Unprocessable (422) for a
     corrupt header or an image without pixels.
     """
     try:
         image = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
     except Image.DecompressionBombError:
-        raise PayloadTooLarge(f"image has more pixels than IMAGE_MAX_PIXELS ({max_pixels})") from None
+        raise LimitExceeded(f"image has more pixels than IMAGE_MAX_PIXELS ({max_pixels})") from None
     except UnidentifiedImageError:
-        raise UnsupportedMediaType(
+        raise UnsupportedMedia(
             f"unsupported image format ({_describe(data)}); send JPEG, PNG, WEBP, GIF or BMP"
         ) from None
     except Exception:
         raise Unprocessable("the image could not be decoded (corrupt header)") from None
     width, height = image.size
     if width * height > max_pixels:
-        raise PayloadTooLarge(
+        raise LimitExceeded(
             f"image is {width}x{height} = {width * height} pixels; at most {max_pixels} (IMAGE_MAX_PIXELS)"
         )
     if width == 0 or height == 0:
@@ -268,7 +268,7 @@ def decode_opened(
         method = TRANSPOSE.get(orientation)
         return rgb.transpose(method) if method is not None else rgb
     except Image.DecompressionBombError:
-        raise PayloadTooLarge("image has more pixels than IMAGE_MAX_PIXELS") from None
+        raise LimitExceeded("image has more pixels than IMAGE_MAX_PIXELS") from None
     except Exception:
         raise Unprocessable("the image could not be decoded (truncated or corrupt data)") from None
 
@@ -278,8 +278,8 @@ def decode_image(
 ) -> Image.Image:
     """Bytes -> RGB PIL image, upright (`open_image`, then `decode_opened`).
 
-    raises UnsupportedMediaType (415) for anything but JPEG, PNG, WEBP, GIF (first frame) or BMP;
-    PayloadTooLarge (413) when width x height exceeds `max_pixels` (read from the header, before
+    raises UnsupportedMedia (415) for anything but JPEG, PNG, WEBP, GIF (first frame) or BMP;
+    LimitExceeded (413) when width x height exceeds `max_pixels` (read from the header, before
     decoding); Unprocessable (422) for truncated or corrupt data.
     """
     return decode_opened(open_image(data, max_pixels), size, slots)

@@ -24,7 +24,7 @@ from urllib.parse import urljoin, urlsplit
 import urllib3
 
 from .. import __version__
-from ..domain.errors import BadRequest, Forbidden, PayloadTooLarge, Unprocessable
+from ..domain.errors import InvalidInput, NotAllowed, LimitExceeded, Unprocessable
 from ..config.settings import Settings
 
 MAX_REDIRECTS = 5
@@ -57,8 +57,8 @@ class UrlFetcher:
         request's IMAGE_FETCH_DEADLINE, named by `deadline_message`), whichever comes first;
         abandoned at the next chunk once `cancelled` is set.
 
-        raises BadRequest (400) for a scheme other than http(s) or a malformed URL; Forbidden (403)
-        for a host that is not allowed or resolves to a non-public address; PayloadTooLarge (413)
+        raises InvalidInput (400) for a scheme other than http(s) or a malformed URL; NotAllowed (403)
+        for a host that is not allowed or resolves to a non-public address; LimitExceeded (413)
         past IMAGE_MAX_BYTES; Unprocessable (422) for a failed, non-200, too-slow or cancelled
         download.
         """
@@ -89,15 +89,15 @@ class UrlFetcher:
             parts = urlsplit(url)
             port = parts.port
         except ValueError:
-            raise BadRequest("malformed image URL") from None
+            raise InvalidInput("malformed image URL") from None
         scheme = parts.scheme.lower()
         if scheme not in ("http", "https"):
-            raise BadRequest(f"URL scheme {scheme}:// is not allowed for images; use http or https")
+            raise InvalidInput(f"URL scheme {scheme}:// is not allowed for images; use http or https")
         host = (parts.hostname or "").lower().rstrip(".")
         if not host:
-            raise BadRequest("the image URL has no host")
+            raise InvalidInput("the image URL has no host")
         if self.allowed_hosts and host not in self.allowed_hosts:
-            raise Forbidden(f"image host {host!r} is not in IMAGE_URL_ALLOWED_HOSTS")
+            raise NotAllowed(f"image host {host!r} is not in IMAGE_URL_ALLOWED_HOSTS")
         target = parts.path or "/"
         if parts.query:
             target += "?" + parts.query
@@ -113,7 +113,7 @@ class UrlFetcher:
         if not self.allow_private:
             for address in addresses:
                 if not is_public(address):
-                    raise Forbidden(
+                    raise NotAllowed(
                         f"image host {host!r} resolves to a private, loopback, link-local or reserved "
                         "address; set IMAGE_ALLOW_PRIVATE_URLS=true to allow it"
                     )
@@ -152,7 +152,7 @@ class UrlFetcher:
     def _read(self, response, limit: "_Limit") -> bytes:
         declared = response.headers.get("Content-Length", "")
         if declared.isdigit() and int(declared) > self.max_bytes:
-            raise PayloadTooLarge(f"the image is {declared} bytes; at most {self.max_bytes} (IMAGE_MAX_BYTES)")
+            raise LimitExceeded(f"the image is {declared} bytes; at most {self.max_bytes} (IMAGE_MAX_BYTES)")
         body = bytearray()
         while True:
             limit.check()
@@ -170,7 +170,7 @@ class UrlFetcher:
                 return bytes(body)
             body += chunk
             if len(body) > self.max_bytes:
-                raise PayloadTooLarge(f"the image is larger than {self.max_bytes} bytes (IMAGE_MAX_BYTES)")
+                raise LimitExceeded(f"the image is larger than {self.max_bytes} bytes (IMAGE_MAX_BYTES)")
 
 
 class _Limit:

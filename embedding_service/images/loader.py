@@ -35,7 +35,7 @@ from urllib.parse import unquote
 
 from PIL import Image
 
-from ..domain.errors import BadRequest, Forbidden, PayloadTooLarge, ServiceError, Unprocessable
+from ..domain.errors import InvalidInput, NotAllowed, LimitExceeded, ServiceError, Unprocessable
 from ..config.settings import Settings
 from .decode import DEFAULT_INPUT_SIZE, ImageInputSize, decode_opened, has_signature, open_image
 from .fetch import UrlFetcher
@@ -205,7 +205,7 @@ class ImageLoader:
             cancelled.set()
             if current[0] >= 0:
                 if self.observer is not None:
-                    self.observer.image(items[current[0]].kind, str(err.status))
+                    self.observer.image(items[current[0]].kind, err.kind)
                 raise _tagged(err, param, names[current[0]]) from None
             raise
         except BaseException:
@@ -216,7 +216,7 @@ class ImageLoader:
         urls = [i for i, source in enumerate(sources) if is_fetched_url(source)]
         limit = self.settings.image_max_urls
         if len(urls) > limit:
-            raise PayloadTooLarge(
+            raise LimitExceeded(
                 f"{param}[{names[urls[limit]]}]: the request names {len(urls)} image URLs; "
                 f"at most {limit} image URLs per request (IMAGE_MAX_URLS)",
                 param=param,
@@ -260,7 +260,7 @@ class ImageLoader:
             raise Unprocessable(late) from None
 
     def _count_pixels(self, items: list[_Item], total: int, current: list[int]) -> int:
-        """`total`, the pixels of the headers read so far; raises PayloadTooLarge (413) once it
+        """`total`, the pixels of the headers read so far; raises LimitExceeded (413) once it
         is more than IMAGE_MAX_REQUEST_PIXELS, naming the image that passes it when the headers
         read so far are summed in input order (URLs arrive in any order)."""
         limit = self.settings.image_max_request_pixels
@@ -271,7 +271,7 @@ class ImageLoader:
             total += item.pixels
             if total > limit:
                 current[0] = item.index
-                raise PayloadTooLarge(
+                raise LimitExceeded(
                     f"the request's images up to this one have {total} pixels (width x height summed); "
                     f"at most {limit} pixels per request (IMAGE_MAX_REQUEST_PIXELS)"
                 )
@@ -301,21 +301,21 @@ class ImageLoader:
     # ---------------------------------------------------------------- one source
     def _inline(self, source: Union[str, bytes]) -> Optional[bytes]:
         """The encoded bytes of an upload, data URI or base64 string; None for a local path.
-        raises BadRequest (400) for a string that is none of the accepted forms, PayloadTooLarge
+        raises InvalidInput (400) for a string that is none of the accepted forms, LimitExceeded
         (413) past IMAGE_MAX_BYTES."""
         if isinstance(source, bytes):
             return self._capped(source)
         text = source.strip()
         if not text:
-            raise BadRequest(f"empty image string; {ACCEPTED}")
+            raise InvalidInput(f"empty image string; {ACCEPTED}")
         if "\x00" in text:
-            raise BadRequest(f"the image string contains a NUL character; {ACCEPTED}")
+            raise InvalidInput(f"the image string contains a NUL character; {ACCEPTED}")
         if text[:5].lower() == "data:":
             return self._data_uri(text)
         scheme = SCHEME.match(text)
         if scheme and scheme.group(2):
             name = scheme.group(1).lower()
-            raise BadRequest(f"URL scheme {name}:// is not allowed for images; use http(s), a data URI, base64 or a local path")
+            raise InvalidInput(f"URL scheme {name}:// is not allowed for images; use http(s), a data URI, base64 or a local path")
         if len(text) >= MIN_BASE64 and BASE64ISH.match(text) and not text.startswith("/"):
             return self._base64(text)
         if BASE64ISH.match(text):
@@ -323,29 +323,29 @@ class ImageLoader:
             # image (or a named foreign format, for its 415) when it decodes to a known signature.
             try:
                 data = self._base64(text)
-            except BadRequest:
+            except InvalidInput:
                 data = b""
             if has_signature(data):
                 return data
         if PATHISH.search(text):
             return None
-        raise BadRequest(f"not an image: {ACCEPTED}")
+        raise InvalidInput(f"not an image: {ACCEPTED}")
 
     def _capped(self, data: bytes) -> bytes:
         if len(data) > self.settings.image_max_bytes:
-            raise PayloadTooLarge(f"the image is {len(data)} bytes; at most {self.settings.image_max_bytes} (IMAGE_MAX_BYTES)")
+            raise LimitExceeded(f"the image is {len(data)} bytes; at most {self.settings.image_max_bytes} (IMAGE_MAX_BYTES)")
         return data
 
     def _data_uri(self, text: str) -> bytes:
         header, comma, payload = text.partition(",")
         if not comma or not header.lower().endswith(";base64"):
-            raise BadRequest("a data URI must be base64: data:image/<type>;base64,<data>")
+            raise InvalidInput("a data URI must be base64: data:image/<type>;base64,<data>")
         return self._base64(payload)
 
     def _base64(self, text: str) -> bytes:
         compact = "".join(text.split())
         if len(compact) * 3 // 4 > self.settings.image_max_bytes + 3:
-            raise PayloadTooLarge(f"the image is larger than {self.settings.image_max_bytes} bytes (IMAGE_MAX_BYTES)")
+            raise LimitExceeded(f"the image is larger than {self.settings.image_max_bytes} bytes (IMAGE_MAX_BYTES)")
         compact += "=" * (-len(compact) % 4)
         try:
             if "-" in compact or "_" in compact:
@@ -353,35 +353,35 @@ class ImageLoader:
             else:
                 data = base64.b64decode(compact, validate=True)
         except (binascii.Error, ValueError):
-            raise BadRequest("invalid base64 image data") from None
+            raise InvalidInput("invalid base64 image data") from None
         return self._capped(data)
 
     def _local_open(self, text: str) -> tuple[int, str]:
         """(open file descriptor, real path) of a local image path inside IMAGE_LOCAL_DIRS.
-        raises Forbidden (403), Unprocessable (422: no such file), PayloadTooLarge (413)."""
+        raises NotAllowed (403), Unprocessable (422: no such file), LimitExceeded (413)."""
         path = unquote(text)
         if "\x00" in path:
-            raise BadRequest(f"the image path contains a NUL character; {ACCEPTED}")
+            raise InvalidInput(f"the image path contains a NUL character; {ACCEPTED}")
         folders = self.settings.image_local_dirs
         if not folders:
-            raise Forbidden("local image paths are disabled; set IMAGE_LOCAL_DIRS to allow folders")
+            raise NotAllowed("local image paths are disabled; set IMAGE_LOCAL_DIRS to allow folders")
         if not os.path.isabs(path):
-            raise Forbidden("local image paths must be absolute and inside IMAGE_LOCAL_DIRS")
+            raise NotAllowed("local image paths must be absolute and inside IMAGE_LOCAL_DIRS")
         real = os.path.realpath(path)
         if not any(real == folder or real.startswith(folder.rstrip(os.sep) + os.sep) for folder in folders):
-            raise Forbidden("the image path is outside the folders allowed by IMAGE_LOCAL_DIRS")
+            raise NotAllowed("the image path is outside the folders allowed by IMAGE_LOCAL_DIRS")
         try:
             fd = os.open(real, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
         except FileNotFoundError:
             raise Unprocessable("no image file at that path") from None
         except OSError:
-            raise Forbidden("the image path cannot be opened") from None
+            raise NotAllowed("the image path cannot be opened") from None
         try:
             info = os.fstat(fd)
             if not stat.S_ISREG(info.st_mode):
-                raise Forbidden("the image path is not a regular file")
+                raise NotAllowed("the image path is not a regular file")
             if info.st_size > self.settings.image_max_bytes:
-                raise PayloadTooLarge(
+                raise LimitExceeded(
                     f"the image is {info.st_size} bytes; at most {self.settings.image_max_bytes} (IMAGE_MAX_BYTES)"
                 )
         except BaseException:

@@ -31,7 +31,7 @@ import numpy as np
 from . import compute
 from .compute import Signal
 from ..observability.request_stats import current_stats
-from ..domain.errors import InternalError, PayloadTooLarge, ServiceError, Unavailable
+from ..domain.errors import InternalError, LimitExceeded, ServiceError, Unavailable
 from ..models.base import Model
 
 log = logging.getLogger("embedding_service.inference.batching")
@@ -134,10 +134,10 @@ class Batcher:
         return len(self._pending)
 
     def check_fits(self, count: int) -> None:
-        """raises PayloadTooLarge (413) when `count` items could never be queued (more than
+        """raises LimitExceeded (413) when `count` items could never be queued (more than
         MAX_QUEUE_SIZE); callers that know the count before preparing items check it first."""
         if self.max_queue_size and count > self.max_queue_size:
-            raise PayloadTooLarge(
+            raise LimitExceeded(
                 f"the request makes {count} items for model {self.model.name!r}; at most {self.max_queue_size} "
                 "fit in its queue (MAX_QUEUE_SIZE): send fewer inputs, documents or chunks"
             )
@@ -145,7 +145,7 @@ class Batcher:
     def run(self, items: Sequence[Any]) -> np.ndarray:
         """Embed or score prepared items: (len(items), dimension) float32, input order kept.
 
-        raises PayloadTooLarge (413) for more items than MAX_QUEUE_SIZE (they could never be
+        raises LimitExceeded (413) for more items than MAX_QUEUE_SIZE (they could never be
         queued); Unavailable (503, Retry-After) when they do not fit in the queue now;
         InternalError (500) when the forward pass of a batch holding these items failed.
         """
@@ -159,7 +159,7 @@ class Batcher:
                 raise Unavailable(
                     f"model {self.model.name!r} is busy: {len(self._pending)} items queued (MAX_QUEUE_SIZE "
                     f"{self.max_queue_size}); retry shortly",
-                    headers={"Retry-After": "1"},
+                    retry_after=1,
                 )
             self._pending.extend((job, index) for index in range(len(items)))
             depth = len(self._pending)

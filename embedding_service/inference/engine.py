@@ -18,7 +18,7 @@ import numpy as np
 
 from .batching import Batcher, BatchLimits
 from ..observability.request_stats import current_stats
-from ..domain.errors import BadRequest
+from ..domain.errors import InvalidInput
 from ..models.base import ImageEncoder, Model, PromptChoice, Reranker, TextEncoder
 
 
@@ -104,16 +104,16 @@ class Engine:
 
     @property
     def text(self) -> TextEncoder:
-        """The model as a text encoder; raises BadRequest (400) when it cannot embed text."""
+        """The model as a text encoder; raises InvalidInput (400) when it cannot embed text."""
         if self._text is None:
-            raise BadRequest(f"model {self.name!r} is a {self.model.kind} model and cannot do text embeddings", param="model")
+            raise InvalidInput(f"model {self.name!r} is a {self.model.kind} model and cannot do text embeddings", param="model")
         return self._text
 
     @property
     def reranker(self) -> Reranker:
-        """The model as a pair scorer; raises BadRequest (400) when it cannot score pairs."""
+        """The model as a pair scorer; raises InvalidInput (400) when it cannot score pairs."""
         if self._pairs is None:
-            raise BadRequest(f"model {self.name!r} is a {self.model.kind} model and cannot score pairs", param="model")
+            raise InvalidInput(f"model {self.name!r} is a {self.model.kind} model and cannot score pairs", param="model")
         return self._pairs
 
     def info(self) -> dict:
@@ -124,7 +124,7 @@ class Engine:
         self, texts: Sequence[str], prompt: PromptChoice, truncate: bool, direction: str, param: str = "input"
     ) -> Encoded:
         """Texts with the prompt applied, tokenised with the model's truncation on `direction`.
-        raises BadRequest (400: prompt), PayloadTooLarge (413: more texts than the queue holds),
+        raises InvalidInput (400: prompt), LimitExceeded (413: more texts than the queue holds),
         Unprocessable (422: over-long with `truncate` false)."""
         self.batcher.check_fits(len(texts))
         with _Timed():
@@ -132,8 +132,8 @@ class Engine:
         return Encoded(self.batcher.run(items), sum(len(item) for item in items))
 
     def embed_token_ids(self, ids: Sequence[Sequence[int]], truncate: bool, direction: str, param: str = "input") -> Encoded:
-        """Pre-tokenised inputs, fed as given. raises BadRequest (400: id outside the
-        vocabulary), PayloadTooLarge (413: more inputs than the queue holds), Unprocessable (422:
+        """Pre-tokenised inputs, fed as given. raises InvalidInput (400: id outside the
+        vocabulary), LimitExceeded (413: more inputs than the queue holds), Unprocessable (422:
         over-long with `truncate` false)."""
         self.batcher.check_fits(len(ids))
         with _Timed():
@@ -168,7 +168,7 @@ class Engine:
     def embed_images(self, images: Sequence[Any]) -> Encoded:
         """RGB PIL images through the model's own image processor and image tower."""
         if self._images is None:
-            raise BadRequest(f"image documents need a multimodal model; {self.name!r} is a {self.model.kind} model", param="documents")
+            raise InvalidInput(f"image documents need a multimodal model; {self.name!r} is a {self.model.kind} model", param="documents")
         with _Timed():
             items = self._images.prepare_images(images)
         return Encoded(self.batcher.run(items), 0)
@@ -179,11 +179,11 @@ class Engine:
     ) -> PairScores:
         """Relevance log-odds of (query, document) for each document, by a reranker model; with
         `max_chunks`, a long document scores as its best chunk. `check` is called with the number
-        of pairs or pair chunks before any is queued (the caller's limit). raises BadRequest (400:
+        of pairs or pair chunks before any is queued (the caller's limit). raises InvalidInput (400:
         an instruction for a model that takes none), Unprocessable (422: over-long, no truncation)."""
         model = self.reranker
         if instruction is not None and not model.takes_instruction:
-            raise BadRequest(f"model {self.name!r} is a cross-encoder and takes no instruction", param="instruction")
+            raise InvalidInput(f"model {self.name!r} is a cross-encoder and takes no instruction", param="instruction")
         self.batcher.check_fits(len(documents))
         with _Timed():
             items = model.prepare_pairs(query, documents, instruction, truncate, max_chunks)

@@ -12,7 +12,7 @@ from . import compute
 from .cpu.kernels import accelerate
 from .batching import BatchLimits
 from .engine import Capability, Engine
-from ..domain.errors import BadRequest, ModelNotFound
+from ..domain.errors import InvalidInput, ModelNotFound
 from ..models.base import Model
 from ..models.families import load_model
 from ..operations.model_names import without_tag
@@ -120,10 +120,10 @@ class Registry:
         return self._defaults[capability] is not None
 
     def default(self, capability: Capability, param: str = "model") -> Engine:
-        """The default engine for `capability`; raises BadRequest (400) when none can do it."""
+        """The default engine for `capability`; raises InvalidInput (400) when none can do it."""
         engine = self._defaults[capability]
         if engine is None:
-            raise BadRequest(
+            raise InvalidInput(
                 f"no model that can do {capability.value} is configured (served: {', '.join(self.names())})"
                 f"{HINTS.get(capability, '')}",
                 param=param,
@@ -135,7 +135,7 @@ class Registry:
         is empty, the default for `capability` (with `prefer_first`, the first configured engine
         if it has it, as `/embed_text` uses MODEL_NAME's text tower).
 
-        raises ModelNotFound (404) listing the served models; BadRequest (400) when the model
+        raises ModelNotFound (404) listing the served models; InvalidInput (400) when the model
         cannot do `capability` or none is configured that can.
         """
         if not name:
@@ -144,7 +144,7 @@ class Registry:
             return self.default(capability, param)
         engine = self.find(name)
         if not engine.can(capability):
-            raise BadRequest(f"model {engine.name!r} is a {engine.model.kind} model and cannot do {capability.value}", param="model")
+            raise InvalidInput(f"model {engine.name!r} is a {engine.model.kind} model and cannot do {capability.value}", param="model")
         return engine
 
     def find(self, name: str) -> Engine:

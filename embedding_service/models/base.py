@@ -21,7 +21,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 import torch
 
-from ..domain.errors import BadRequest, Unprocessable
+from ..domain.errors import InvalidInput, Unprocessable
 from .loading import dtype_name
 from ..config.model_specs import ModelSpec
 from .tokenize import ConcurrentTokenizer
@@ -149,21 +149,21 @@ class TextEncoder(Model):
         Follows sentence-transformers: the named prompt is prepended; with no choice the model's
         `default_prompt_name` applies. For instruction models the instruction fills
         `instruction_template`; for others it is prepended as given. `input_type` selects the
-        prompt of that name when the model has one. raises BadRequest (400) naming the field.
+        prompt of that name when the model has one. raises InvalidInput (400) naming the field.
         """
         if choice.prompt_name is not None:
             if choice.instruction is not None:
-                raise BadRequest("send either prompt_name or instruction, not both", param="prompt_name")
+                raise InvalidInput("send either prompt_name or instruction, not both", param="prompt_name")
             if choice.prompt_name not in self.prompts:
                 known = ", ".join(sorted(self.prompts)) or "none"
-                raise BadRequest(
+                raise InvalidInput(
                     f"model {self.name!r} has no prompt named {choice.prompt_name!r}; its prompts: {known}",
                     param="prompt_name",
                 )
             return self.prompts[choice.prompt_name]
         if choice.instruction is not None:
             if choice.input_type == "document":
-                raise BadRequest("an instruction applies to queries; drop it for input_type document", param="instruction")
+                raise InvalidInput("an instruction applies to queries; drop it for input_type document", param="instruction")
             if self.instruction_template:
                 return self.instruction_template.replace("{instruction}", choice.instruction)
             return choice.instruction
@@ -187,7 +187,7 @@ class TextEncoder(Model):
         (`ConcurrentTokenizer.windows`), so its cost does not grow with its length.
 
         Without `truncate` an over-long input raises Unprocessable (422) naming it and the limit;
-        an unknown prompt raises BadRequest (400).
+        an unknown prompt raises InvalidInput (400).
         """
         inputs = self._with_prompt(texts, prompt)
         if truncate:
@@ -229,13 +229,13 @@ class TextEncoder(Model):
     def prepare_ids(
         self, ids: Sequence[Sequence[int]], truncate: bool, direction: str, param: str = "input"
     ) -> list[Tokens]:
-        """Token-id inputs, fed as given (no special tokens added); raises BadRequest (400) for ids
+        """Token-id inputs, fed as given (no special tokens added); raises InvalidInput (400) for ids
         outside the vocabulary, Unprocessable (422) for over-long inputs without truncation."""
         items = []
         for index, row in enumerate(ids):
             bad = next((t for t in row if not 0 <= t < self.vocab_rows), None)
             if bad is not None:
-                raise BadRequest(
+                raise InvalidInput(
                     f"{param}[{index}]: token id {bad} is outside the vocabulary of model {self.name!r} "
                     f"(0..{self.vocab_rows - 1})",
                     param=param,

@@ -99,11 +99,17 @@ class BatchObserver:
 
 
 class ImageObserver:
-    """What the image loader reports: one call per image read."""
+    """What the image loader reports: one call per image read, its `outcome` "ok" or the error's
+    kind (`domain.errors`: invalid_input, not_allowed, limit_exceeded, unsupported_media,
+    unprocessable, ...)."""
+
+    #: The outcome label's values: "ok" and the kinds of the errors an image read can raise.
+    OUTCOMES = frozenset({"ok", "invalid_input", "not_allowed", "not_found", "limit_exceeded", "unsupported_media",
+                          "unprocessable", "unavailable", "internal_error"})
 
     def image(self, source: str, outcome: str) -> None:
         child(
-            IMAGES, source if source in IMAGE_SOURCES else "other", "ok" if outcome == "ok" else status_label(outcome)
+            IMAGES, source if source in IMAGE_SOURCES else "other", outcome if outcome in self.OUTCOMES else "other"
         ).inc()
 
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..observability.request_stats import current_stats
 from ..inference.engine import Capability, Engine
-from ..domain.errors import BadRequest, PayloadTooLarge
+from ..domain.errors import InvalidInput, LimitExceeded
 from ..images import ImageLoader
 from ..models.base import PromptChoice
 from ..inference.registry import Registry
@@ -43,9 +43,9 @@ def note_usage(model: str, items: int, tokens: int) -> None:
 
 
 def check_batch_size(count: int, limit: int, param: str) -> None:
-    """raises PayloadTooLarge (413) when a request carries more than `limit` inputs."""
+    """raises LimitExceeded (413) when a request carries more than `limit` inputs."""
     if count > limit:
-        raise PayloadTooLarge(
+        raise LimitExceeded(
             f"{param} has {count} items; at most {limit} per request (MAX_CLIENT_BATCH_SIZE)", param=param
         )
 
@@ -54,7 +54,7 @@ def check_text_chars(
     sizes: Sequence[int], limits: RequestLimits, param: str, seen: str = "", *, extra: int = 0,
     total_seen: Optional[str] = None, item: str = "{param}[{index}]",
 ) -> None:
-    """raises PayloadTooLarge (413) when one input has more than MAX_INPUT_CHARS characters or the
+    """raises LimitExceeded (413) when one input has more than MAX_INPUT_CHARS characters or the
     request more than MAX_REQUEST_CHARS, before any tokenising: a tokenizer's cost grows with the
     text, not with the model's window.
 
@@ -69,14 +69,14 @@ def check_text_chars(
 
     for index, size in enumerate(sizes):
         if size > limits.max_input_chars:
-            raise PayloadTooLarge(
+            raise LimitExceeded(
                 f"{item.format(param=param, index=index)} has {size} characters{shown(seen)}; at most "
                 f"{limits.max_input_chars} per input (MAX_INPUT_CHARS)",
                 param=param,
             )
     total = extra + sum(sizes)
     if total > limits.max_request_chars:
-        raise PayloadTooLarge(
+        raise LimitExceeded(
             f"{param} has {total} characters{shown(seen if total_seen is None else total_seen)}; at most "
             f"{limits.max_request_chars} per request (MAX_REQUEST_CHARS)",
             param=param,
@@ -102,10 +102,10 @@ def postprocess(vectors: np.ndarray, dimensions: Optional[int], normalize: bool)
 
 
 def check_dimensions(dimensions: Optional[int], engine: Engine, field: str = "dimensions") -> None:
-    """raises BadRequest (400) naming `field` unless 1 <= dimensions <= the model's dimension."""
+    """raises InvalidInput (400) naming `field` unless 1 <= dimensions <= the model's dimension."""
     dimension = engine.model.dimension
     if dimensions is not None and not 1 <= dimensions <= dimension:
-        raise BadRequest(
+        raise InvalidInput(
             f"{field} must be between 1 and {dimension} for model {engine.name!r}; got {dimensions}",
             param=field,
         )
@@ -130,7 +130,7 @@ def embed_text(
     """Embed `texts` (or pre-tokenised `token_ids`) with the named text model.
 
     Returns Embeddings with (n, dim) float32 vectors in input order. raises ModelNotFound (404),
-    BadRequest (400: bad dimensions, prompt or ids), PayloadTooLarge (413: more than
+    InvalidInput (400: bad dimensions, prompt or ids), LimitExceeded (413: more than
     MAX_CLIENT_BATCH_SIZE inputs, a text over MAX_INPUT_CHARS or texts over MAX_REQUEST_CHARS,
     the prompt or instruction counted with every text; more inputs than the model's queue
     holds, MAX_QUEUE_SIZE), Unprocessable (422: over-long input with truncate false).
@@ -167,7 +167,7 @@ def embed_images(
     multimodal model's image tower.
 
     Returns Embeddings with (n, dim) float32 vectors in input order (`tokens` is 0). raises
-    ModelNotFound (404); BadRequest (400) when no multimodal model is served; the image errors of
+    ModelNotFound (404); InvalidInput (400) when no multimodal model is served; the image errors of
     `ImageLoader.load` (400/403/415/422, 413 past a per-image or per-request image budget,
     message prefixed with the image's index). Images are shrunk toward the model's image input
     size as they decode.

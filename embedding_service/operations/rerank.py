@@ -17,7 +17,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 
 from ..inference.engine import Capability, Engine, best_per_owner
-from ..domain.errors import BadRequest, PayloadTooLarge
+from ..domain.errors import InvalidInput, LimitExceeded
 from ..images import ImageLoader
 from ..models.base import PromptChoice, Reranker, TextEncoder
 from ..models.multimodal import MultimodalModel
@@ -44,11 +44,11 @@ def _sigmoid(values: np.ndarray) -> np.ndarray:
 
 
 def _document(doc: Any, index: int, field: str, rank_fields: Optional[list[str]]) -> tuple[str, str]:
-    """("text" | "image", content) of one document; raises BadRequest naming it."""
+    """("text" | "image", content) of one document; raises InvalidInput naming it."""
     where = f"{field}[{index}]"
     if isinstance(doc, str):
         if not doc:
-            raise BadRequest(f"{where} is an empty string", param=field)
+            raise InvalidInput(f"{where} is an empty string", param=field)
         return "text", doc
     if rank_fields:  # fields it lacks are left out; an object with none of them ranks as empty text
         return "text", "\n".join(f"{name}: {doc[name]}" for name in rank_fields if doc.get(name) is not None)
@@ -56,7 +56,7 @@ def _document(doc: Any, index: int, field: str, rank_fields: Optional[list[str]]
         return "image", doc["image"]
     if isinstance(doc.get("text"), str) and doc["text"]:
         return "text", doc["text"]
-    raise BadRequest(f'{where} must be a string, {{"text": str}} or {{"image": str}}', param=field)
+    raise InvalidInput(f'{where} must be a string, {{"text": str}} or {{"image": str}}', param=field)
 
 
 def _unit(rows: np.ndarray) -> np.ndarray:
@@ -89,7 +89,7 @@ def _with_embeddings(engine: Engine, loader: ImageLoader, query_text: str, media
     tokens, scored = query_encoded.tokens, 0
     if image_rows:
         if not engine.can(Capability.EMBED_IMAGES):
-            raise BadRequest(f"image documents need a multimodal model; {engine.name!r} is a {model.kind} model", param="documents")
+            raise InvalidInput(f"image documents need a multimodal model; {engine.name!r} is a {model.kind} model", param="documents")
         images = loader.load(
             [contents[i] for i in image_rows], param="documents", size=getattr(engine.model, "image_input_size", None),
             indices=image_rows,
@@ -115,7 +115,7 @@ def _check_pair_chars(
     model: Reranker, query: str, instruction: Optional[str], contents: list[str], limits: RequestLimits, field: str
 ) -> None:
     """MAX_INPUT_CHARS and MAX_REQUEST_CHARS for a pair model, which sees the query (and the
-    instruction) again with every document; raises PayloadTooLarge (413)."""
+    instruction) again with every document; raises LimitExceeded (413)."""
     around = model.pair_chars(query, instruction)
     with_query = "query and instruction" if model.takes_instruction else "query"
     check_text_chars([around], limits, "query", "instruction included" if model.takes_instruction else "", item="{param}")
@@ -131,7 +131,7 @@ def _check_embedding_chars(
 ) -> None:
     """MAX_INPUT_CHARS and MAX_REQUEST_CHARS when ranking by embeddings: the query (with its
     prompt or instruction) is embedded once, each text document with the document prompt; raises
-    PayloadTooLarge (413)."""
+    LimitExceeded (413)."""
     query_prompt = PromptChoice(input_type="query", instruction=instruction)
     query_prefix = model.resolve_prompt(query_prompt)
     query_chars = len(query_prefix) + len(query)
@@ -149,7 +149,7 @@ def _chunk_limit(limits: RequestLimits, field: str, max_chunks: int) -> Callable
 
     def check(count: int) -> None:
         if count > limits.max_rerank_chunks:
-            raise PayloadTooLarge(
+            raise LimitExceeded(
                 f"{field} make {count} chunks with max_chunks_per_doc {max_chunks}; at most "
                 f"{limits.max_rerank_chunks} per request (MAX_RERANK_CHUNKS)",
                 param=field,
@@ -161,11 +161,11 @@ def _chunk_limit(limits: RequestLimits, field: str, max_chunks: int) -> Callable
 def choose_engine(engines: Registry, name: Optional[str]) -> Engine:
     """The named model (a reranker, or a text or multimodal model scoring by embeddings); with no
     name, the first reranker, else the first configured model if it embeds text, else the
-    default text model. raises ModelNotFound (404), BadRequest (400)."""
+    default text model. raises ModelNotFound (404), InvalidInput (400)."""
     if name:
         engine = engines.find(name)
         if not (engine.can(Capability.SCORE_PAIRS) or engine.can(Capability.EMBED_TEXT)):
-            raise BadRequest(f"model {engine.name!r} is a {engine.model.kind} model and cannot do reranking", param="model")
+            raise InvalidInput(f"model {engine.name!r} is a {engine.model.kind} model and cannot do reranking", param="model")
         return engine
     if engines.has(Capability.SCORE_PAIRS):
         return engines.default(Capability.SCORE_PAIRS)
@@ -186,7 +186,7 @@ def rerank(
     keeps its end), when ranking by embeddings; pair rerankers keep the query and cut the
     document's end only ("left" is refused).
 
-    raises ModelNotFound (404), BadRequest (400; "left" for a pair reranker), PayloadTooLarge (413: more documents than
+    raises ModelNotFound (404), InvalidInput (400; "left" for a pair reranker), LimitExceeded (413: more documents than
     MAX_CLIENT_BATCH_SIZE; a query or document over MAX_INPUT_CHARS or all of them over
     MAX_REQUEST_CHARS as the model sees them, a pair model seeing the query and instruction with
     every document; with `max_chunks_per_doc`, more chunks than MAX_RERANK_CHUNKS, before any
@@ -200,9 +200,9 @@ def rerank(
     check_chunks = _chunk_limit(limits, field, max_chunks_per_doc) if max_chunks_per_doc else None
     if engine.can(Capability.SCORE_PAIRS):
         if "image" in media:
-            raise BadRequest(f"model {engine.name!r} ranks text; image documents need a multimodal model", param=field)
+            raise InvalidInput(f"model {engine.name!r} ranks text; image documents need a multimodal model", param=field)
         if direction != "right":
-            raise BadRequest(
+            raise InvalidInput(
                 f"model {engine.name!r} is a pair reranker: it keeps the query and cuts a long document's end; "
                 "send truncation_direction right", param="truncation_direction",
             )

@@ -131,6 +131,6 @@ class ServiceState:
         engines = self.engines
         if engines is None:
             raise Unavailable(
-                "the models are still loading; retry shortly (GET /ready says when)", headers={"Retry-After": "5"}
+                "the models are still loading; retry shortly (GET /ready says when)", retry_after=5
             )
         return engines

@@ -22,7 +22,7 @@ import numpy as np
 from ..inference.batching import plan_batches
 from ..observability.request_stats import current_stats
 from ..inference.engine import Capability, Engine
-from ..domain.errors import BadRequest, PayloadTooLarge
+from ..domain.errors import InvalidInput, LimitExceeded
 from ..models.base import PromptChoice, TextEncoder
 from ..inference.registry import Registry
 from .embed import check_batch_size, check_text_chars, note_usage, prompt_note
@@ -37,7 +37,7 @@ def _add_tokenization(started: float) -> None:
 
 def model_texts(model: TextEncoder, texts: Sequence[str], prompt: PromptChoice) -> tuple[list[str], str]:
     """The texts as `model` sees them (prompt prepended, lower-cased where it lower-cases) and the
-    prompt; raises BadRequest (400) for an unknown prompt."""
+    prompt; raises InvalidInput (400) for an unknown prompt."""
     prefix = model.resolve_prompt(prompt)
     seen = [prefix + text for text in texts]
     return ([text.lower() for text in seen] if model.lowercase else seen), prefix
@@ -49,8 +49,8 @@ def tokenize(
 ) -> list[list[dict]]:
     """`[[{"id", "text", "special", "start", "stop"}]]`, one list per text (see the module doc).
 
-    raises ModelNotFound (404), BadRequest (400: a model that cannot embed text, an unknown
-    prompt), PayloadTooLarge (413: MAX_CLIENT_BATCH_SIZE, MAX_INPUT_CHARS, MAX_REQUEST_CHARS).
+    raises ModelNotFound (404), InvalidInput (400: a model that cannot embed text, an unknown
+    prompt), LimitExceeded (413: MAX_CLIENT_BATCH_SIZE, MAX_INPUT_CHARS, MAX_REQUEST_CHARS).
     """
     check_batch_size(len(texts), limits.max_client_batch_size, param)
     engine = engines.get(model_name, Capability.EMBED_TEXT)
@@ -95,8 +95,8 @@ def decode(
 ) -> list[str]:
     """One string per list of ids (`ids` is one list of ids, or a list of them).
 
-    raises ModelNotFound (404), BadRequest (400: a model that cannot embed text; an id outside its
-    vocabulary, naming the list and the range), PayloadTooLarge (413: more lists than
+    raises ModelNotFound (404), InvalidInput (400: a model that cannot embed text; an id outside its
+    vocabulary, naming the list and the range), LimitExceeded (413: more lists than
     MAX_CLIENT_BATCH_SIZE).
     """
     single = bool(ids) and not isinstance(ids[0], list)
@@ -108,7 +108,7 @@ def decode(
         bad = next((t for t in row if not 0 <= t < model.vocab_rows), None)
         if bad is not None:
             where = param if single else f"{param}[{index}]"
-            raise BadRequest(
+            raise InvalidInput(
                 f"{where}: token id {bad} is outside the vocabulary of model {engine.name!r} (0..{model.vocab_rows - 1})",
                 param=param,
             )
@@ -121,12 +121,12 @@ def decode(
 
 def token_engine(engines: Registry, model_name: Optional[str]) -> Engine:
     """The model `/embed_all` uses: the one named, else the default text model, else the first
-    model that gives token embeddings. raises ModelNotFound (404), BadRequest (400) when it gives
+    model that gives token embeddings. raises ModelNotFound (404), InvalidInput (400) when it gives
     none."""
     if model_name:
         engine = engines.get(model_name, Capability.EMBED_TEXT)
         if not gives_token_states(engine):
-            raise BadRequest(
+            raise InvalidInput(
                 f"model {engine.name!r} ({engine.model.kind}, family {getattr(engine.model.family, 'name', '?')}) gives no "
                 "token embeddings; text-family models do", param="model",
             )
@@ -135,7 +135,7 @@ def token_engine(engines: Registry, model_name: Optional[str]) -> Engine:
         return engines.default(Capability.EMBED_TEXT)
     engine = next((e for e in engines.engines if gives_token_states(e)), None)
     if engine is None:
-        raise BadRequest(f"no served model gives token embeddings (served: {', '.join(engines.names())})", param="model")
+        raise InvalidInput(f"no served model gives token embeddings (served: {', '.join(engines.names())})", param="model")
     return engine
 
 
@@ -151,8 +151,8 @@ def embed_tokens(
     """Each text's token vectors, (tokens, hidden size) float32, with the engine used and the
     tokens fed.
 
-    raises ModelNotFound (404), BadRequest (400: the model gives no token embeddings, an unknown
-    prompt), PayloadTooLarge (413: MAX_CLIENT_BATCH_SIZE, MAX_INPUT_CHARS, MAX_REQUEST_CHARS, and
+    raises ModelNotFound (404), InvalidInput (400: the model gives no token embeddings, an unknown
+    prompt), LimitExceeded (413: MAX_CLIENT_BATCH_SIZE, MAX_INPUT_CHARS, MAX_REQUEST_CHARS, and
     MAX_EMBED_ALL_TOKENS token vectors), Unprocessable (422: over-long with `truncate` false).
     """
     check_batch_size(len(texts), limits.max_client_batch_size, param)
@@ -166,7 +166,7 @@ def embed_tokens(
     _add_tokenization(started)
     total = sum(len(item) for item in items)
     if total > limits.max_embed_all_tokens:
-        raise PayloadTooLarge(
+        raise LimitExceeded(
             f"{param} make {total} token vectors; at most {limits.max_embed_all_tokens} per request "
             "(MAX_EMBED_ALL_TOKENS)", param=param,
         )

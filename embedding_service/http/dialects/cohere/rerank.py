@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import uuid
 
-from ....domain.errors import BadRequest
+from ....domain.errors import InvalidInput
 from ...responses import PlainRerankResponse, RerankResponse
 from ....operations.rerank import Ranking, rerank
 from ...schemas import RerankRequest, parse
@@ -74,7 +74,7 @@ def _handler(version: int, documents_by_default: bool, tei: bool):
     def view():
         req = parse(RerankRequest, json_body())
         if req.return_documents is not None and req.return_text is not None and req.return_documents != req.return_text:
-            raise BadRequest("return_documents and return_text disagree; send one", param="return_text")
+            raise InvalidInput("return_documents and return_text disagree; send one", param="return_text")
         tei_shaped = tei and req.tei_shaped()
         default = False if tei_shaped else documents_by_default  # TEI's return_text defaults to false
         chosen = next((v for v in (req.return_documents, req.return_text) if v is not None), default)

@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal, Optional
 
 from pydantic import Field, StrictStr, field_validator
 
-from ....domain.errors import BadRequest
+from ....domain.errors import InvalidInput
 from ...schemas import _NON_EMPTY, IMAGES, NEEDS_IMAGE_MODEL, JsonInt, NonEmptyList, PositiveInt, Strict, _check_text_list, _strict_with
 
 EmbeddingType = Literal["float", "int8", "uint8", "binary", "ubinary", "base64"]
@@ -74,7 +74,7 @@ class _CohereEmbed(Strict):
         given = [name for name in ("texts", "images", "inputs") if getattr(self, name, None) is not None]
         if len(given) != 1:
             fields = ", ".join(f'"{name}"' for name in ("texts", "images", "inputs") if name in type(self).model_fields)
-            raise BadRequest(f"send exactly one of {fields}", param=given[1] if len(given) > 1 else "texts")
+            raise InvalidInput(f"send exactly one of {fields}", param=given[1] if len(given) > 1 else "texts")
         if self.texts is not None:
             return [("text", text) for text in self.texts], "texts"
         if self.images is not None:

@@ -24,7 +24,7 @@ from datetime import datetime, timezone
 
 from .... import __version__
 from ....inference.engine import Capability, Engine
-from ....domain.errors import ErrorStyle
+from ...errors import ErrorStyle
 from ....operations.model_names import tagged
 from ...responses import OllamaProcesses, OllamaShowResponse, OllamaTags, OllamaVersion
 from ...schemas import OllamaShowRequest, parse

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 
-from ....domain.errors import ErrorStyle
+from ...errors import ErrorStyle
 from ...responses import OllamaEmbeddingsResponse, OllamaEmbedResponse
 from ...schemas import OllamaEmbeddingsRequest, OllamaEmbedRequest, parse
 from ....operations.embed import embed_text

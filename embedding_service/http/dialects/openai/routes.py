@@ -11,7 +11,7 @@ import base64
 
 import numpy as np
 
-from ....domain.errors import BadRequest
+from ....domain.errors import InvalidInput
 from ....models.base import PromptChoice
 from ...responses import ModelCard, ModelList, OpenAIEmbeddingResponse
 from ...schemas import OpenAIEmbeddingRequest, parse
@@ -64,9 +64,9 @@ def _embed_image_input(req: OpenAIEmbeddingRequest):
     """`modality: "image"`: `input` holds images (data URI, base64, URL or allowed local path)."""
     sources = [req.input] if isinstance(req.input, str) else req.input
     if not all(isinstance(item, str) for item in sources):
-        raise BadRequest("with modality image, input must be a string or a list of strings (images)", param="input")
+        raise InvalidInput("with modality image, input must be a string or a list of strings (images)", param="input")
     if req.instruction is not None or req.input_type is not None:
-        raise BadRequest("instruction and input_type apply to text; drop them for modality image", param="modality")
+        raise InvalidInput("instruction and input_type apply to text; drop them for modality image", param="modality")
     return embed_images(
         engines(), limits(), images(), model_name=req.model, sources=sources, dimensions=req.dimensions, param="input"
     )

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from flask import request
 
-from ....domain.errors import BadRequest
+from ....domain.errors import InvalidInput
 from ...responses import VECTORS
 from ...schemas import EmbedTextRequest, ImageEmbedRequest, TEIEmbedRequest, parse
 from ....operations.embed import embed_images, embed_text
@@ -49,7 +49,7 @@ def embed_route():
         result = embed_images(engines(), limits(), images(), model_name=req.model, sources=req.images, normalize=req.normalize)
         return json_response(result.vectors)
     if isinstance(body, dict) and "inputs" not in body:
-        raise BadRequest('send "inputs" (text, TEI) or "images" (images)', param="inputs")
+        raise InvalidInput('send "inputs" (text, TEI) or "images" (images)', param="inputs")
     return embed_inputs(body)
 
 
@@ -58,14 +58,14 @@ def _embed_uploads():
     `model` and `normalize` (`true`/`false`)."""
     unknown = sorted(str(name) if name is not None else "" for name in set(request.form) - MULTIPART_FIELDS)
     if unknown:
-        raise BadRequest(f"unknown form field {unknown[0]!r}; allowed: model, normalize, and files", param=unknown[0])
+        raise InvalidInput(f"unknown form field {unknown[0]!r}; allowed: model, normalize, and files", param=unknown[0])
     normalize_text = request.form.get("normalize", "true").strip().lower()
     if normalize_text not in ("true", "false", "1", "0"):
-        raise BadRequest("normalize must be true or false", param="normalize")
+        raise InvalidInput("normalize must be true or false", param="normalize")
     limit = state().settings.image_max_bytes
     uploads = [part.stream.read(limit + 1) for key in request.files for part in request.files.getlist(key)]
     if not uploads:
-        raise BadRequest("the multipart upload has no image files", param="images")
+        raise InvalidInput("the multipart upload has no image files", param="images")
     result = embed_images(
         engines(),
         limits(),

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ....domain.errors import BadRequest
+from ....domain.errors import InvalidInput
 from ....models.base import PromptChoice
 from ....operations.rerank import rerank
 from ...responses import SCORES, TEXTS, TOKEN_VECTORS, TEIRootResponse, TEITokens
@@ -81,11 +81,11 @@ def root():
             return _similarity(body)
         if "inputs" in body:
             return embed_inputs(body)
-        raise BadRequest(
+        raise InvalidInput(
             'send "inputs" (a text or a list: embeddings), "inputs": {"source_sentence", "sentences"} (similarity) '
             'or "query" with "texts" (rerank)', param="inputs",
         )
-    raise BadRequest("the request body must be a JSON object", param=None)
+    raise InvalidInput("the request body must be a JSON object", param=None)
 
 
 @bp.operation(

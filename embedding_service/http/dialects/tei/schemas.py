@@ -11,7 +11,7 @@ from typing import Annotated, Any, Optional
 
 from pydantic import Field, StrictBool, StrictStr, field_validator
 
-from ....domain.errors import BadRequest
+from ....domain.errors import InvalidInput
 from ...schemas import (
     MODEL_KIND,
     QueryText,
@@ -77,11 +77,11 @@ class TEISimilarityRequest(Strict):
 
     def options(self) -> tuple[bool, str]:
         """(truncate, truncation_direction), from the top level or `parameters`; raises
-        BadRequest (400) naming an option given in both."""
+        InvalidInput (400) naming an option given in both."""
         given = self.parameters.model_fields_set if self.parameters is not None else set()
         for name in SIMILARITY_OPTIONS:
             if name in given and name in self.model_fields_set:
-                raise BadRequest(f"{name} is given twice; send it at the top level or in parameters", param=name)
+                raise InvalidInput(f"{name} is given twice; send it at the top level or in parameters", param=name)
         source = self.parameters if self.parameters is not None else self
         truncate = source.truncate if "truncate" in given else self.truncate
         direction = source.truncation_direction if "truncation_direction" in given else self.truncation_direction
