@@ -242,7 +242,7 @@ def measure_service_model(model_path: str, texts: list[str], seconds: float) -> 
     from embedding_service.inference import compute
     from embedding_service.models.base import PromptChoice
     from embedding_service.inference.registry import Registry
-    from embedding_service.process.runtime import Runtime
+    from embedding_service.inference.runtime import Runtime
     from embedding_service.config.settings import Settings
 
     env = {"MODEL_NAME": model_path, "LOG_LEVEL": "ERROR"}

@@ -95,9 +95,9 @@ def main() -> int:
     previous = signal.signal(signal.SIGTERM, _exit_while_loading)
     try:
         settings = Settings.from_env()
-        from .http.app import create_app
+        from .process.boot import local_app
 
-        app = create_app(settings)
+        app = local_app(settings)
     except SettingsError as exc:
         print(f"embedding_service: configuration error: {exc}", file=sys.stderr)
         return 2

@@ -118,7 +118,7 @@ def main() -> None:
     from embedding_service.inference import compute
     from embedding_service.models.base import PromptChoice
     from embedding_service.inference.registry import Registry
-    from embedding_service.process.runtime import Runtime
+    from embedding_service.inference.runtime import Runtime
     from embedding_service.config.settings import Settings
 
     env = {k: v for k, v in os.environ.items() if k in ("CPU_KERNELS", "ONEDNN_LINEAR", "DTYPE")}

@@ -30,7 +30,7 @@ PRECISIONS = ("float32", "bfloat16", "bfloat16-weights")
 
 def load(dtype: str):
     from embedding_service.inference.registry import Registry
-    from embedding_service.process.runtime import Runtime
+    from embedding_service.inference.runtime import Runtime
     from embedding_service.config.settings import Settings
 
     settings = Settings.from_mapping({"LOG_LEVEL": "ERROR", "DTYPE": dtype, "CPU_KERNELS": os.environ.get("CPU_KERNELS", "auto")})

@@ -82,8 +82,8 @@ def build():
     import orjson
 
     from benchmark import make_texts
-    from embedding_service.http import app as app_module
     from embedding_service.http.dialects.openai import routes as openai
+    from embedding_service.process.boot import local_app
     from embedding_service.observability import metrics
     from embedding_service.operations import embed as service
     from embedding_service.config.settings import Settings
@@ -91,7 +91,7 @@ def build():
     label = dict((where, text) for text, where in PIECES)
     timed(metrics, "observe_request", label["observe_request"])  # before the app captures it
     settings = Settings.from_mapping({"DEVICE": "cpu", "LOG_LEVEL": "WARNING", "DTYPE": "float32", "CPU_KERNELS": "mkl"})
-    app = app_module.create_app(settings)
+    app = local_app(settings)
     for handler in logging.getLogger("embedding_service").handlers:  # the access log is written, to nowhere
         handler.setStream(open(os.devnull, "w"))
     engine = app.extensions["embedding_service"].engines.first
@@ -272,11 +272,20 @@ def whole_cost(tree: str, count: int) -> float:
     import orjson
 
     from benchmark import make_texts
-    from embedding_service.http import app as app_module
-    from embedding_service.config.settings import Settings
+    import embedding_service
 
-    assert os.path.dirname(os.path.abspath(app_module.__file__)).startswith(os.path.abspath(tree))
-    app = app_module.create_app(Settings.from_mapping({"DEVICE": "cpu", "LOG_LEVEL": "WARNING", "DTYPE": "float32"}))
+    assert os.path.dirname(os.path.abspath(embedding_service.__file__)).startswith(os.path.abspath(tree))
+    env = {"DEVICE": "cpu", "LOG_LEVEL": "WARNING", "DTYPE": "float32"}
+    try:  # the layered tree: process/boot.local_app
+        from embedding_service.config.settings import Settings
+        from embedding_service.process.boot import local_app
+
+        app = local_app(Settings.from_mapping(env))
+    except ImportError:  # a checkout from before the layers: embedding_service.app.create_app(settings)
+        from embedding_service.app import create_app
+        from embedding_service.settings import Settings
+
+        app = create_app(Settings.from_mapping(env))
     for handler in logging.getLogger("embedding_service").handlers:
         handler.setStream(open(os.devnull, "w"))
     holder = app.extensions["embedding_service"]

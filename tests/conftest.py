@@ -14,7 +14,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 import pytest  # noqa: E402
 
 import tiny_models  # noqa: E402
-from embedding_service.http.app import create_app  # noqa: E402
+from embedding_service.process.boot import local_app  # noqa: E402
 from embedding_service.config.model_specs import bundled_default_path  # noqa: E402
 from embedding_service.config.settings import Settings  # noqa: E402
 
@@ -28,7 +28,7 @@ def build_all(tmp_path_factory, folder: str, builders: dict) -> dict:
 def load_registry(settings: Settings, warmup: bool = True):
     """The engines of `settings`, loaded on the CPU in this process."""
     from embedding_service.inference.registry import Registry
-    from embedding_service.process.runtime import Runtime
+    from embedding_service.inference.runtime import Runtime
 
     return Registry.load(settings, Runtime.local(settings, "cpu"), warmup=warmup)
 
@@ -36,7 +36,7 @@ def load_registry(settings: Settings, warmup: bool = True):
 def app_from(env: dict):
     """An app on the CPU, quiet, float32 linear layers through oneDNN (so the parity tests hold
     that path to each family's recipe), configured by `env` (environment variable names)."""
-    return create_app(Settings.from_mapping({"DEVICE": "cpu", "LOG_LEVEL": "WARNING", "CPU_KERNELS": "onednn", **env}))
+    return local_app(Settings.from_mapping({"DEVICE": "cpu", "LOG_LEVEL": "WARNING", "CPU_KERNELS": "onednn", **env}))
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -116,7 +116,7 @@ def settings(tiny) -> Settings:
 
 @pytest.fixture(scope="session")
 def app(settings):
-    return create_app(settings)
+    return local_app(settings)
 
 
 @pytest.fixture()

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from conftest import load_registry
-from embedding_service.http.app import create_app
+from embedding_service.process.boot import local_app
 from embedding_service.inference.batching import BatchLimits
 from embedding_service.inference.engine import Capability, Engine
 from embedding_service.domain.errors import InvalidInput, ModelNotFound
@@ -110,7 +110,7 @@ def test_a_new_family_is_one_module_and_one_row(tiny, monkeypatch):
     """The guide's worked example: tests/example_family.py plus one row in FAMILIES."""
     row = Family("e5", "text", "an E5 embedder", lambda s, c: s.name.startswith("e5"), "example_family:E5Embedder")
     monkeypatch.setattr(families, "FAMILIES", (row, *FAMILIES))
-    app = create_app(Settings.from_mapping({
+    app = local_app(Settings.from_mapping({
         "MODELS": f"e5-small={tiny['bert_cls']},plain={tiny['bert_cls']}", "DEVICE": "cpu", "LOG_LEVEL": "WARNING",
     }))
     client = app.test_client()

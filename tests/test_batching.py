@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from conftest import serve
-from embedding_service.http.app import create_app
+from embedding_service.process.boot import local_app
 from embedding_service.inference.batching import Batcher, BatchLimits, plan_batches
 from embedding_service.domain.errors import InternalError, Unavailable
 from embedding_service.http.errors import error_headers
@@ -141,7 +141,7 @@ def test_items_of_different_types_never_share_a_pass():
 @pytest.fixture(scope="module")
 def busy_server():
     """MiniLM behind a small queue (MAX_QUEUE_SIZE=4) on a threaded server."""
-    app = create_app(Settings.from_mapping({"MAX_QUEUE_SIZE": "4", "MAX_BATCH_SIZE": "4", "DEVICE": "cpu", "LOG_LEVEL": "WARNING"}))
+    app = local_app(Settings.from_mapping({"MAX_QUEUE_SIZE": "4", "MAX_BATCH_SIZE": "4", "DEVICE": "cpu", "LOG_LEVEL": "WARNING"}))
     url, server = serve(app)
     yield url, app
     server.shutdown()

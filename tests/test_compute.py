@@ -124,10 +124,10 @@ def native_threads():
     return min(counts)
 
 before = native_threads()
-from embedding_service.http.app import create_app
+from embedding_service.process.boot import local_app
 from embedding_service.config.settings import Settings
 
-app = create_app(Settings.from_mapping({"DEVICE": "cpu", "LOG_LEVEL": "WARNING", "DTYPE": "float32",
+app = local_app(Settings.from_mapping({"DEVICE": "cpu", "LOG_LEVEL": "WARNING", "DTYPE": "float32",
                                         "CPU_KERNELS": "mkl", "METRICS": "false"}))
 texts = [" ".join(["word%d" % i] * 60) for i in range(16)]
 

@@ -20,7 +20,7 @@ import pytest
 
 from conftest import free_port, load_registry, serve
 from embedding_service.http import security
-from embedding_service.http.app import create_app
+from embedding_service.process.boot import local_app
 from embedding_service.config.settings import Settings
 
 GOOD = {"input": "a cat sits on the mat"}
@@ -34,7 +34,7 @@ def registry():
 
 def make_app(registry, **env):
     env = {"LOG_LEVEL": "WARNING", "DEVICE": "cpu", **env}
-    return create_app(Settings.from_mapping(env), engines=registry)
+    return local_app(Settings.from_mapping(env), engines=registry)
 
 
 def make_client(registry, **env):

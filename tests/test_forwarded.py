@@ -11,7 +11,7 @@ from typing import Optional
 import pytest
 
 from conftest import load_registry
-from embedding_service.http.app import create_app
+from embedding_service.process.boot import local_app
 from embedding_service.config.settings import Settings, SettingsError
 
 
@@ -25,7 +25,7 @@ def limited(engines, allow: Optional[str] = None):
     env = {"DEVICE": "cpu", "LOG_LEVEL": "WARNING", "RATE_LIMIT_REQUESTS": "2", "RATE_LIMIT_WINDOW": "60"}
     if allow is not None:
         env["FORWARDED_ALLOW_IPS"] = allow
-    return create_app(Settings.from_mapping(env), engines=engines).test_client()
+    return local_app(Settings.from_mapping(env), engines=engines).test_client()
 
 
 def status(client, peer: str, forwarded: Optional[str] = None) -> int:

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings as hyp_settings, strategies 
 from hypothesis.configuration import set_hypothesis_home_dir
 from schemathesis.config import SchemathesisConfig
 
-from embedding_service.http.app import create_app
+from embedding_service.process.boot import local_app
 from embedding_service.domain.errors import InvalidInput
 from embedding_service.http.errors import status_of
 from embedding_service.http.schemas import OpenAIEmbeddingRequest, RerankRequest, TEIEmbedRequest, parse
@@ -44,7 +44,7 @@ CONFIG = {
 
 
 # Built at collection: schemathesis' lazy fixture loader does not run under pytest 9.
-FUZZ_APP = create_app(Settings.from_mapping({"DEVICE": "cpu", "LOG_LEVEL": "WARNING", "MAX_CLIENT_BATCH_SIZE": "64"}))
+FUZZ_APP = local_app(Settings.from_mapping({"DEVICE": "cpu", "LOG_LEVEL": "WARNING", "MAX_CLIENT_BATCH_SIZE": "64"}))
 schema = schemathesis.openapi.from_wsgi("/openapi.json", FUZZ_APP, config=SchemathesisConfig.from_dict(CONFIG))
 
 

@@ -12,9 +12,10 @@ import pytest
 
 from conftest import load_registry
 from embedding_service.http.app import create_app
+from embedding_service.process.boot import local_app
 from embedding_service.observability.logs import JsonFormatter
 from embedding_service.inference.registry import Registry
-from embedding_service.process.runtime import Runtime
+from embedding_service.inference.runtime import Runtime
 from embedding_service.config.settings import Settings
 from embedding_service.operations.state import ServiceState, WorkerInfo
 from embedding_service.process.boot import load_in_background
@@ -29,7 +30,7 @@ def minilm_registry():
 
 def make_client(registry, **env):
     env = {"LOG_LEVEL": "WARNING", "DEVICE": "cpu", **env}
-    return create_app(Settings.from_mapping(env), engines=registry).test_client()
+    return local_app(Settings.from_mapping(env), engines=registry).test_client()
 
 
 def bearer(key: str) -> dict:
@@ -198,7 +199,7 @@ def test_ready_is_503_while_models_load(minilm_registry, monkeypatch):
     monkeypatch.setattr(Registry, "load", staticmethod(slow_load))
     settings = Settings.from_mapping({"LOG_LEVEL": "WARNING"})
     state = ServiceState.create(settings, WorkerInfo(device="cpu"))
-    app = create_app(settings, state=state)
+    app = create_app(state)
     load_in_background(settings, Runtime.local(settings, "cpu"), state, exit_on_failure=False)
     client = app.test_client()
     assert client.get("/health").status_code == 200

@@ -87,7 +87,7 @@ def test_the_load_sends_heartbeats_so_the_worker_timeout_never_fires(monkeypatch
     worker timeout."""
     from embedding_service.process import boot as worker
     from embedding_service.inference.registry import Registry
-    from embedding_service.process.runtime import Runtime
+    from embedding_service.inference.runtime import Runtime
     from embedding_service.config.settings import Settings
     from embedding_service.operations.state import Phase, ServiceState, WorkerInfo
 

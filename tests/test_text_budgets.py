@@ -14,7 +14,7 @@ import pytest
 from transformers import AutoTokenizer
 
 from conftest import load_registry
-from embedding_service.http.app import create_app
+from embedding_service.process.boot import local_app
 from embedding_service.inference.batching import Batcher, BatchLimits
 from embedding_service.inference.engine import Capability, Engine
 from embedding_service.domain.errors import LimitExceeded, Unavailable
@@ -51,7 +51,7 @@ def rr_registry(rerankers):
 
 def make_client(registry, **env):
     env = {"LOG_LEVEL": "WARNING", "DEVICE": "cpu", **env}
-    return create_app(Settings.from_mapping(env), engines=registry).test_client()
+    return local_app(Settings.from_mapping(env), engines=registry).test_client()
 
 
 def too_large(resp, param, *fragments) -> str:
@@ -70,7 +70,7 @@ def small_queue(engine: Engine, size: int):
     """A client of an app serving `engine`'s loaded model behind a queue of `size` items."""
     limits = BatchLimits(max_batch_size=4, max_batch_tokens=16384, max_queue_size=size)
     registry = Registry([Engine(engine.model, limits, observer=None, cpu_share=None)], "cpu")
-    return create_app(Settings.from_mapping({"LOG_LEVEL": "WARNING"}), engines=registry).test_client()
+    return local_app(Settings.from_mapping({"LOG_LEVEL": "WARNING"}), engines=registry).test_client()
 
 
 # ------------------------------------------------------------------ MAX_INPUT_CHARS, MAX_REQUEST_CHARS

@@ -14,7 +14,6 @@ from __future__ import annotations
 import math
 import multiprocessing
 import time
-from typing import Optional
 
 #: Seconds after its last pass during which a worker still counts as busy.
 RECENT = 0.1
@@ -44,24 +43,3 @@ class CpuShare:
 
     def clear(self, slot: int) -> None:
         self.until[slot] = 0.0
-
-
-class SlotShare:
-    """One worker's handle on a CpuShare: what the batcher calls around each forward pass."""
-
-    def __init__(self, share: CpuShare, slot: int):
-        self.share = share
-        self.slot = slot
-        self.share.clear(slot)  # a worker that died mid-pass left its slot marked busy
-        self._threads: Optional[int] = None
-
-    def enter(self) -> None:
-        threads = self.share.enter(self.slot)
-        if threads != self._threads:
-            import torch
-
-            torch.set_num_threads(threads)
-            self._threads = threads
-
-    def leave(self) -> None:
-        self.share.leave(self.slot)

@@ -16,7 +16,7 @@ from typing import Any, Optional
 
 from ..bake import baked_path
 from .settings import Settings, SettingsError
-from ..models.pooling import POOLINGS
+from ..domain.model_kinds import KINDS, POOLINGS
 
 #: The embedded default: served when no model is configured.
 EMBEDDED_DEFAULT = "sentence-transformers/all-MiniLM-L6-v2"
@@ -52,15 +52,9 @@ def _choice(*allowed: str):
     return check
 
 
-def _kind(value: Any) -> str:
-    from ..models.families import KINDS  # the family table imports this module
-
-    return _choice(*KINDS)(value)
-
-
 #: Per-model options and their parsers.
 OPTIONS = {
-    "kind": _kind,
+    "kind": _choice(*KINDS),
     "pooling": _choice(*POOLINGS),
     "max_length": _positive_int,
     "dtype": _choice("auto", "float32", "float16", "bfloat16", "bfloat16-weights"),

@@ -1,7 +1,7 @@
-"""The app factory: `create_app(settings, state=...)` builds the Flask app around a ServiceState.
+"""The app factory: `create_app(state)` builds the Flask app around a ServiceState.
 
-The boot path (worker.py) decides the runtime, builds the state and loads the engines; the app
-only serves what it is given.
+The process layer (process/boot.py) decides the runtime, builds the state and loads the engines;
+the app only serves what it is given and never loads a model.
 """
 
 from __future__ import annotations
@@ -10,18 +10,16 @@ import functools
 import logging
 import threading
 import time
-from typing import Optional
-
 from flask import Flask, g, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from . import shared_paths
 from .dialects import BLUEPRINTS
 from .json_io import STATE_KEY
 from ..observability.request_stats import RequestStats, current_stats
 from ..domain.errors import Unavailable
 from .errors import register_error_handlers, request_id
-from ..observability.logs import configure_logging, log_access
-from ..inference.registry import Registry
+from ..observability.logs import log_access
 from .security import install_security, trust_forwarded
 from ..config.settings import Settings
 from ..operations.state import ServiceState
@@ -29,22 +27,11 @@ from ..operations.state import ServiceState
 log = logging.getLogger("embedding_service.http.app")
 
 
-def create_app(
-    settings: Optional[Settings] = None, *, state: Optional[ServiceState] = None, engines: Optional[Registry] = None
-) -> Flask:
-    """The Flask app serving `state` (in whatever phase it is: the boot path moves it on).
-
-    Without `state` (development server, tests): a single-process state serving `engines`, or,
-    without those, the models of `settings` loaded here first (worker.serve_locally). Settings
-    default to the state's, else the environment (+ `.env`). raises SettingsError for bad
-    configuration.
-    """
-    settings = settings or (state.settings if state is not None else Settings.from_env())
-    configure_logging(settings)
-    if state is None:
-        from ..process.boot import serve_locally
-
-        state = serve_locally(settings, engines)
+def create_app(state: ServiceState) -> Flask:
+    """The Flask app serving `state` (in whatever phase it is: the process layer moves it on),
+    configured by `state.settings`. A single-process app with its models loaded is
+    `process.boot.local_app`."""
+    settings = state.settings
     app = Flask("embedding_service")
     # Flask asks of every hook and view, on every request, whether it is `async def`: ask once.
     app.ensure_sync = functools.cache(app.ensure_sync)  # type: ignore[method-assign]
@@ -56,7 +43,7 @@ def create_app(
     install_security(app, settings)
     install_concurrency_limit(app, settings)
     install_streamed_body_limit(app)
-    for blueprint in BLUEPRINTS:
+    for blueprint in (*BLUEPRINTS, shared_paths.bp):
         app.register_blueprint(blueprint)
     trust_forwarded(app, settings)  # the client's address behind a trusted reverse proxy (FORWARDED_ALLOW_IPS)
     return app

@@ -15,10 +15,9 @@ from .engine import Capability, Engine
 from ..domain.errors import InvalidInput, ModelNotFound
 from ..models.base import Model
 from ..models.families import load_model
-from ..operations.model_names import without_tag
 from ..config.model_specs import ModelSpec, model_specs
 from .cpu.precision import apply_precision, uses_bf16
-from ..process.runtime import Runtime
+from ..inference.runtime import Runtime
 from ..config.settings import Settings
 
 log = logging.getLogger("embedding_service.inference.registry")
@@ -147,12 +146,15 @@ class Registry:
             raise InvalidInput(f"model {engine.name!r} is a {engine.model.kind} model and cannot do {capability.value}", param="model")
         return engine
 
+    def serves(self, label: str) -> bool:
+        """Whether `label` is exactly a served model's name or alias."""
+        return label in self._by_label
+
     def find(self, name: str) -> Engine:
-        """The engine called `name` (a name or alias, or either with an Ollama `:tag`, see
-        `names`), whatever it can do; raises ModelNotFound (404) listing the served models."""
+        """The engine called exactly `name` (a name or alias), whatever it can do; raises
+        ModelNotFound (404) listing the served models. The names clients send (Ollama's `:tag`
+        included) are resolved before, by `operations.model_names.resolve`."""
         engine = self._by_label.get(name)
-        if engine is None and (base := without_tag(name)) is not None:
-            engine = self._by_label.get(base)
         if engine is None:
             served = ", ".join(f"{e.name} (aliases: {', '.join(e.aliases)})" if e.aliases else e.name for e in self.engines)
             raise ModelNotFound(f"model {name!r} is not served here; served models: {served}", param="model")

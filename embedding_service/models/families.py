@@ -5,7 +5,7 @@ may force with the `kind` model option), what it looks like (`fits`: the config'
 the class that serves it, imported only when a model of that family is loaded. Detection: the
 `kind` option if given, else the kind of the first row that *claims* the checkpoint; then the
 first row of that kind whose structure fits. Adding a family is one module under models/ plus
-one row here. No torch here: Gunicorn's master reads KINDS.
+one row here. No torch here. The kinds themselves are `domain.model_kinds.Kind`.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Optional
 
 from ..config.settings import SettingsError
+from ..domain.model_kinds import KINDS
 from .text_config import is_decoder
 from .files import ModelFiles
 from ..config.model_specs import ModelSpec
@@ -79,7 +80,8 @@ FAMILIES: tuple[Family, ...] = (
     Family("text", "text", "a transformers encoder or decoder", anything, ".text:TextEmbedder"),
 )
 #: The kinds, in table order: the values of the `kind` model option.
-KINDS: tuple[str, ...] = tuple(dict.fromkeys(family.kind for family in FAMILIES))
+if {family.kind for family in FAMILIES} != set(KINDS):  # every kind has a row, every row a known kind
+    raise AssertionError("the family table and domain.model_kinds.Kind disagree")
 
 
 def detect_family(spec: ModelSpec, config: dict) -> Family:

@@ -2,13 +2,15 @@
 
 All functions take `hidden` (batch, seq, dim) and `mask` (batch, seq) with 1 on real tokens and
 return (batch, dim) float32. They are padding-side agnostic, so a text pools the same alone and in
-a padded batch. torch is imported inside the functions: Gunicorn's master reads POOLINGS and never
-imports torch.
+a padded batch. torch is imported inside the functions: the modes' names are
+`domain.model_kinds.POOLINGS`, which Gunicorn's master reads without torch.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
+
+from ..domain.model_kinds import POOLINGS
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -59,7 +61,8 @@ POOLERS = {
     "lasttoken": lasttoken_pool,
     "mean_sqrt_len_tokens": mean_sqrt_len_pool,
 }
-POOLINGS = tuple(POOLERS)
+if tuple(POOLERS) != POOLINGS:  # every mode the `pooling` option accepts has its function
+    raise AssertionError("models.pooling.POOLERS and domain.model_kinds.POOLINGS disagree")
 
 
 def pool(mode: str, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -22,6 +22,7 @@ from ..images import ImageLoader
 from ..models.base import PromptChoice
 from ..inference.registry import Registry
 from .state import RequestLimits
+from .model_names import resolve
 
 
 @dataclass
@@ -138,7 +139,7 @@ def embed_text(
     started = time.perf_counter()
     count = len(texts) if texts is not None else len(token_ids or ())
     check_batch_size(count, limits.max_client_batch_size, param)
-    engine = engines.get(model_name, Capability.EMBED_TEXT, prefer_first=prefer_first)
+    engine = engines.get(resolve(engines, model_name), Capability.EMBED_TEXT, prefer_first=prefer_first)
     check_dimensions(dimensions, engine, dimensions_field)
     if texts is not None:
         prefix = engine.text.resolve_prompt(prompt)
@@ -174,7 +175,7 @@ def embed_images(
     """
     started = time.perf_counter()
     check_batch_size(len(sources), limits.max_client_batch_size, param)
-    engine = engines.get(model_name, Capability.EMBED_IMAGES, param=param)
+    engine = engines.get(resolve(engines, model_name), Capability.EMBED_IMAGES, param=param)
     check_dimensions(dimensions, engine, dimensions_field)
     decoding = time.perf_counter()
     images = loader.load(sources, param=param, size=getattr(engine.model, "image_input_size", None))
@@ -208,7 +209,7 @@ def similarity(
     request's characters (MAX_REQUEST_CHARS) count the source and every sentence.
     """
     check_batch_size(len(sentences) + 1, limits.max_client_batch_size, "inputs.sentences")
-    engine = engines.get(model_name, Capability.EMBED_TEXT)
+    engine = engines.get(resolve(engines, model_name), Capability.EMBED_TEXT)
     prefix = engine.text.resolve_prompt(prompt)
     seen = prompt_note(prompt, prefix)
     check_text_chars([len(prefix) + len(source)], limits, "inputs.source_sentence", seen, item="{param}")

@@ -10,7 +10,10 @@ contain no colon and are never cut. Light (no torch): the OpenAPI description us
 from __future__ import annotations
 
 import re
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..inference.registry import Registry
 
 #: An Ollama tag: a letter, digit or underscore, then up to 79 of those, `.` or `-`.
 TAG_PATTERN = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,79}"
@@ -26,6 +29,16 @@ def without_tag(name: str) -> Optional[str]:
     if sep and base and _TAG.fullmatch(tag):
         return base
     return None
+
+
+def resolve(engines: "Registry", name: Optional[str]) -> Optional[str]:
+    """The served label a client's `name` means: `name` itself when served (or empty), else
+    `name` without its `:tag` when that is served, else `name` unchanged (the lookup then raises
+    ModelNotFound naming it as sent)."""
+    if not name or engines.serves(name):
+        return name
+    base = without_tag(name)
+    return base if base is not None and engines.serves(base) else name
 
 
 def tagged(label: str) -> str:

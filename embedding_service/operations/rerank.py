@@ -24,6 +24,7 @@ from ..models.multimodal import MultimodalModel
 from ..inference.registry import Registry
 from .embed import check_batch_size, check_text_chars, note_usage, prompt_note
 from .state import RequestLimits
+from .model_names import resolve
 
 
 @dataclass
@@ -163,7 +164,7 @@ def choose_engine(engines: Registry, name: Optional[str]) -> Engine:
     name, the first reranker, else the first configured model if it embeds text, else the
     default text model. raises ModelNotFound (404), InvalidInput (400)."""
     if name:
-        engine = engines.find(name)
+        engine = engines.find(resolve(engines, name))
         if not (engine.can(Capability.SCORE_PAIRS) or engine.can(Capability.EMBED_TEXT)):
             raise InvalidInput(f"model {engine.name!r} is a {engine.model.kind} model and cannot do reranking", param="model")
         return engine

@@ -27,6 +27,7 @@ from ..models.base import PromptChoice, TextEncoder
 from ..inference.registry import Registry
 from .embed import check_batch_size, check_text_chars, note_usage, prompt_note
 from .state import RequestLimits
+from .model_names import resolve
 
 
 def _add_tokenization(started: float) -> None:
@@ -53,7 +54,7 @@ def tokenize(
     prompt), LimitExceeded (413: MAX_CLIENT_BATCH_SIZE, MAX_INPUT_CHARS, MAX_REQUEST_CHARS).
     """
     check_batch_size(len(texts), limits.max_client_batch_size, param)
-    engine = engines.get(model_name, Capability.EMBED_TEXT)
+    engine = engines.get(resolve(engines, model_name), Capability.EMBED_TEXT)
     model = engine.text
     prompt = PromptChoice(prompt_name=prompt_name)
     seen, prefix = model_texts(model, texts, prompt)
@@ -102,7 +103,7 @@ def decode(
     single = bool(ids) and not isinstance(ids[0], list)
     rows = [list(ids)] if single else [list(row) for row in ids]
     check_batch_size(len(rows), limits.max_client_batch_size, param)
-    engine = engines.get(model_name, Capability.EMBED_TEXT)
+    engine = engines.get(resolve(engines, model_name), Capability.EMBED_TEXT)
     model = engine.text
     for index, row in enumerate(rows):
         bad = next((t for t in row if not 0 <= t < model.vocab_rows), None)
@@ -124,7 +125,7 @@ def token_engine(engines: Registry, model_name: Optional[str]) -> Engine:
     model that gives token embeddings. raises ModelNotFound (404), InvalidInput (400) when it gives
     none."""
     if model_name:
-        engine = engines.get(model_name, Capability.EMBED_TEXT)
+        engine = engines.get(resolve(engines, model_name), Capability.EMBED_TEXT)
         if not gives_token_states(engine):
             raise InvalidInput(
                 f"model {engine.name!r} ({engine.model.kind}, family {getattr(engine.model.family, 'name', '?')}) gives no "

@@ -23,8 +23,9 @@ from flask import Flask
 from ..inference import compute
 from ..config.cpu_share import CpuShare
 from ..inference.registry import Registry
-from .runtime import Runtime
+from ..inference.runtime import Runtime
 from ..config.settings import Settings
+from ..observability.logs import configure_logging
 from ..operations.state import ServiceState, WorkerInfo
 
 log = logging.getLogger("embedding_service.process.boot")
@@ -53,10 +54,11 @@ def boot(settings: Settings, slot: int, device: str, cpu_workers: int, cpu_share
     global _state, _app, _pending
     from ..http.app import create_app
 
+    configure_logging(settings)
     runtime = Runtime.for_worker(settings, slot, device, cpu_workers, cpu_share)
     compute.run(runtime.apply)  # torch's thread count and CUDA device are per thread
     _state = ServiceState.create(settings, WorkerInfo(device=device, slot=slot, cuda_available=_cuda_available()))
-    _app = create_app(settings, state=_state)
+    _app = create_app(_state)
     _pending = (settings, runtime)
     start_malloc_trimmer()
     return _app
@@ -117,6 +119,18 @@ def serve_locally(settings: Settings, engines: Optional[Registry] = None, device
     return state
 
 
+def local_app(settings: Optional[Settings] = None, engines: Optional[Registry] = None) -> Flask:
+    """A single-process app (development server, tests, scripts), READY: serving `engines`, or
+    the models of `settings` (default: the environment and `.env`) loaded first
+    (:func:`serve_locally`). raises SettingsError for bad configuration or a model that cannot
+    load."""
+    from ..http.app import create_app
+
+    settings = settings or Settings.from_env()
+    configure_logging(settings)
+    return create_app(serve_locally(settings, engines))
+
+
 def mark_draining() -> None:
     """SIGTERM reached this worker: `/ready` answers 503 while in-flight requests finish."""
     if _state is not None:
@@ -149,7 +163,5 @@ def current_app() -> Flask:
     """The booted app, or (when Gunicorn runs without gunicorn.conf.py) one built from the env."""
     global _app
     if _app is None:
-        from ..http.app import create_app
-
-        _app = create_app()
+        _app = local_app()
     return _app

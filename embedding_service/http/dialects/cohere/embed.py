@@ -39,6 +39,7 @@ from .schemas import CohereEmbedV1Request, CohereEmbedV2Request
 from ....operations.embed import check_batch_size, embed_images, embed_text
 from ...json_io import engines, images, json_body, json_response, limits
 from ...routing import IMAGE_ERRORS, IMAGE_LIMITS, ApiBlueprint
+from ....operations.model_names import resolve
 
 bp = ApiBlueprint("cohere", __name__, tag="Cohere")
 
@@ -75,7 +76,7 @@ def _embed(req, version: int):
     rows: list[Optional[np.ndarray]] = [None] * len(entries)
     tokens = 0
     if texts:
-        engine = reg.get(model_name, Capability.EMBED_TEXT)
+        engine = reg.get(resolve(reg, model_name), Capability.EMBED_TEXT)
         texts = _cap(engine, texts, getattr(req, "max_tokens", None), req.truncate, field)
         result = embed_text(
             reg, limits(), model_name=engine.name, texts=texts, dimensions=dimensions, truncate=req.truncate != "NONE",

@@ -1,4 +1,5 @@
-"""Cohere dialect of reranking: `POST /rerank`, `/v1/rerank`, `/v2/rerank`; and TEI's on `/rerank`.
+"""Cohere dialect of reranking: `POST /v1/rerank`, `/v2/rerank` (and the Cohere side of
+`POST /rerank`, which it shares with TEI: `http/shared_paths.py`).
 
 `meta.api_version.version` is "2" on `/v2/rerank` and "1" elsewhere. `return_documents` defaults
 to true on `/rerank` (the plain reranking API) and to false on Cohere's `/v1/rerank` and
@@ -19,7 +20,7 @@ import math
 import uuid
 
 from ....domain.errors import InvalidInput
-from ...responses import PlainRerankResponse, RerankResponse
+from ...responses import RerankResponse
 from ....operations.rerank import Ranking, rerank
 from ...schemas import RerankRequest, parse
 from ...json_io import engines, images, json_body, json_response, limits
@@ -28,8 +29,9 @@ from ...routing import IMAGE_ERRORS, RERANK_LIMITS, ApiBlueprint
 bp = ApiBlueprint("rerank", __name__, tag="Cohere")
 
 #: path -> (Cohere API version, documents returned by default, OpenAPI summary)
+#: (`POST /rerank`, shared with TEI, is `http/shared_paths.py`: API version 1, documents returned
+#: by default.)
 ROUTES = {
-    "/rerank": (1, True, "Rerank (documents returned by default)"),
     "/v1/rerank": (1, False, "Rerank, Cohere v1"),
     "/v2/rerank": (2, False, "Rerank, Cohere v2"),
 }
@@ -59,43 +61,33 @@ def cohere_response(ranking: Ranking, documents: list, api_version: int, return_
     }
 
 
-def tei_ranks(ranking: Ranking, texts: list, return_text: bool) -> list[dict]:
-    """TEI's rerank answer: `[{"index", "score", "text"?}]`, best first."""
-    rows = []
-    for index in ranking.order:
-        row = {"index": index, "score": float(ranking.scores[index])}
-        if return_text:
-            row["text"] = texts[index]
-        rows.append(row)
-    return rows
+def run_rerank(req: RerankRequest, documents_by_default: bool) -> tuple[Ranking, list, bool]:
+    """Rerank `req`: (the ranking, the documents as sent, whether to return them: the request's
+    `return_documents` or `return_text`, else `documents_by_default`). raises InvalidInput when
+    `return_documents` and `return_text` disagree."""
+    if req.return_documents is not None and req.return_text is not None and req.return_documents != req.return_text:
+        raise InvalidInput("return_documents and return_text disagree; send one", param="return_text")
+    chosen = next((v for v in (req.return_documents, req.return_text) if v is not None), documents_by_default)
+    documents, field = req.items()
+    ranking = rerank(
+        engines(), limits(), images(), req.query, documents, field=field, model=req.model, instruction=req.instruction,
+        top_n=req.top_n, raw_scores=req.raw_scores, truncate=req.truncate, max_chunks_per_doc=req.max_chunks_per_doc,
+        max_tokens_per_doc=req.max_tokens_per_doc, rank_fields=req.rank_fields, direction=req.truncation_direction,
+    )
+    return ranking, documents, chosen
 
 
-def _handler(version: int, documents_by_default: bool, tei: bool):
+def _handler(version: int, documents_by_default: bool):
     def view():
-        req = parse(RerankRequest, json_body())
-        if req.return_documents is not None and req.return_text is not None and req.return_documents != req.return_text:
-            raise InvalidInput("return_documents and return_text disagree; send one", param="return_text")
-        tei_shaped = tei and req.tei_shaped()
-        default = False if tei_shaped else documents_by_default  # TEI's return_text defaults to false
-        chosen = next((v for v in (req.return_documents, req.return_text) if v is not None), default)
-        documents, field = req.items()
-        ranking = rerank(
-            engines(), limits(), images(), req.query, documents, field=field, model=req.model, instruction=req.instruction,
-            top_n=req.top_n, raw_scores=req.raw_scores, truncate=req.truncate, max_chunks_per_doc=req.max_chunks_per_doc,
-            max_tokens_per_doc=req.max_tokens_per_doc, rank_fields=req.rank_fields, direction=req.truncation_direction,
-        )
-        if tei_shaped:
-            return json_response(tei_ranks(ranking, documents, chosen))
+        ranking, documents, chosen = run_rerank(parse(RerankRequest, json_body()), documents_by_default)
         return json_response(cohere_response(ranking, documents, version, chosen))
 
     return view
 
 
 for _path, (_version, _default, _summary) in ROUTES.items():
-    _tei = _path == "/rerank"
     bp.add_operation(
-        _path, f"rerank_v{_version}{_path.replace('/', '_')}", _handler(_version, _default, _tei), "POST",
-        summary=_summary + ("; TEI's request gets TEI's answer" if _tei else ""), request=RerankRequest,
-        response=PlainRerankResponse if _tei else RerankResponse, errors=IMAGE_ERRORS, models="all",
+        _path, f"rerank_v{_version}{_path.replace('/', '_')}", _handler(_version, _default), "POST",
+        summary=_summary, request=RerankRequest, response=RerankResponse, errors=IMAGE_ERRORS, models="all",
         limits=RERANK_LIMITS,
     )

@@ -25,11 +25,11 @@ from datetime import datetime, timezone
 from .... import __version__
 from ....inference.engine import Capability, Engine
 from ...errors import ErrorStyle
-from ....operations.model_names import tagged
 from ...responses import OllamaProcesses, OllamaShowResponse, OllamaTags, OllamaVersion
 from ...schemas import OllamaShowRequest, parse
 from ...json_io import engines, json_body, json_response, state
 from ...routing import ApiBlueprint
+from ....operations.model_names import resolve, tagged
 
 bp = ApiBlueprint("ollama_catalogue", __name__, tag="Ollama", error_style=ErrorStyle.FLAT)
 
@@ -138,7 +138,7 @@ def show():
     label = req.label()
     reg = engines()
     if label:
-        engine = reg.find(label)
+        engine = reg.find(resolve(reg, label))
     else:
         engine = reg.default(Capability.EMBED_TEXT) if reg.has(Capability.EMBED_TEXT) else reg.first
     family = _family(engine)

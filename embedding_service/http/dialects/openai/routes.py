@@ -18,6 +18,7 @@ from ...schemas import OpenAIEmbeddingRequest, parse
 from ....operations.embed import embed_images, embed_text
 from ...json_io import engines, images, json_body, json_response, limits, state
 from ...routing import IMAGE_ERRORS, IMAGE_LIMITS, ApiBlueprint
+from ....operations.model_names import resolve
 
 bp = ApiBlueprint("openai", __name__, tag="OpenAI")
 
@@ -105,7 +106,8 @@ def models():
 def model(model: str):
     """The `/v1/models` entry whose `id` is `model` (a served name or alias, as the OpenAI SDK's
     `models.retrieve` asks); raises ModelNotFound (404) listing the served models."""
-    engine = engines().find(model)
+    reg = engines()
+    engine = reg.find(resolve(reg, model))
     return json_response(_card(engine, model if model in engine.aliases else engine.name))
 
 

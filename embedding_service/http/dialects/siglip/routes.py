@@ -1,6 +1,6 @@
-"""The SigLIP service's and TEI's routes: `POST /embed_text` (texts), `POST /embed` (`inputs` for
-TEI text; `images` for images, as the SigLIP service; or a multipart upload of image files). Both
-answer a bare `[[float, ...], ...]` list, one row per input."""
+"""The SigLIP service's API: `POST /embed_text` (texts) and its side of `POST /embed` (`images`,
+or a multipart upload of image files; the path is shared with TEI's `inputs`:
+`http/shared_paths.py`). Both answer a bare `[[float, ...], ...]` list, one row per input."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from ...schemas import EmbedTextRequest, ImageEmbedRequest, TEIEmbedRequest, par
 from ....operations.embed import embed_images, embed_text
 from ...json_io import engines, images, json_body, json_response, limits, state
 from ...routing import EMBED_ERRORS, IMAGE_ERRORS, IMAGE_LIMITS, TEXT_LIMITS, ApiBlueprint
-from ..tei.routes import embed_inputs
 
 bp = ApiBlueprint("native", __name__, tag="SigLIP service")
 
@@ -33,27 +32,14 @@ def embed_text_route():
     return json_response(result.vectors)
 
 
-@bp.operation(
-    "POST", "/embed", summary="TEI `inputs` (text) or `images` -> [[float]]; multipart image upload too",
-    tag="TEI / SigLIP service", request=(TEIEmbedRequest, ImageEmbedRequest), response=VECTORS,
-    errors=IMAGE_ERRORS, multipart=True, limits=IMAGE_LIMITS,
-)
-def embed_route():
-    """TEI text (`inputs`), images (`images`), or a multipart upload of image files ->
-    `[[float]]`, one row per input."""
-    if request.mimetype == "multipart/form-data":
-        return _embed_uploads()
-    body = json_body()
-    if isinstance(body, dict) and "images" in body and "inputs" not in body:
-        req = parse(ImageEmbedRequest, body)
-        result = embed_images(engines(), limits(), images(), model_name=req.model, sources=req.images, normalize=req.normalize)
-        return json_response(result.vectors)
-    if isinstance(body, dict) and "inputs" not in body:
-        raise InvalidInput('send "inputs" (text, TEI) or "images" (images)', param="inputs")
-    return embed_inputs(body)
+def embed_image_body(body: dict):
+    """The SigLIP service's `/embed` JSON body, `{"images": [...]}` -> `[[float]]`, one row per image."""
+    req = parse(ImageEmbedRequest, body)
+    result = embed_images(engines(), limits(), images(), model_name=req.model, sources=req.images, normalize=req.normalize)
+    return json_response(result.vectors)
 
 
-def _embed_uploads():
+def embed_uploads():
     """`multipart/form-data`: every file part is an image, in order; optional form fields
     `model` and `normalize` (`true`/`false`)."""
     unknown = sorted(str(name) if name is not None else "" for name in set(request.form) - MULTIPART_FIELDS)

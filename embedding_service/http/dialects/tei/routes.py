@@ -1,6 +1,6 @@
 """The rest of TEI's router (Hugging Face text-embeddings-inference): `POST /`, `/similarity`,
-`/tokenize`, `/decode`, `/embed_all`. (`POST /embed` with `inputs` is in `api/native.py`, TEI's
-`/rerank` request in `api/rerank.py`, `GET /info` in `api/ops.py`.)
+`/tokenize`, `/decode`, `/embed_all`. (`POST /embed` and `/rerank`, which TEI shares with other
+dialects, are `http/shared_paths.py`; `GET /info` is `dialects/ops`.)
 
 `POST /` answers as TEI's router does, by the request's shape rather than by the served model's
 kind, since several models may be served: `inputs` as a string or a list embeds (as `/embed`),
@@ -16,14 +16,13 @@ from typing import Any
 
 from ....domain.errors import InvalidInput
 from ....models.base import PromptChoice
-from ....operations.rerank import rerank
+from ....operations.rerank import Ranking, rerank
 from ...responses import SCORES, TEXTS, TOKEN_VECTORS, TEIRootResponse, TEITokens
 from ...schemas import TEIEmbedRequest, parse
 from .schemas import TEIDecodeRequest, TEIEmbedAllRequest, TEIRerankRequest, TEISimilarityRequest, TEITokenizeRequest
 from ....operations.embed import embed_text, similarity
 from ....operations.tokens import decode, embed_tokens, tokenize
 from ...json_io import engines, images, json_body, json_response, limits
-from ..cohere.rerank import tei_ranks
 from ...routing import EMBED_ERRORS, TEXT_LIMITS, ApiBlueprint
 
 bp = ApiBlueprint("tei", __name__, tag="TEI")
@@ -31,6 +30,17 @@ bp = ApiBlueprint("tei", __name__, tag="TEI")
 TOKEN_ERRORS = (400, 404, 413, 415, 503)
 TOKENIZE_LIMITS = ("MAX_CONTENT_LENGTH", "MAX_CLIENT_BATCH_SIZE", "MAX_INPUT_CHARS", "MAX_REQUEST_CHARS")
 EMBED_ALL_LIMITS = TOKENIZE_LIMITS + ("MAX_EMBED_ALL_TOKENS",)
+
+
+def tei_ranks(ranking: Ranking, texts: list, return_text: bool) -> list[dict]:
+    """TEI's rerank answer: `[{"index", "score", "text"?}]`, best first."""
+    rows = []
+    for index in ranking.order:
+        row = {"index": index, "score": float(ranking.scores[index])}
+        if return_text:
+            row["text"] = texts[index]
+        rows.append(row)
+    return rows
 
 
 def embed_inputs(body: Any):

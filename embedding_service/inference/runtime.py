@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-from ..config.cpu_share import CpuShare, SlotShare
+from ..config.cpu_share import CpuShare
 from ..config.devices import cpu_threads
 from ..config.settings import Settings
 
@@ -73,3 +73,25 @@ class Runtime:
             torch.set_num_threads(self.threads)
         if self.device.startswith("cuda"):
             torch.cuda.set_device(torch.device(self.device))
+
+
+class SlotShare:
+    """One worker's handle on a CpuShare: what the batcher calls around each forward pass."""
+
+    def __init__(self, share: CpuShare, slot: int):
+        self.share = share
+        self.slot = slot
+        self.share.clear(slot)  # a worker that died mid-pass left its slot marked busy
+        self._threads: Optional[int] = None
+
+    def enter(self) -> None:
+        """Before a forward pass: mark the slot busy and size torch's threads to this worker's share."""
+        threads = self.share.enter(self.slot)
+        if threads != self._threads:
+            import torch
+
+            torch.set_num_threads(threads)
+            self._threads = threads
+
+    def leave(self) -> None:
+        self.share.leave(self.slot)
