@@ -82,6 +82,7 @@ def build():
     import orjson
 
     from benchmark import make_texts
+    from embedding_service.http import app as http_app
     from embedding_service.http.dialects.openai import routes as openai
     from embedding_service.process.boot import local_app
     from embedding_service.observability import metrics
@@ -103,7 +104,7 @@ def build():
     timed(engine.model, "prepare_texts", label["prepare_texts"])
     timed(engine.batcher, "run", label["run"])
     timed(service, "postprocess", label["postprocess"])
-    timed(app_module, "log_access", label["log_access"])
+    timed(http_app, "log_access", label["log_access"])
     return app, wsgi_call(app, orjson.dumps({"input": make_texts(1)[0]}))
 
 

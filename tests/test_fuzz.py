@@ -15,7 +15,10 @@ from schemathesis.config import SchemathesisConfig
 from embedding_service.process.boot import local_app
 from embedding_service.domain.errors import InvalidInput
 from embedding_service.http.errors import status_of
-from embedding_service.http.schemas import OpenAIEmbeddingRequest, RerankRequest, TEIEmbedRequest, parse
+from embedding_service.http.dialects.cohere.schemas import RerankRequest
+from embedding_service.http.dialects.openai.schemas import OpenAIEmbeddingRequest
+from embedding_service.http.dialects.tei.schemas import TEIEmbedRequest
+from embedding_service.http.schemas import parse
 from embedding_service.config.settings import Settings
 
 # Hypothesis' storage (example database, constants cache; schemathesis fills the cache while

@@ -12,16 +12,28 @@ The dialects stay independent of each other; only this module knows both sides o
 
 from __future__ import annotations
 
+from typing import Union
+
 from flask import request
+from pydantic import RootModel
 
 from ..domain.errors import InvalidInput
 from .dialects.cohere.rerank import cohere_response, run_rerank
 from .dialects.siglip.routes import embed_image_body, embed_uploads
 from .dialects.tei.routes import embed_inputs, tei_ranks
 from .json_io import json_body, json_response
-from .responses import VECTORS, PlainRerankResponse
+from .dialects.cohere.responses import RerankResponse
+from .dialects.tei.responses import TEIRank
+from .responses import VECTORS
 from .routing import IMAGE_ERRORS, IMAGE_LIMITS, RERANK_LIMITS, ApiBlueprint
-from .schemas import ImageEmbedRequest, RerankRequest, TEIEmbedRequest, parse
+from .dialects.cohere.schemas import RerankRequest
+from .dialects.siglip.schemas import ImageEmbedRequest
+from .dialects.tei.schemas import TEIEmbedRequest
+from .schemas import parse
+
+class PlainRerankResponse(RootModel[Union[RerankResponse, list[TEIRank]]]):
+    """`/rerank`: Cohere's body, or TEI's list for TEI's request (`RerankRequest.tei_shaped`)."""
+
 
 bp = ApiBlueprint("shared", __name__, tag="TEI / SigLIP service")
 

@@ -33,7 +33,7 @@ from ....inference.engine import Capability
 from ....domain.errors import Unprocessable
 from ....models.base import PromptChoice
 from ....operations.quantization import by_type
-from ...responses import CohereEmbedResponse
+from .responses import CohereEmbedResponse
 from ...schemas import parse
 from .schemas import CohereEmbedV1Request, CohereEmbedV2Request
 from ....operations.embed import check_batch_size, embed_images, embed_text

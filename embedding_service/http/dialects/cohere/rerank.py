@@ -20,9 +20,10 @@ import math
 import uuid
 
 from ....domain.errors import InvalidInput
-from ...responses import RerankResponse
+from .responses import RerankResponse
 from ....operations.rerank import Ranking, rerank
-from ...schemas import RerankRequest, parse
+from ...schemas import parse
+from .schemas import RerankRequest
 from ...json_io import engines, images, json_body, json_response, limits
 from ...routing import IMAGE_ERRORS, RERANK_LIMITS, ApiBlueprint
 

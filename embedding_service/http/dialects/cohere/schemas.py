@@ -1,5 +1,6 @@
-"""Request schemas of Cohere's embed API: `POST /v1/embed` and `POST /v2/embed` (the fields the
-official `cohere` SDK sends). Unknown fields are refused (400 naming the field).
+"""Request schemas of Cohere's API: `POST /v1/embed` and `POST /v2/embed` (the fields the
+official `cohere` SDK sends), and reranking (`RerankRequest`, below). Unknown fields are refused
+(400 naming the field).
 
 A request embeds exactly one of: `texts`; `images` (data URIs, base64, http(s) URLs or allowed
 local paths; a multimodal model must be served); or, on v2, `inputs`, each input's `content`
@@ -11,12 +12,30 @@ text with an image, is refused (400): no served model fuses them.
 from __future__ import annotations
 
 import copy
-from typing import Annotated, Any, Literal, Optional
+from typing import Annotated, Any, Literal, Optional, Union
 
-from pydantic import Field, StrictStr, field_validator
+from pydantic import Field, StrictBool, StrictStr, field_validator
 
 from ....domain.errors import InvalidInput
-from ...schemas import _NON_EMPTY, IMAGES, NEEDS_IMAGE_MODEL, JsonInt, NonEmptyList, PositiveInt, Strict, _check_text_list, _strict_with
+from ...schemas import (
+    DIRECTION,
+    IMAGE_DOCUMENT,
+    IMAGES,
+    NEEDS_IMAGE_MODEL,
+    NON_EMPTY,
+    RANK_FIELDS,
+    TRUNCATE,
+    Direction,
+    JsonInt,
+    NonEmptyList,
+    NonEmptyStr,
+    PositiveInt,
+    QueryText,
+    Strict,
+    check_text_list,
+    exactly_one,
+    strict_with,
+)
 
 EmbeddingType = Literal["float", "int8", "uint8", "binary", "ubinary", "base64"]
 InputType = Literal["search_document", "search_query", "classification", "clustering", "image"]
@@ -26,7 +45,7 @@ TRUNCATE_TEXT = "END cuts an over-long text's end, START its start; NONE refuses
 
 _TEXT_PART = {
     "type": "object", "required": ["type", "text"], "additionalProperties": False,
-    "properties": {"type": {"const": "text"}, "text": _NON_EMPTY},
+    "properties": {"type": {"const": "text"}, "text": NON_EMPTY},
 }
 _IMAGE_PART = {
     "type": "object", "required": ["type", "image_url"], "additionalProperties": False,
@@ -67,7 +86,7 @@ class _CohereEmbed(Strict):
     @field_validator("texts", "images", mode="before")
     @classmethod
     def _lists(cls, value: Any, info) -> Any:
-        return value if value is None else _check_text_list(value, info.field_name)
+        return value if value is None else check_text_list(value, info.field_name)
 
     def entries(self) -> tuple[list[tuple[str, str]], str]:
         """[("text" | "image", content)] in order, and the field they came in."""
@@ -86,7 +105,7 @@ class CohereEmbedV1Request(_CohereEmbed):
     """`POST /v1/embed` (Cohere v1): `{"texts" | "images", "model"?, "input_type"?,
     "embedding_types"?, "truncate"?}`."""
 
-    model_config = _strict_with({"anyOf": [_only("texts", "images", title="texts"),
+    model_config = strict_with({"anyOf": [_only("texts", "images", title="texts"),
                                            _only("images", "texts", title="images", **{NEEDS_IMAGE_MODEL: True})]})
 
 
@@ -95,7 +114,7 @@ class CohereEmbedV2Request(_CohereEmbed):
     the model's dimension), `max_tokens` (each text cut to that many tokens, per `truncate`) and
     `priority` (accepted, no effect)."""
 
-    model_config = _strict_with({"anyOf": [
+    model_config = strict_with({"anyOf": [
         _only("texts", "images", "inputs", title="texts"),
         _only("images", "texts", "inputs", title="images", **{NEEDS_IMAGE_MODEL: True}),
         _only("inputs", "texts", "images", title="text inputs", properties={"inputs": {"items": _TEXT_INPUT}}),
@@ -140,3 +159,92 @@ def _input(item: Any, index: int) -> tuple[str, str]:
     if urls and (texts or len(urls) > 1):
         raise ValueError(f"{where}.content: an input is text parts or one image; no served model fuses several into one embedding")
     return ("image", urls[0]) if urls else ("text", " ".join(texts))
+
+
+DocumentInput = Union[NonEmptyStr, dict[str, Any]]
+#: Documents as ranking reads them: a string, `{"text": str}` or `{"image": str}` (other keys
+#: ride along and come back with `return_documents`)...
+_TEXT_DOCUMENT = {"type": "object", "required": ["text"], "properties": {"text": NON_EMPTY}}
+_IMAGE_DOCUMENT = {NEEDS_IMAGE_MODEL: True, **IMAGE_DOCUMENT}
+#: ... or, with `rank_fields`, a string or any object (read through the named fields).
+_DOCUMENT_SHAPES = {
+    "anyOf": [
+        {
+            "title": "documents as given",
+            "properties": {
+                "rank_fields": {"anyOf": [{"type": "null"}, {"type": "array", "maxItems": 0}]},
+                "documents": {"items": {"anyOf": [NON_EMPTY, _TEXT_DOCUMENT, _IMAGE_DOCUMENT]}},
+            },
+        },
+        {
+            "title": "strings, with rank_fields",
+            "required": ["rank_fields"],
+            "properties": {
+                "rank_fields": {"type": "array", "minItems": 1},
+                "documents": {"items": {"anyOf": [NON_EMPTY, {"type": "object"}]}},
+            },
+        },
+    ]
+}
+#: `return_documents` and `return_text` are one switch: both given, they must agree.
+_ONE_SWITCH = {
+    "not": {
+        "anyOf": [
+            {
+                "required": ["return_documents", "return_text"],
+                "properties": {"return_documents": {"const": yes}, "return_text": {"const": not yes}},
+            }
+            for yes in (True, False)
+        ]
+    }
+}
+
+
+class RerankRequest(Strict):
+    """`POST /rerank`, `/v1/rerank`, `/v2/rerank` (Cohere; `texts` accepted in place of
+    `documents`; TEI's `return_text`, `truncate` and `truncation_direction`). `priority` is
+    accepted and has no effect. On `/rerank`, `texts` with one of TEI's own fields
+    (`truncation_direction`, `raw_scores`, `return_text`) is TEI's request (see :meth:`tei_shaped`)."""
+
+    model_config = strict_with(exactly_one("documents", "texts"), _ONE_SWITCH, _DOCUMENT_SHAPES)
+
+    query: QueryText
+    documents: Annotated[list[DocumentInput], Field(min_length=1)] = None  # type: ignore[assignment]
+    texts: NonEmptyList = None  # type: ignore[assignment]
+    top_n: Optional[PositiveInt] = None
+    return_documents: Optional[StrictBool] = None
+    return_text: Optional[StrictBool] = None
+    instruction: Optional[StrictStr] = None
+    model: Optional[StrictStr] = None
+    raw_scores: StrictBool = False
+    truncate: Annotated[StrictBool, Field(description=TRUNCATE)] = True
+    truncation_direction: Annotated[Direction, Field(description=DIRECTION)] = "right"
+    max_chunks_per_doc: Optional[PositiveInt] = None
+    max_tokens_per_doc: Optional[PositiveInt] = None
+    rank_fields: Annotated[Optional[list[StrictStr]], Field(description=RANK_FIELDS)] = None
+    priority: Optional[JsonInt] = None
+
+    @field_validator("top_n", "max_chunks_per_doc", "max_tokens_per_doc", mode="before")
+    @classmethod
+    def _positive(cls, value: Any, info) -> Any:
+        if isinstance(value, int) and not isinstance(value, bool) and value < 1:
+            raise ValueError(f"{info.field_name} must be at least 1; got {value}")
+        return value
+
+    @field_validator("documents", "texts", mode="before")
+    @classmethod
+    def _documents(cls, value: Any, info) -> Any:
+        return value if value is None else check_text_list(value, info.field_name)
+
+    def tei_shaped(self) -> bool:
+        """TEI's rerank request: `texts` (not `documents`) with one of the fields only TEI has."""
+        return self.texts is not None and bool({"truncation_direction", "raw_scores", "return_text"} & self.model_fields_set)
+
+    def items(self) -> tuple[list, str]:
+        """The documents and the field they came in (`documents` or `texts`)."""
+        if (self.documents is None) == (self.texts is None):
+            raise InvalidInput('send exactly one of "documents" or "texts"', param="documents")
+        docs, field = (self.documents, "documents") if self.documents is not None else (self.texts, "texts")
+        if not docs:
+            raise InvalidInput(f"{field} must not be an empty list", param=field)
+        return docs, field

@@ -25,8 +25,9 @@ from datetime import datetime, timezone
 from .... import __version__
 from ....inference.engine import Capability, Engine
 from ...errors import ErrorStyle
-from ...responses import OllamaProcesses, OllamaShowResponse, OllamaTags, OllamaVersion
-from ...schemas import OllamaShowRequest, parse
+from .responses import OllamaProcesses, OllamaShowResponse, OllamaTags, OllamaVersion
+from ...schemas import parse
+from .schemas import OllamaShowRequest
 from ...json_io import engines, json_body, json_response, state
 from ...routing import ApiBlueprint
 from ....operations.model_names import resolve, tagged

@@ -12,8 +12,9 @@ from __future__ import annotations
 import time
 
 from ...errors import ErrorStyle
-from ...responses import OllamaEmbeddingsResponse, OllamaEmbedResponse
-from ...schemas import OllamaEmbeddingsRequest, OllamaEmbedRequest, parse
+from .responses import OllamaEmbeddingsResponse, OllamaEmbedResponse
+from ...schemas import parse
+from .schemas import OllamaEmbeddingsRequest, OllamaEmbedRequest
 from ....operations.embed import embed_text
 from ...json_io import engines, json_body, json_response, limits
 from ...routing import EMBED_ERRORS, TEXT_LIMITS, ApiBlueprint

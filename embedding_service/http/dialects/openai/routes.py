@@ -13,8 +13,9 @@ import numpy as np
 
 from ....domain.errors import InvalidInput
 from ....models.base import PromptChoice
-from ...responses import ModelCard, ModelList, OpenAIEmbeddingResponse
-from ...schemas import OpenAIEmbeddingRequest, parse
+from .responses import ModelCard, ModelList, OpenAIEmbeddingResponse
+from ...schemas import parse
+from .schemas import OpenAIEmbeddingRequest
 from ....operations.embed import embed_images, embed_text
 from ...json_io import engines, images, json_body, json_response, limits, state
 from ...routing import IMAGE_ERRORS, IMAGE_LIMITS, ApiBlueprint

@@ -10,7 +10,7 @@ from flask import Response, current_app
 
 from .... import __version__
 from ....domain.errors import NotFound
-from ...responses import Health, Index, Info, Ready
+from .responses import Health, Index, Info, Ready
 from ....operations.state import Phase
 from ...json_io import engines, json_response, state
 from ...routing import ApiBlueprint

@@ -8,10 +8,11 @@ from flask import request
 
 from ....domain.errors import InvalidInput
 from ...responses import VECTORS
-from ...schemas import EmbedTextRequest, ImageEmbedRequest, TEIEmbedRequest, parse
+from ...schemas import parse
+from .schemas import EmbedTextRequest, ImageEmbedRequest
 from ....operations.embed import embed_images, embed_text
 from ...json_io import engines, images, json_body, json_response, limits, state
-from ...routing import EMBED_ERRORS, IMAGE_ERRORS, IMAGE_LIMITS, TEXT_LIMITS, ApiBlueprint
+from ...routing import EMBED_ERRORS, TEXT_LIMITS, ApiBlueprint
 
 bp = ApiBlueprint("native", __name__, tag="SigLIP service")
 

@@ -17,9 +17,9 @@ from typing import Any
 from ....domain.errors import InvalidInput
 from ....models.base import PromptChoice
 from ....operations.rerank import Ranking, rerank
-from ...responses import SCORES, TEXTS, TOKEN_VECTORS, TEIRootResponse, TEITokens
-from ...schemas import TEIEmbedRequest, parse
-from .schemas import TEIDecodeRequest, TEIEmbedAllRequest, TEIRerankRequest, TEISimilarityRequest, TEITokenizeRequest
+from .responses import SCORES, TEXTS, TOKEN_VECTORS, TEIRootResponse, TEITokens
+from ...schemas import parse
+from .schemas import TEIEmbedRequest, TEIDecodeRequest, TEIEmbedAllRequest, TEIRerankRequest, TEISimilarityRequest, TEITokenizeRequest
 from ....operations.embed import embed_text, similarity
 from ....operations.tokens import decode, embed_tokens, tokenize
 from ...json_io import engines, images, json_body, json_response, limits

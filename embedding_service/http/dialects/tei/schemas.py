@@ -1,6 +1,6 @@
-"""Request schemas of TEI's other routes (Hugging Face text-embeddings-inference's router):
+"""Request schemas of TEI's routes (Hugging Face text-embeddings-inference's router):
 `POST /similarity`, `/tokenize`, `/decode`, `/embed_all`, and TEI's rerank request as `POST /`
-takes it. `POST /embed` with `inputs` is `schemas.TEIEmbedRequest`. As everywhere, unknown fields
+takes it, and `POST /embed` with `inputs` (`TEIEmbedRequest`). As everywhere, unknown fields
 are refused (400 naming the field); `model` (not in TEI, which serves one model) picks a served
 model, the default text model when absent.
 """
@@ -14,18 +14,48 @@ from pydantic import Field, StrictBool, StrictStr, field_validator
 from ....domain.errors import InvalidInput
 from ...schemas import (
     MODEL_KIND,
-    QueryText,
     TRUNCATE,
     Direction,
     NonEmptyList,
     NonEmptyStr,
+    PositiveInt,
+    QueryText,
     Strict,
-    TEIInputs,
-    TEITruncatedInputs,
+    TextInput,
     TokenInput,
-    _check_text_list,
-    _strict_with,
+    check_text_list,
+    strict_with,
 )
+
+class TEIInputs(Strict):
+    """What TEI's text routes share: `inputs` (a string or a list of strings), `model` (not in
+    TEI, which serves one model: a served name, the default text model when absent) and
+    `prompt_name` (one of the model's prompts)."""
+
+    inputs: TextInput
+    model: Optional[StrictStr] = None
+    prompt_name: Optional[StrictStr] = None
+
+    @field_validator("inputs", mode="before")
+    @classmethod
+    def _inputs(cls, value: Any) -> Any:
+        return check_text_list(value, "inputs")
+
+
+class TEITruncatedInputs(TEIInputs):
+    """TEI's text routes that run the model: `inputs` longer than the model's maximum are cut
+    (`truncate`, on `truncation_direction`'s side) or refused."""
+
+    truncate: Annotated[StrictBool, Field(description=TRUNCATE)] = True
+    truncation_direction: Direction = "right"
+
+
+class TEIEmbedRequest(TEITruncatedInputs):
+    """`POST /embed` with `inputs` (Hugging Face TEI)."""
+
+    normalize: StrictBool = True
+    dimensions: Optional[PositiveInt] = None
+
 
 #: The options TEI's similarity request takes in `parameters`, also accepted at the top level.
 SIMILARITY_OPTIONS = ("truncate", "truncation_direction")
@@ -50,7 +80,7 @@ class SimilarityInputs(Strict):
     @field_validator("sentences", mode="before")
     @classmethod
     def _sentences(cls, value: Any) -> Any:
-        return _check_text_list(value, "inputs.sentences")
+        return check_text_list(value, "inputs.sentences")
 
 
 class SimilarityParameters(Strict):
@@ -66,7 +96,7 @@ class TEISimilarityRequest(Strict):
     "prompt_name"?, "parameters"?: {"truncate"?, "truncation_direction"?}, "model"?}`; an option
     goes at the top level or in `parameters`, not both."""
 
-    model_config = _strict_with(_once(*SIMILARITY_OPTIONS))
+    model_config = strict_with(_once(*SIMILARITY_OPTIONS))
 
     inputs: SimilarityInputs
     model: Optional[StrictStr] = None
@@ -107,7 +137,7 @@ class TEIDecodeRequest(Strict):
     def _ids(cls, value: Any) -> Any:
         if not isinstance(value, list):
             raise ValueError("ids must be a list of token ids or a list of lists of token ids")
-        return _check_text_list(value, "ids")
+        return check_text_list(value, "ids")
 
 
 class TEIEmbedAllRequest(TEITruncatedInputs):
@@ -119,7 +149,7 @@ class TEIRerankRequest(Strict):
     "truncation_direction"?, "raw_scores"?, "return_text"?, "model"?}` (the reranker, or the
     default scorer when absent)."""
 
-    model_config = _strict_with({MODEL_KIND: "all"})
+    model_config = strict_with({MODEL_KIND: "all"})
 
     query: QueryText
     texts: NonEmptyList
@@ -132,4 +162,4 @@ class TEIRerankRequest(Strict):
     @field_validator("texts", mode="before")
     @classmethod
     def _texts(cls, value: Any) -> Any:
-        return _check_text_list(value, "texts")
+        return check_text_list(value, "texts")

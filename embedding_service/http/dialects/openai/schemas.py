@@ -1,0 +1,64 @@
+"""OpenAI's request schema: `POST /v1/embeddings` and `/embeddings`."""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Optional, Union
+
+from pydantic import StrictStr, field_validator
+
+from ...schemas import INPUT_SHAPES, NEEDS_IMAGE_MODEL, TEXTS, PositiveInt, Strict, TextInput, TokenInput, check_text_list, strict_with
+
+
+class OpenAIEmbeddingRequest(Strict):
+    """`POST /v1/embeddings` and `/embeddings` (OpenAI), plus `instruction` (a query instruction
+    for instruction-tuned models such as Qwen3-Embedding), `input_type` and `modality: "image"`.
+
+    The JSON schema says what the view and the models refuse besides the types: an instruction
+    with `input_type: "document"` for texts; with `modality: "image"`, token ids, an instruction
+    or an input type."""
+
+    model_config = strict_with(
+        {
+            "anyOf": [
+                {
+                    "title": "text",
+                    "properties": {"modality": {"const": "text"}},
+                    "not": {
+                        "required": ["instruction", "input_type"],
+                        "properties": {
+                            "instruction": {"type": "string"},
+                            "input_type": {"const": "document"},
+                            "input": TEXTS,  # token ids take no prompt: the instruction is not used
+                        },
+                    },
+                },
+                {
+                    "title": "images",
+                    NEEDS_IMAGE_MODEL: True,
+                    "required": ["modality"],
+                    "properties": {
+                        "modality": {"const": "image"},
+                        "input": TEXTS,
+                        "instruction": {"type": "null"},
+                        "input_type": {"type": "null"},
+                    },
+                },
+            ]
+        }
+    )
+
+    input: Union[TextInput, TokenInput]
+    model: Optional[StrictStr] = None
+    encoding_format: Literal["float", "base64"] = "float"
+    dimensions: Optional[PositiveInt] = None
+    user: Optional[StrictStr] = None
+    instruction: Optional[StrictStr] = None
+    input_type: Optional[Literal["query", "document"]] = None
+    modality: Literal["text", "image"] = "text"
+
+    @field_validator("input", mode="before")
+    @classmethod
+    def _input(cls, value: Any) -> Any:
+        if not isinstance(value, (str, list)):
+            raise ValueError(f"input must be {INPUT_SHAPES}")
+        return check_text_list(value, "input")

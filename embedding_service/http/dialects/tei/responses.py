@@ -1,0 +1,52 @@
+"""TEI's response bodies: `/similarity`, `/decode`, `/embed_all`, `/tokenize`, rerank lists and `POST /`."""
+
+from __future__ import annotations
+
+from typing import Optional, Union
+
+from pydantic import BaseModel, RootModel
+
+from ...responses import VECTORS
+
+
+#: `/similarity`: one cosine similarity per sentence.
+SCORES = {"type": "array", "items": {"type": "number"}}
+
+
+#: `/decode`: one string per list of ids.
+TEXTS = {"type": "array", "items": {"type": "string"}}
+
+
+#: `/embed_all`: per input, one vector per token.
+TOKEN_VECTORS = {"type": "array", "items": VECTORS}
+
+
+class TEIToken(BaseModel):
+    """One token of `/tokenize`: `start`/`stop` are byte offsets into the UTF-8 text as the model
+    sees it (null for special tokens), as TEI gives them."""
+
+    id: int
+    text: str
+    special: bool
+    start: Optional[int]
+    stop: Optional[int]
+
+
+class TEITokens(RootModel[list[list[TEIToken]]]):
+    """`/tokenize`: the tokens of each input."""
+
+
+class TEIRank(BaseModel):
+    """One row of TEI's rerank answer; `text` only with `return_text`."""
+
+    index: int
+    score: float
+    text: Optional[str] = None
+
+
+class TEIRanks(RootModel[list[TEIRank]]):
+    """TEI's rerank answer: `[{"index", "score", "text"?}]`, best first."""
+
+
+class TEIRootResponse(RootModel[Union[list[list[float]], list[float], list[TEIRank]]]):
+    """`POST /`: as `/embed` (vectors), `/similarity` (scores) or TEI's rerank, by the request's shape."""
