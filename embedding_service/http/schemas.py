@@ -52,12 +52,12 @@ class Strict(BaseModel):
 # Constraints between fields that pydantic's types cannot spell, added to a model's JSON schema so
 # that /openapi.json describes exactly the requests `parse` and the service accept (the views and
 # the service enforce them; see each model). Configuration-dependent limits are filled in per
-# deployment by `openapi._tighten`.
+# deployment by `openapi.tighten`.
 
 #: Marks a request model, or a branch of a schema, that only a deployment serving an image model
-#: accepts: `openapi._tighten` drops it from deployments without one.
+#: accepts: `openapi.tighten` drops it from deployments without one.
 NEEDS_IMAGE_MODEL = "x-requires-image-model"
-#: Marks a property, besides `model`, that names a served model: `openapi._tighten` lists the names.
+#: Marks a property, besides `model`, that names a served model: `openapi.tighten` lists the names.
 SERVED_MODEL_NAME = "x-served-model-name"
 #: Set on a request model whose `model` may name other models than its route's (`Operation.models`).
 MODEL_KIND = "x-model-kind"
