@@ -240,7 +240,7 @@ def measure_service_model(model_path: str, texts: list[str], seconds: float) -> 
     """(texts/s, precision) of this service's text model code in process: tokenise + forward,
     batches of 32, with CPU_KERNELS / ONEDNN_LINEAR and DTYPE from the environment."""
     from embedding_service.inference import compute
-    from embedding_service.models.base import PromptChoice
+    from embedding_service.models.prompts import PromptChoice
     from embedding_service.inference.registry import Registry
     from embedding_service.inference.runtime import Runtime
     from embedding_service.config.settings import Settings

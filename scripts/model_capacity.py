@@ -78,7 +78,7 @@ def memory(model, passes: int) -> None:
 
     from benchmark import make_texts
     from embedding_service.inference import compute
-    from embedding_service.models.base import PromptChoice
+    from embedding_service.models.prompts import PromptChoice
 
     trim = ctypes.CDLL("libc.so.6").malloc_trim
 
@@ -116,7 +116,7 @@ def main() -> None:
         return
     from benchmark import make_texts
     from embedding_service.inference import compute
-    from embedding_service.models.base import PromptChoice
+    from embedding_service.models.prompts import PromptChoice
     from embedding_service.inference.registry import Registry
     from embedding_service.inference.runtime import Runtime
     from embedding_service.config.settings import Settings

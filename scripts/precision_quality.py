@@ -39,7 +39,7 @@ def load(dtype: str):
 
 def embed(model, texts: list[str], batch: int = 32) -> np.ndarray:
     from embedding_service.inference import compute
-    from embedding_service.models.base import PromptChoice
+    from embedding_service.models.prompts import PromptChoice
 
     rows = []
     with model.lock:
@@ -57,7 +57,7 @@ def top_k(vectors: np.ndarray, k: int = 10) -> np.ndarray:
 
 def rate(model, texts: list[str], seconds: float, batch: int = 32) -> float:
     from embedding_service.inference import compute
-    from embedding_service.models.base import PromptChoice
+    from embedding_service.models.prompts import PromptChoice
 
     items = model.prepare_texts(texts, PromptChoice(), True, "right")
     done, began = 0, time.perf_counter()

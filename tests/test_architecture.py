@@ -19,7 +19,7 @@ from embedding_service.inference.batching import BatchLimits
 from embedding_service.inference.engine import Capability, Engine
 from embedding_service.domain.errors import InvalidInput, ModelNotFound
 from embedding_service.models import families
-from embedding_service.models.base import PromptChoice
+from embedding_service.models.prompts import PromptChoice
 from embedding_service.models.families import FAMILIES, Family, detect_family, model_type, named_reranker
 from embedding_service.config.model_specs import ModelSpec
 from embedding_service.config.settings import Settings, SettingsError
@@ -72,7 +72,7 @@ def test_an_engine_cannot_be_built_without_its_observer_and_cpu_share(minilm_pat
     with pytest.raises(TypeError):
         Engine(model, BatchLimits(8, 1024), observer=None)  # type: ignore[call-arg]
     engine = Engine(model, BatchLimits(8, 1024), observer=None, cpu_share=None)
-    assert engine.capabilities == {Capability.EMBED_TEXT}
+    assert engine.capabilities == {Capability.EMBED_TEXT, Capability.TOKEN_STATES}  # token states: now declared
 
 
 def test_lookups_by_capability(rr_app):
@@ -130,7 +130,7 @@ def test_a_new_family_is_one_module_and_one_row(tiny, monkeypatch):
 def test_concurrent_tokenisation_with_mixed_truncation_matches_sequential(app):
     """Many threads tokenise at once with different sides and truncation (the tokenizer's state):
     every result equals the one computed alone; no lock serialises them."""
-    model = app.extensions["embedding_service"].engines.first.text
+    model = app.extensions["embedding_service"].engines.first.text_encoder
     texts = [f"{i} " + "alpha beta gamma delta " * (10 + i % 90) for i in range(48)]
     cases = [(text, truncate, side) for text in texts for truncate, side in ((True, "right"), (True, "left"), (False, "right"))]
 
@@ -177,7 +177,7 @@ def test_a_long_tokenisation_does_not_hold_up_a_short_one(app):
     for it (a tokenizer lock held across the call would)."""
     import time
 
-    model = app.extensions["embedding_service"].engines.first.text
+    model = app.extensions["embedding_service"].engines.first.text_encoder
     big = [f"{i} " + "alpha beta gamma delta epsilon " * 60 for i in range(1500)]
     started = time.perf_counter()
     model.prepare_texts(big, PromptChoice(), True, "left")

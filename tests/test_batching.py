@@ -16,7 +16,7 @@ from embedding_service.process.boot import local_app
 from embedding_service.inference.batching import Batcher, BatchLimits, plan_batches
 from embedding_service.domain.errors import InternalError, Unavailable
 from embedding_service.http.errors import error_headers
-from embedding_service.models.base import Tokens
+from embedding_service.models.items import TokenIds
 from embedding_service.config.settings import Settings
 
 
@@ -40,8 +40,8 @@ class FakeModel:
         return np.array([[item.ids[0], len(item)] for item in items], dtype=np.float32)
 
 
-def tokens(first: int, length: int = 3) -> Tokens:
-    return Tokens([first] + [0] * (length - 1))
+def tokens(first: int, length: int = 3) -> TokenIds:
+    return TokenIds([first] + [0] * (length - 1))
 
 
 def test_plan_batches_respects_items_and_tokens():

@@ -14,7 +14,7 @@ import torch
 
 from conftest import load_registry
 from embedding_service.inference.cpu import kernels as onednn
-from embedding_service.models.base import PromptChoice
+from embedding_service.models.prompts import PromptChoice
 from embedding_service.config.cpu_share import CpuShare
 from embedding_service.inference.cpu.kernels import (
     BucketedLinear, OneDnnLinear, PackedBf16Linear, accelerate, bucket_rows, decide_kernels, packed_bf16_available,

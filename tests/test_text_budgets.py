@@ -19,7 +19,8 @@ from embedding_service.inference.batching import Batcher, BatchLimits
 from embedding_service.inference.engine import Capability, Engine
 from embedding_service.domain.errors import LimitExceeded, Unavailable
 from embedding_service.http.errors import error_headers
-from embedding_service.models.base import PromptChoice, Tokens
+from embedding_service.models.items import TokenIds
+from embedding_service.models.prompts import PromptChoice
 from embedding_service.models.tokenize import ConcurrentTokenizer
 from embedding_service.inference.registry import Registry
 from embedding_service.operations.embed import check_text_chars
@@ -94,7 +95,7 @@ def test_openai_request_chars_over_many_inputs(minilm_registry):
 
 
 def test_tei_prompt_name_and_request_chars(qwen_registry, minilm_registry):
-    prompt = qwen_registry.first.text.prompts["query"]
+    prompt = qwen_registry.first.text_encoder.prompts["query"]
     client = make_client(qwen_registry, MAX_INPUT_CHARS=str(len(prompt) + 100))
     body = {"inputs": ["a" * 100, "b" * 101], "prompt_name": "query"}
     too_large(client.post("/embed", json=body), "inputs", "inputs[1]", f"{len(prompt) + 101} characters",
@@ -184,17 +185,17 @@ def test_the_queue_limit_holds_for_the_first_request_too():
     batcher = Batcher(SlowModel(0.3), BatchLimits(max_batch_size=2, max_batch_tokens=1000, max_queue_size=8),
                       observer=None, cpu_share=None)
     with pytest.raises(LimitExceeded, match=r"makes 9 items .* at most 8 fit in its queue \(MAX_QUEUE_SIZE\)"):
-        batcher.run([Tokens([i]) for i in range(9)])  # the queue is empty: it can never fit
+        batcher.run([TokenIds([i]) for i in range(9)])  # the queue is empty: it can never fit
     outcome = {}
-    first = threading.Thread(target=lambda: outcome.setdefault("first", batcher.run([Tokens([i]) for i in range(8)])))
+    first = threading.Thread(target=lambda: outcome.setdefault("first", batcher.run([TokenIds([i]) for i in range(8)])))
     first.start()
     time.sleep(0.1)  # the first batch runs, 6 items wait
     with pytest.raises(Unavailable) as busy:
-        batcher.run([Tokens([i]) for i in range(3)])  # would fit an empty queue, not this one
+        batcher.run([TokenIds([i]) for i in range(3)])  # would fit an empty queue, not this one
     assert error_headers(busy.value)["Retry-After"] == "1"
     first.join(10)
     assert [row[0] for row in outcome["first"]] == list(range(8))
-    assert batcher.run([Tokens([42])])[0][0] == 42
+    assert batcher.run([TokenIds([42])])[0][0] == 42
 
 
 def test_a_request_larger_than_the_queue_is_413_and_others_are_served(minilm_registry):
@@ -325,7 +326,7 @@ def test_a_window_that_cannot_be_proved_is_the_whole_text(minilm_path):
 def test_prepare_texts_matches_the_tokenizer_on_both_sides(minilm_registry, qwen_registry, minilm_path, tiny, monkeypatch):
     texts = corpus(11, count=16)
     for registry, path in ((minilm_registry, minilm_path), (qwen_registry, tiny["qwen"])):
-        model = registry.first.text
+        model = registry.first.text_encoder
         reference = AutoTokenizer.from_pretrained(path)
         for side in ("right", "left"):
             reference.truncation_side = side
@@ -405,7 +406,7 @@ def best_of(runs: int, work) -> float:
 
 
 def test_truncated_tokenising_costs_the_window_not_the_text(minilm_registry):
-    model = minilm_registry.first.text
+    model = minilm_registry.first.text_encoder
     rng = random.Random(5)
     long = [english(rng, 200_000) for _ in range(8)]
     short = [english(rng, 3_000) for _ in range(8)]
@@ -418,7 +419,7 @@ def test_truncated_tokenising_costs_the_window_not_the_text(minilm_registry):
 def test_a_small_request_is_served_while_a_budget_maximum_request_is_prepared(minilm_registry):
     client = make_client(minilm_registry)  # the default budgets
     limits = RequestLimits.from_settings(Settings.from_mapping({"LOG_LEVEL": "WARNING"}))
-    model = minilm_registry.first.text
+    model = minilm_registry.first.text_encoder
     prompt = PromptChoice(instruction="Represent this sentence for searching relevant passages: ")
     prefix = len(model.resolve_prompt(prompt))
     rng = random.Random(9)

@@ -32,7 +32,7 @@ from . import compute
 from .compute import Signal
 from ..observability.request_stats import current_stats
 from ..domain.errors import InternalError, LimitExceeded, ServiceError, Unavailable
-from ..models.base import Model
+from ..models.interfaces import Model
 
 log = logging.getLogger("embedding_service.inference.batching")
 

@@ -19,7 +19,9 @@ import numpy as np
 from .batching import Batcher, BatchLimits
 from ..observability.request_stats import current_stats
 from ..domain.errors import InvalidInput
-from ..models.base import ImageEncoder, Model, PromptChoice, Reranker, TextEncoder
+from ..models.interfaces import ImageEncoder, Model, Reranker, TokenStates
+from ..models.prompts import PromptChoice
+from ..models.text_encoder import TextEncoder
 
 
 class Capability(enum.Enum):
@@ -28,10 +30,11 @@ class Capability(enum.Enum):
     EMBED_TEXT = "text embeddings"
     EMBED_IMAGES = "image embeddings"
     SCORE_PAIRS = "reranking"
+    TOKEN_STATES = "token embeddings"
 
 
 def capabilities_of(model: Model) -> frozenset[Capability]:
-    """From the interfaces the model implements: TextEncoder, ImageEncoder, Reranker."""
+    """From the interfaces the model implements: TextEncoder, ImageEncoder, Reranker, TokenStates."""
     found = set()
     if isinstance(model, TextEncoder):
         found.add(Capability.EMBED_TEXT)
@@ -39,6 +42,8 @@ def capabilities_of(model: Model) -> frozenset[Capability]:
         found.add(Capability.EMBED_IMAGES)
     if isinstance(model, Reranker):
         found.add(Capability.SCORE_PAIRS)
+    if isinstance(model, TokenStates):
+        found.add(Capability.TOKEN_STATES)
     return frozenset(found)
 
 
@@ -103,11 +108,18 @@ class Engine:
         return capability in self.capabilities
 
     @property
-    def text(self) -> TextEncoder:
+    def text_encoder(self) -> TextEncoder:
         """The model as a text encoder; raises InvalidInput (400) when it cannot embed text."""
         if self._text is None:
             raise InvalidInput(f"model {self.name!r} is a {self.model.kind} model and cannot do text embeddings", param="model")
         return self._text
+
+    @property
+    def image_encoder(self) -> ImageEncoder:
+        """The model as an image encoder; raises InvalidInput (400) when it cannot embed images."""
+        if self._images is None:
+            raise InvalidInput(f"model {self.name!r} is a {self.model.kind} model and cannot do image embeddings", param="model")
+        return self._images
 
     @property
     def reranker(self) -> Reranker:
@@ -128,7 +140,7 @@ class Engine:
         Unprocessable (422: over-long with `truncate` false)."""
         self.batcher.check_fits(len(texts))
         with _Timed():
-            items = self.text.prepare_texts(texts, prompt, truncate, direction, param=param)
+            items = self.text_encoder.prepare_texts(texts, prompt, truncate, direction, param=param)
         return Encoded(self.batcher.run(items), sum(len(item) for item in items))
 
     def embed_token_ids(self, ids: Sequence[Sequence[int]], truncate: bool, direction: str, param: str = "input") -> Encoded:
@@ -137,7 +149,7 @@ class Engine:
         over-long with `truncate` false)."""
         self.batcher.check_fits(len(ids))
         with _Timed():
-            items = self.text.prepare_ids(ids, truncate, direction, param=param)
+            items = self.text_encoder.prepare_ids(ids, truncate, direction, param=param)
         return Encoded(self.batcher.run(items), sum(len(item) for item in items))
 
     def prepare_chunks(
@@ -147,7 +159,7 @@ class Engine:
         `embed_prepared`); `check` is called with the number of chunks (the caller's limit)."""
         self.batcher.check_fits(len(texts))
         with _Timed():
-            items, owners = self.text.prepare_chunks(texts, prompt, max_chunks)
+            items, owners = self.text_encoder.prepare_chunks(texts, prompt, max_chunks)
         if check is not None:
             check(len(items))
         self.batcher.check_fits(len(items))

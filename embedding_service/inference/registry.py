@@ -13,7 +13,7 @@ from .cpu.kernels import accelerate
 from .batching import BatchLimits
 from .engine import Capability, Engine
 from ..domain.errors import InvalidInput, ModelNotFound
-from ..models.base import Model
+from ..models.interfaces import Model
 from ..models.families import load_model
 from ..config.model_specs import ModelSpec, model_specs
 from .cpu.precision import apply_precision, uses_bf16

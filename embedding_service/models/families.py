@@ -22,7 +22,7 @@ from .files import ModelFiles
 from ..config.model_specs import ModelSpec
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .base import Model
+    from .interfaces import Model
 
 log = logging.getLogger("embedding_service.models")
 

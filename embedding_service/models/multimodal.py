@@ -20,7 +20,10 @@ import torch
 
 from ..images.decode import ImageInputSize
 from ..config.settings import SettingsError
-from .base import ImageEncoder, ImageItem, PromptChoice, TextEncoder, Tokens, pad_batch
+from .interfaces import ImageEncoder
+from .items import ImageItem, TokenIds, pad_batch
+from .prompts import PromptChoice
+from .text_encoder import TextEncoder
 from .files import ModelFiles
 from .loading import load_pretrained, pad_token_id
 from ..config.model_specs import ModelSpec
@@ -36,7 +39,7 @@ def _features(output: Any) -> torch.Tensor:
 
 
 class MultimodalModel(TextEncoder, ImageEncoder):
-    """Image and text towers of one contrastive model. `forward` takes a batch of Tokens (text)
+    """Image and text towers of one contrastive model. `forward` takes a batch of TokenIds (text)
     or of ImageItems (images), never both, and returns (batch, dimension) float32 features.
 
     Subclasses (one per family) say how the family's text recipe runs: `lowercase` (lower-case
@@ -73,6 +76,7 @@ class MultimodalModel(TextEncoder, ImageEncoder):
         self.logit_scale = float(self.model.logit_scale.detach().float().exp())
         bias = getattr(self.model, "logit_bias", None)
         self.logit_bias = float(bias.detach().float().reshape(-1)[0]) if bias is not None else 0.0
+        self.similarity_scale = (self.logit_scale, self.logit_bias)
         self.dimension = int(self.forward(self.prepare_texts(["a"], PromptChoice(), True, "right")).shape[1])
 
     def info(self) -> dict:
@@ -139,13 +143,13 @@ class MultimodalModel(TextEncoder, ImageEncoder):
     # ---------------------------------------------------------------- forward
     def forward(self, items: Sequence[Any]) -> np.ndarray:
         with torch.inference_mode():
-            if isinstance(items[0], Tokens):
+            if isinstance(items[0], TokenIds):
                 features = self._text_forward(items)
             else:
                 features = self._image_forward(items)
         return features.to("cpu", torch.float32).numpy()
 
-    def _text_forward(self, items: Sequence[Tokens]) -> torch.Tensor:
+    def _text_forward(self, items: Sequence[TokenIds]) -> torch.Tensor:
         ids, mask = pad_batch([item.ids for item in items], self.pad_id, self.padding_side == "left", self.pad_length)
         kwargs = {"input_ids": torch.from_numpy(ids).to(self.device)}
         if self.use_text_mask:

@@ -17,7 +17,9 @@ import torch
 
 from ..domain.errors import Unprocessable
 from ..config.settings import SettingsError
-from .base import CHUNK_OVERLAP, PairItem, Reranker, pad_batch
+from .interfaces import Reranker
+from .items import PairItem, pad_batch
+from .text_encoder import CHUNK_OVERLAP
 from .text_config import files_max_length
 from .files import ModelFiles
 from .loading import load_pretrained, pad_token_id

@@ -16,7 +16,10 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .base import PromptChoice, TextEncoder, Tokens, pad_batch
+from .items import TokenIds, pad_batch
+from .prompts import PromptChoice
+from .interfaces import TokenStates
+from .text_encoder import TextEncoder
 from .text_config import TextConfig, resolve_max_length, text_config
 from .files import ModelFiles
 from .loading import load_pretrained, pad_token_id
@@ -24,7 +27,7 @@ from .pooling import pool
 from ..config.model_specs import ModelSpec
 
 
-class TextEmbedder(TextEncoder):
+class TextEmbedder(TextEncoder, TokenStates):
     """A transformers encoder or decoder turned into a sentence embedder.
 
     `forward` returns (batch, dimension) float32 pooled states (not normalised); inputs are
@@ -33,22 +36,22 @@ class TextEmbedder(TextEncoder):
 
     def __init__(self, spec: ModelSpec, device: str, dtype: str, files: ModelFiles, config: dict):
         super().__init__(spec, device)
-        self.text: TextConfig = text_config(spec, files, config)
-        self.prompts = self.text.prompts
-        self.default_prompt_name = self.text.default_prompt_name
-        self.instruction_template = self.text.instruction_template
-        self.lowercase = self.text.lowercase
-        tokenizer, self.model, self.dtype = load_pretrained(spec, device, dtype, "AutoModel", self.text.transformer_path)
+        self.text_config: TextConfig = text_config(spec, files, config)
+        self.prompts = self.text_config.prompts
+        self.default_prompt_name = self.text_config.default_prompt_name
+        self.instruction_template = self.text_config.instruction_template
+        self.lowercase = self.text_config.lowercase
+        tokenizer, self.model, self.dtype = load_pretrained(spec, device, dtype, "AutoModel", self.text_config.transformer_path)
         self.set_tokenizer(tokenizer)
         self.max_length = resolve_max_length(
             spec.name,
-            self.text.max_length_option,
-            self.text.max_seq_length,
+            self.text_config.max_length_option,
+            self.text_config.max_seq_length,
             getattr(tokenizer, "model_max_length", None),
             config,
         )
-        self.padding_side = self.text.padding_side or (
-            "left" if self.text.pooling == "lasttoken" else tokenizer.padding_side
+        self.padding_side = self.text_config.padding_side or (
+            "left" if self.text_config.pooling == "lasttoken" else tokenizer.padding_side
         )
         self.pad_id = pad_token_id(tokenizer)
         self.vocab_rows = self.model.get_input_embeddings().num_embeddings
@@ -57,21 +60,21 @@ class TextEmbedder(TextEncoder):
         self._position_ids = "position_ids" in params and self.padding_side == "left"
 
     def _probe_dimension(self) -> int:
-        return int(self.forward([Tokens(self.prepare_texts(["a"], PromptChoice(), True, "right")[0].ids)]).shape[1])
+        return int(self.forward([TokenIds(self.prepare_texts(["a"], PromptChoice(), True, "right")[0].ids)]).shape[1])
 
     def info(self) -> dict:
         data = super().info()
         data.update(
-            pooling=self.text.pooling,
-            prompts=sorted(self.text.prompts),
-            default_prompt_name=self.text.default_prompt_name,
-            instruction_template=self.text.instruction_template,
+            pooling=self.text_config.pooling,
+            prompts=sorted(self.text_config.prompts),
+            default_prompt_name=self.text_config.default_prompt_name,
+            instruction_template=self.text_config.instruction_template,
             padding_side=self.padding_side,
         )
         return data
 
     # ---------------------------------------------------------------- forward
-    def forward(self, items: Sequence[Tokens]) -> np.ndarray:
+    def forward(self, items: Sequence[TokenIds]) -> np.ndarray:
         ids, mask = pad_batch([item.ids for item in items], self.pad_id, self.padding_side == "left")
         input_ids = torch.from_numpy(ids).to(self.device)
         attention = torch.from_numpy(mask).to(self.device)
@@ -81,10 +84,10 @@ class TextEmbedder(TextEncoder):
         with torch.inference_mode():
             output = self.model(**kwargs)
             hidden = output.last_hidden_state if hasattr(output, "last_hidden_state") else output[0]
-            pooled = pool(self.text.pooling, hidden, attention)
+            pooled = pool(self.text_config.pooling, hidden, attention)
         return pooled.to("cpu", torch.float32).numpy()
 
-    def token_states(self, items: Sequence[Tokens]) -> list[np.ndarray]:
+    def token_states(self, items: Sequence[TokenIds]) -> list[np.ndarray]:
         """The last hidden states of each item, one row per token fed, special tokens included,
         padding left out: (len(item), hidden size) float32, not pooled nor normalised (TEI's
         `/embed_all`). The caller holds `lock`."""

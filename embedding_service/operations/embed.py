@@ -19,7 +19,7 @@ from ..observability.request_stats import current_stats
 from ..inference.engine import Capability, Engine
 from ..domain.errors import InvalidInput, LimitExceeded
 from ..images import ImageLoader
-from ..models.base import PromptChoice
+from ..models.prompts import PromptChoice
 from ..inference.registry import Registry
 from .state import RequestLimits
 from .model_names import resolve
@@ -142,7 +142,7 @@ def embed_text(
     engine = engines.get(resolve(engines, model_name), Capability.EMBED_TEXT, prefer_first=prefer_first)
     check_dimensions(dimensions, engine, dimensions_field)
     if texts is not None:
-        prefix = engine.text.resolve_prompt(prompt)
+        prefix = engine.text_encoder.resolve_prompt(prompt)
         check_text_chars([len(prefix) + len(text) for text in texts], limits, param, prompt_note(prompt, prefix))
         encoded = engine.embed_texts(texts, prompt, truncate, direction, param=param)
     else:
@@ -178,7 +178,7 @@ def embed_images(
     engine = engines.get(resolve(engines, model_name), Capability.EMBED_IMAGES, param=param)
     check_dimensions(dimensions, engine, dimensions_field)
     decoding = time.perf_counter()
-    images = loader.load(sources, param=param, size=getattr(engine.model, "image_input_size", None))
+    images = loader.load(sources, param=param, size=engine.image_encoder.image_input_size)
     stats = current_stats.get()
     if stats is not None:
         stats.tokenization += time.perf_counter() - decoding
@@ -210,7 +210,7 @@ def similarity(
     """
     check_batch_size(len(sentences) + 1, limits.max_client_batch_size, "inputs.sentences")
     engine = engines.get(resolve(engines, model_name), Capability.EMBED_TEXT)
-    prefix = engine.text.resolve_prompt(prompt)
+    prefix = engine.text_encoder.resolve_prompt(prompt)
     seen = prompt_note(prompt, prefix)
     check_text_chars([len(prefix) + len(source)], limits, "inputs.source_sentence", seen, item="{param}")
     check_text_chars(

@@ -19,8 +19,9 @@ import numpy as np
 from ..inference.engine import Capability, Engine, best_per_owner
 from ..domain.errors import InvalidInput, LimitExceeded
 from ..images import ImageLoader
-from ..models.base import PromptChoice, Reranker, TextEncoder
-from ..models.multimodal import MultimodalModel
+from ..models.interfaces import Reranker
+from ..models.prompts import PromptChoice
+from ..models.text_encoder import TextEncoder
 from ..inference.registry import Registry
 from .embed import check_batch_size, check_text_chars, note_usage, prompt_note
 from .state import RequestLimits
@@ -77,7 +78,7 @@ class _Options:
 def _with_embeddings(engine: Engine, loader: ImageLoader, query_text: str, media: list[str], contents: list[str], opts: _Options):
     """(scores, label, items, tokens) from the query's and documents' embeddings. With
     `max_chunks`, text documents are chunked (and their chunks counted) before any forward pass."""
-    model = engine.text
+    model = engine.text_encoder
     image_rows = [i for i, medium in enumerate(media) if medium == "image"]
     text_rows = [i for i, medium in enumerate(media) if medium == "text"]
     texts = [contents[i] for i in text_rows]
@@ -92,7 +93,7 @@ def _with_embeddings(engine: Engine, loader: ImageLoader, query_text: str, media
         if not engine.can(Capability.EMBED_IMAGES):
             raise InvalidInput(f"image documents need a multimodal model; {engine.name!r} is a {model.kind} model", param="documents")
         images = loader.load(
-            [contents[i] for i in image_rows], param="documents", size=getattr(engine.model, "image_input_size", None),
+            [contents[i] for i in image_rows], param="documents", size=engine.image_encoder.image_input_size,
             indices=image_rows,
         )
         cos[image_rows] = _unit(engine.embed_images(images).vectors) @ query
@@ -106,8 +107,9 @@ def _with_embeddings(engine: Engine, loader: ImageLoader, query_text: str, media
             owners = list(range(len(texts)))
         cos[text_rows] = best_per_owner(_unit(encoded.vectors) @ query, owners, len(texts))
         tokens, scored = tokens + encoded.tokens, scored + len(encoded.vectors)
-    if isinstance(model, MultimodalModel):
-        logits = cos * model.logit_scale + model.logit_bias
+    if model.similarity_scale is not None:
+        scale, bias = model.similarity_scale
+        logits = cos * scale + bias
         return (logits if opts.raw_scores else _sigmoid(logits)), f"{engine.name} (sigmoid image-text score)", scored, tokens
     return (cos if opts.raw_scores else (cos + 1.0) / 2.0), f"{engine.name} (cosine similarity)", scored, tokens
 
@@ -215,7 +217,7 @@ def rerank(
         scores = pair.raw if raw_scores else _sigmoid(pair.raw)
         label, items, tokens = engine.name, pair.items, pair.tokens
     else:
-        _check_embedding_chars(engine.text, query, instruction, media, contents, limits, field)
+        _check_embedding_chars(engine.text_encoder, query, instruction, media, contents, limits, field)
         capped = iter(engine.cap_tokens([c for c, m in zip(contents, media) if m == "text"], max_tokens_per_doc, direction))
         contents = [next(capped) if m == "text" else c for c, m in zip(contents, media)]
         opts = _Options(instruction, raw_scores, truncate, max_chunks_per_doc, check_chunks, direction)

@@ -23,7 +23,8 @@ from ..inference.batching import plan_batches
 from ..observability.request_stats import current_stats
 from ..inference.engine import Capability, Engine
 from ..domain.errors import InvalidInput, LimitExceeded
-from ..models.base import PromptChoice, TextEncoder
+from ..models.prompts import PromptChoice
+from ..models.text_encoder import TextEncoder
 from ..inference.registry import Registry
 from .embed import check_batch_size, check_text_chars, note_usage, prompt_note
 from .state import RequestLimits
@@ -55,7 +56,7 @@ def tokenize(
     """
     check_batch_size(len(texts), limits.max_client_batch_size, param)
     engine = engines.get(resolve(engines, model_name), Capability.EMBED_TEXT)
-    model = engine.text
+    model = engine.text_encoder
     prompt = PromptChoice(prompt_name=prompt_name)
     seen, prefix = model_texts(model, texts, prompt)
     check_text_chars([len(text) for text in seen], limits, param, prompt_note(prompt, prefix))
@@ -104,7 +105,7 @@ def decode(
     rows = [list(ids)] if single else [list(row) for row in ids]
     check_batch_size(len(rows), limits.max_client_batch_size, param)
     engine = engines.get(resolve(engines, model_name), Capability.EMBED_TEXT)
-    model = engine.text
+    model = engine.text_encoder
     for index, row in enumerate(rows):
         bad = next((t for t in row if not 0 <= t < model.vocab_rows), None)
         if bad is not None:
@@ -126,23 +127,18 @@ def token_engine(engines: Registry, model_name: Optional[str]) -> Engine:
     none."""
     if model_name:
         engine = engines.get(resolve(engines, model_name), Capability.EMBED_TEXT)
-        if not gives_token_states(engine):
+        if not engine.can(Capability.TOKEN_STATES):
             raise InvalidInput(
                 f"model {engine.name!r} ({engine.model.kind}, family {getattr(engine.model.family, 'name', '?')}) gives no "
                 "token embeddings; text-family models do", param="model",
             )
         return engine
-    if engines.has(Capability.EMBED_TEXT) and gives_token_states(engines.default(Capability.EMBED_TEXT)):
+    if engines.has(Capability.EMBED_TEXT) and engines.default(Capability.EMBED_TEXT).can(Capability.TOKEN_STATES):
         return engines.default(Capability.EMBED_TEXT)
-    engine = next((e for e in engines.engines if gives_token_states(e)), None)
+    engine = next((e for e in engines.engines if e.can(Capability.TOKEN_STATES)), None)
     if engine is None:
         raise InvalidInput(f"no served model gives token embeddings (served: {', '.join(engines.names())})", param="model")
     return engine
-
-
-def gives_token_states(engine: Engine) -> bool:
-    """Whether the engine's model offers per-token states (`token_states`)."""
-    return callable(getattr(engine.model, "token_states", None))
 
 
 def embed_tokens(
@@ -158,7 +154,7 @@ def embed_tokens(
     """
     check_batch_size(len(texts), limits.max_client_batch_size, param)
     engine = token_engine(engines, model_name)
-    model = engine.text
+    model = engine.text_encoder
     prompt = PromptChoice(prompt_name=prompt_name)
     prefix = model.resolve_prompt(prompt)
     check_text_chars([len(prefix) + len(text) for text in texts], limits, param, prompt_note(prompt, prefix))

@@ -40,7 +40,9 @@ from typing import Any, Callable, Optional
 import numpy as np
 import torch
 
-from ...models.base import ImageEncoder, Model, PromptChoice, Reranker, TextEncoder
+from ...models.interfaces import ImageEncoder, Model, Reranker
+from ...models.prompts import PromptChoice
+from ...models.text_encoder import TextEncoder
 
 log = logging.getLogger("embedding_service.inference.cpu.precision")
 

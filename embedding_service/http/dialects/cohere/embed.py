@@ -31,7 +31,7 @@ import numpy as np
 
 from ....inference.engine import Capability
 from ....domain.errors import Unprocessable
-from ....models.base import PromptChoice
+from ....models.prompts import PromptChoice
 from ....operations.quantization import by_type
 from .responses import CohereEmbedResponse
 from ...schemas import parse
@@ -54,7 +54,7 @@ def _cap(engine, texts: list[str], max_tokens: Optional[int], truncate: str, fie
         return texts
     if truncate != "NONE":
         return engine.cap_tokens(texts, max_tokens, "left" if truncate == "START" else "right")
-    tokenize = engine.text.tokenize
+    tokenize = engine.text_encoder.tokenize
     rows = tokenize(tokenize.windows(texts, max_tokens + 1, "right"), add_special_tokens=False)["input_ids"]
     for index, ids in enumerate(rows):
         if len(ids) > max_tokens:

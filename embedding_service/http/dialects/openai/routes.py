@@ -12,7 +12,7 @@ import base64
 import numpy as np
 
 from ....domain.errors import InvalidInput
-from ....models.base import PromptChoice
+from ....models.prompts import PromptChoice
 from .responses import ModelCard, ModelList, OpenAIEmbeddingResponse
 from ...schemas import parse
 from .schemas import OpenAIEmbeddingRequest

@@ -11,7 +11,7 @@ from ....inference.engine import Capability
 from ....domain.errors import NotFound
 from ...openapi import LIMIT_TEXT, Limits, ServedModel, build_spec
 from ....operations.rerank import choose_engine
-from ....operations.tokens import gives_token_states, token_engine
+from ....operations.tokens import token_engine
 from ...json_io import json_response, state
 from ...routing import ApiBlueprint
 
@@ -54,7 +54,7 @@ def current_limits() -> Limits:
             limits.defaults["images"] = reg.default(Capability.EMBED_IMAGES).name
         if reg.has(Capability.SCORE_PAIRS) or reg.has(Capability.EMBED_TEXT):
             limits.defaults["all"] = choose_engine(reg, None).name
-        if any(gives_token_states(e) for e in reg.engines):
+        if reg.has(Capability.TOKEN_STATES):
             limits.defaults["tokens"] = token_engine(reg, None).name
     return limits
 
@@ -67,10 +67,10 @@ def _served(engine) -> ServedModel:
         images=engine.can(Capability.EMBED_IMAGES),
         pairs=pairs,
         dimension=getattr(engine.model, "dimension", None) if not pairs else None,
-        max_token_id=engine.text.vocab_rows - 1 if text else None,
-        prompt_names=sorted(engine.text.prompts) if text else [],
-        instruction=not pairs or bool(getattr(engine.model, "takes_instruction", False)),
-        token_embeddings=gives_token_states(engine),
+        max_token_id=engine.text_encoder.vocab_rows - 1 if text else None,
+        prompt_names=sorted(engine.text_encoder.prompts) if text else [],
+        instruction=engine.model.takes_instruction,
+        token_embeddings=engine.can(Capability.TOKEN_STATES),
     )
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from ....domain.errors import InvalidInput
-from ....models.base import PromptChoice
+from ....models.prompts import PromptChoice
 from ....operations.rerank import Ranking, rerank
 from .responses import SCORES, TEXTS, TOKEN_VECTORS, TEIRootResponse, TEITokens
 from ...schemas import parse
