@@ -33,7 +33,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.dev:
         if args.config:
             parser.error("--config applies to Gunicorn, not to --dev")
-        from .__main__ import main as dev_server
+        from .process.dev_server import main as dev_server
 
         return dev_server()
     config = args.config or REPOSITORY_CONFIG

@@ -15,7 +15,7 @@ import pytest
 
 from conftest import load_registry
 from embedding_service.process.boot import local_app
-from embedding_service.inference.batching import BatchLimits
+from embedding_service.inference.batching import BatchBounds
 from embedding_service.inference.engine import Capability, Engine
 from embedding_service.domain.errors import InvalidInput, ModelNotFound
 from embedding_service.models import families
@@ -68,10 +68,10 @@ def test_an_engine_cannot_be_built_without_its_observer_and_cpu_share(minilm_pat
     registry = load_registry(Settings.from_mapping({"MODEL_NAME": minilm_path, "LOG_LEVEL": "WARNING"}), warmup=False)
     model = registry.first.model
     with pytest.raises(TypeError):
-        Engine(model, BatchLimits(8, 1024))  # type: ignore[call-arg]
+        Engine(model, BatchBounds(8, 1024))  # type: ignore[call-arg]
     with pytest.raises(TypeError):
-        Engine(model, BatchLimits(8, 1024), observer=None)  # type: ignore[call-arg]
-    engine = Engine(model, BatchLimits(8, 1024), observer=None, cpu_share=None)
+        Engine(model, BatchBounds(8, 1024), observer=None)  # type: ignore[call-arg]
+    engine = Engine(model, BatchBounds(8, 1024), observer=None, cpu_share=None)
     assert engine.capabilities == {Capability.EMBED_TEXT, Capability.TOKEN_STATES}  # token states: now declared
 
 
@@ -96,8 +96,8 @@ def test_capability_checks_hold_under_python_optimize(rr_client):
         "from embedding_service.http.errors import status_of\n"
         "class M: name='r'; aliases=(); dimension=1; kind='rerank'\n"
         "import threading; M.lock=threading.Lock()\n"
-        "from embedding_service.inference.batching import BatchLimits\n"
-        "e = Engine(M(), BatchLimits(1, 1), observer=None, cpu_share=None)\n"
+        "from embedding_service.inference.batching import BatchBounds\n"
+        "e = Engine(M(), BatchBounds(1, 1), observer=None, cpu_share=None)\n"
         "try:\n    e.embed_texts(['a'], None, True, 'right')\nexcept InvalidInput as err:\n    print('refused', status_of(err)[0])\n"
     )
     done = subprocess.run([sys.executable, "-O", "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
@@ -167,9 +167,9 @@ def test_the_phase_is_an_enum_with_one_owner():
     state = ServiceState.create(settings, WorkerInfo(device="cpu"))
     assert state.phase is Phase.LOADING and state.engines is None
     state.drain()  # SIGTERM while still loading
-    state.serve(object())  # type: ignore[arg-type]
+    state.mark_ready(object())  # type: ignore[arg-type]
     assert state.phase is Phase.DRAINING  # finishing the load does not make a draining worker ready
-    assert state.limits.max_client_batch_size == settings.max_client_batch_size
+    assert state.budgets.max_client_batch_size == settings.max_client_batch_size
 
 
 def test_a_long_tokenisation_does_not_hold_up_a_short_one(app):

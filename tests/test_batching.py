@@ -13,7 +13,7 @@ import requests
 
 from conftest import serve
 from embedding_service.process.boot import local_app
-from embedding_service.inference.batching import Batcher, BatchLimits, plan_batches
+from embedding_service.inference.batching import Batcher, BatchBounds, plan_batches
 from embedding_service.domain.errors import InternalError, Unavailable
 from embedding_service.http.errors import error_headers
 from embedding_service.models.items import TokenIds
@@ -55,7 +55,7 @@ def test_plan_batches_respects_items_and_tokens():
 
 def test_concurrent_requests_share_forward_passes_and_keep_order():
     model = FakeModel(delay=0.05)
-    batcher = Batcher(model, BatchLimits(max_batch_size=16, max_batch_tokens=10_000), observer=None, cpu_share=None)
+    batcher = Batcher(model, BatchBounds(max_batch_size=16, max_batch_tokens=10_000), observer=None, cpu_share=None)
     with ThreadPoolExecutor(12) as pool:
         results = list(pool.map(lambda i: batcher.run([tokens(i, 2 + i % 3)]), range(12)))
     for i, out in enumerate(results):
@@ -66,7 +66,7 @@ def test_concurrent_requests_share_forward_passes_and_keep_order():
 
 def test_large_request_is_split_and_reassembled_in_order():
     model = FakeModel(delay=0.0)
-    batcher = Batcher(model, BatchLimits(max_batch_size=8, max_batch_tokens=10_000), observer=None, cpu_share=None)
+    batcher = Batcher(model, BatchBounds(max_batch_size=8, max_batch_tokens=10_000), observer=None, cpu_share=None)
     items = [tokens(i, 1 + (i * 7) % 13) for i in range(70)]
     out = batcher.run(items)
     assert out[:, 0].tolist() == list(range(70))
@@ -76,7 +76,7 @@ def test_large_request_is_split_and_reassembled_in_order():
 
 def test_a_failing_batch_fails_only_its_requests():
     model = FakeModel(delay=0.05, poison=99)
-    batcher = Batcher(model, BatchLimits(max_batch_size=1, max_batch_tokens=10_000), observer=None, cpu_share=None)  # one item per pass
+    batcher = Batcher(model, BatchBounds(max_batch_size=1, max_batch_tokens=10_000), observer=None, cpu_share=None)  # one item per pass
     with ThreadPoolExecutor(4) as pool:
         futures = [pool.submit(batcher.run, [tokens(n)]) for n in (1, 99, 2, 3)]
         outcomes = []
@@ -93,7 +93,7 @@ def test_a_failing_batch_fails_only_its_requests():
 
 def test_queue_full_is_503_with_retry_after_then_drains():
     model = FakeModel(delay=0.2)
-    batcher = Batcher(model, BatchLimits(max_batch_size=2, max_batch_tokens=10_000, max_queue_size=3), observer=None, cpu_share=None)
+    batcher = Batcher(model, BatchBounds(max_batch_size=2, max_batch_tokens=10_000, max_queue_size=3), observer=None, cpu_share=None)
     outcomes = []
 
     def submit(n):
@@ -131,7 +131,7 @@ def test_items_of_different_types_never_share_a_pass():
             kinds.append({type(item).__name__ for item in items})
             return super().forward(items)
 
-    batcher = Batcher(TypedModel(delay=0.03), BatchLimits(max_batch_size=16, max_batch_tokens=10_000), observer=None, cpu_share=None)
+    batcher = Batcher(TypedModel(delay=0.03), BatchBounds(max_batch_size=16, max_batch_tokens=10_000), observer=None, cpu_share=None)
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(lambda n: batcher.run([tokens(n) if n % 2 else Other(n)]), range(8)))
     assert all(len(k) == 1 for k in kinds)
@@ -184,7 +184,7 @@ def test_a_small_request_is_not_stuck_behind_a_large_one():
     """Requests take turns: a one-item request queued behind a 40-batch request rides in one of
     the next forward passes instead of waiting for the whole large request."""
     model = FakeModel(delay=0.02)
-    batcher = Batcher(model, BatchLimits(max_batch_size=4, max_batch_tokens=10_000), observer=None, cpu_share=None)
+    batcher = Batcher(model, BatchBounds(max_batch_size=4, max_batch_tokens=10_000), observer=None, cpu_share=None)
     done = {}
 
     def large():

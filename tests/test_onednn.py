@@ -17,7 +17,7 @@ from embedding_service.inference.cpu import kernels as onednn
 from embedding_service.models.prompts import PromptChoice
 from embedding_service.config.cpu_share import CpuShare
 from embedding_service.inference.cpu.kernels import (
-    BucketedLinear, OneDnnLinear, PackedBf16Linear, accelerate, bucket_rows, decide_kernels, packed_bf16_available,
+    BucketedLinear, OneDnnLinear, PackedBf16Linear, apply_cpu_kernels, bucket_rows, decide_kernels, packed_bf16_available,
     pick_faster, use_bucketed_linear, use_onednn_linear, warm_kernels,
 )
 from embedding_service.config.settings import Settings
@@ -231,7 +231,7 @@ def test_bf16_models_get_bucketed_layers_with_the_same_results(dtype):
     inputs = torch.randn(3, 7, 64).to(dtype)
     with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == torch.float32):
         expected = model(inputs)
-        assert accelerate(model, "bf16", [1], warm=True) == "bf16"
+        assert apply_cpu_kernels(model, "bf16", [1], warm=True) == "bf16"
         assert packed_bf16_available()  # this torch build on x86: oneDNN packs bf16 weights
         assert [type(m) for m in model] == [PackedBf16Linear, PackedBf16Linear]
         actual = model(inputs)  # 21 rows padded to 32 inside each layer

@@ -13,7 +13,7 @@ from embedding_service.http.json_io import json_body, json_response
 from embedding_service.http.routing import ApiBlueprint, Operation
 from embedding_service.domain.errors import InvalidInput
 from embedding_service.http.errors import ErrorStyle, register_error_handlers
-from embedding_service.http.openapi import Limits, build_spec, documented_paths, openapi_path
+from embedding_service.http.openapi import Deployment, build_spec, documented_paths, openapi_path
 from embedding_service.http.schemas import Strict, parse
 
 #: Served but deliberately undocumented: Flask's static files and Swagger UI's own files.
@@ -56,7 +56,7 @@ def fresh_app(style: ErrorStyle = ErrorStyle.FLAT) -> Flask:
 
 def test_a_new_route_appears_with_its_schemas():
     app = fresh_app()
-    spec = build_spec(Limits(model_names=["", "m"], text_model_names=["", "m"], max_chars=10), app)
+    spec = build_spec(Deployment(model_names=["", "m"], text_model_names=["", "m"], max_chars=10), app)
     assert set(spec["paths"]) == {"/echo", "/echo/{count}"} == documented_paths(app)
     post = spec["paths"]["/echo"]["post"]
     assert post["summary"] == "Echo a text" and post["tags"] == ["Echo dialect"] and post["operationId"] == "post_/echo"

@@ -15,7 +15,7 @@ from transformers import AutoTokenizer
 
 from conftest import load_registry
 from embedding_service.process.boot import local_app
-from embedding_service.inference.batching import Batcher, BatchLimits
+from embedding_service.inference.batching import Batcher, BatchBounds
 from embedding_service.inference.engine import Capability, Engine
 from embedding_service.domain.errors import LimitExceeded, Unavailable
 from embedding_service.http.errors import error_headers
@@ -25,7 +25,7 @@ from embedding_service.models.tokenize import ConcurrentTokenizer
 from embedding_service.inference.registry import Registry
 from embedding_service.operations.embed import check_text_chars
 from embedding_service.config.settings import Settings
-from embedding_service.operations.state import RequestLimits
+from embedding_service.operations.state import RequestBudgets
 
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 
@@ -69,7 +69,7 @@ def too_large(resp, param, *fragments) -> str:
 
 def small_queue(engine: Engine, size: int):
     """A client of an app serving `engine`'s loaded model behind a queue of `size` items."""
-    limits = BatchLimits(max_batch_size=4, max_batch_tokens=16384, max_queue_size=size)
+    limits = BatchBounds(max_batch_size=4, max_batch_tokens=16384, max_queue_size=size)
     registry = Registry([Engine(engine.model, limits, observer=None, cpu_share=None)], "cpu")
     return local_app(Settings.from_mapping({"LOG_LEVEL": "WARNING"}), engines=registry).test_client()
 
@@ -118,7 +118,7 @@ def test_ollama_flat_errors_name_the_budget(minilm_registry):
 
 
 def test_check_text_chars_counts_what_it_is_given():
-    limits = RequestLimits(max_client_batch_size=8, max_input_chars=10, max_request_chars=25, max_rerank_chunks=4)
+    limits = RequestBudgets(max_client_batch_size=8, max_input_chars=10, max_request_chars=25, max_rerank_chunks=4)
     check_text_chars([10, 10], limits, "input", extra=5)  # exactly at both limits
     with pytest.raises(LimitExceeded, match=r"input\[1\] has 11 characters; at most 10 per input"):
         check_text_chars([10, 11], limits, "input")
@@ -182,7 +182,7 @@ class SlowModel:
 
 
 def test_the_queue_limit_holds_for_the_first_request_too():
-    batcher = Batcher(SlowModel(0.3), BatchLimits(max_batch_size=2, max_batch_tokens=1000, max_queue_size=8),
+    batcher = Batcher(SlowModel(0.3), BatchBounds(max_batch_size=2, max_batch_tokens=1000, max_queue_size=8),
                       observer=None, cpu_share=None)
     with pytest.raises(LimitExceeded, match=r"makes 9 items .* at most 8 fit in its queue \(MAX_QUEUE_SIZE\)"):
         batcher.run([TokenIds([i]) for i in range(9)])  # the queue is empty: it can never fit
@@ -418,7 +418,7 @@ def test_truncated_tokenising_costs_the_window_not_the_text(minilm_registry):
 
 def test_a_small_request_is_served_while_a_budget_maximum_request_is_prepared(minilm_registry):
     client = make_client(minilm_registry)  # the default budgets
-    limits = RequestLimits.from_settings(Settings.from_mapping({"LOG_LEVEL": "WARNING"}))
+    limits = RequestBudgets.from_settings(Settings.from_mapping({"LOG_LEVEL": "WARNING"}))
     model = minilm_registry.first.text_encoder
     prompt = PromptChoice(instruction="Represent this sentence for searching relevant passages: ")
     prefix = len(model.resolve_prompt(prompt))

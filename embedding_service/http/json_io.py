@@ -10,7 +10,7 @@ from flask import Response, current_app, request
 from ..domain.errors import InvalidInput, UnsupportedMedia
 from ..images import ImageLoader
 from ..inference.registry import Registry
-from ..operations.state import RequestLimits, ServiceState
+from ..operations.state import RequestBudgets, ServiceState
 
 JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 #: Where the app factory keeps the ServiceState in `app.extensions`.
@@ -26,9 +26,9 @@ def engines() -> Registry:
     return state().require_engines()
 
 
-def limits() -> RequestLimits:
+def budgets() -> RequestBudgets:
     """This app's per-request limits (MAX_CLIENT_BATCH_SIZE, MAX_INPUT_CHARS)."""
-    return state().limits
+    return state().budgets
 
 
 def images() -> ImageLoader:

@@ -79,7 +79,7 @@ class _Job:
 
 
 @dataclass(frozen=True)
-class BatchLimits:
+class BatchBounds:
     """`max_batch_size` items and `max_batch_tokens` padded tokens per forward pass;
     `batch_timeout_ms` milliseconds the batcher may wait to fill a batch (0: never waits);
     `max_queue_size` queued items before a request is refused with 503 (0: no limit)."""
@@ -90,7 +90,7 @@ class BatchLimits:
     max_queue_size: int = 0
 
     @classmethod
-    def from_settings(cls, settings) -> "BatchLimits":
+    def from_settings(cls, settings) -> "BatchBounds":
         return cls(settings.max_batch_size, settings.max_batch_tokens, settings.batch_timeout_ms, settings.max_queue_size)
 
 
@@ -107,14 +107,14 @@ class BatcherStats:
 
 
 class Batcher:
-    """Owns one model's queue; its turns (`serve`) run on the process's compute thread.
+    """Owns one model's queue; its turns (`take_turn`) run on the process's compute thread.
 
     `observer` (metrics.BatchObserver) is told of every batch and queue change; `cpu_share`
     (cpu_share.SlotShare) sizes torch's threads around each pass. Both are required arguments:
     pass None explicitly for none.
     """
 
-    def __init__(self, model: Model, limits: BatchLimits, *, observer: Optional[Any], cpu_share: Optional[Any]):
+    def __init__(self, model: Model, limits: BatchBounds, *, observer: Optional[Any], cpu_share: Optional[Any]):
         self.model = model
         self.max_batch_size = limits.max_batch_size
         self.max_batch_tokens = limits.max_batch_tokens
@@ -125,7 +125,7 @@ class Batcher:
         self.stats = BatcherStats()
         self._pending: deque[tuple[_Job, int]] = deque()
         self._lock = threading.Lock()  # guards _pending
-        #: With BATCH_TIMEOUT_MS, one token per enqueue ends `serve`'s wait for a fuller batch.
+        #: With BATCH_TIMEOUT_MS, one token per enqueue ends `take_turn`'s wait for a fuller batch.
         self._arrived: "queue.SimpleQueue[None]" = queue.SimpleQueue()
 
     @property
@@ -165,7 +165,7 @@ class Batcher:
             depth = len(self._pending)
         if self.batch_timeout > 0:
             self._arrived.put(None)
-        compute.submit(self.serve)
+        compute.submit(self.take_turn)
         if self.observer is not None:
             self.observer.queued(self.model.name, depth)
         job.done.wait()
@@ -195,7 +195,7 @@ class Batcher:
                     self.cpu_share.leave()
 
     # ---------------------------------------------------------------- on the compute thread
-    def serve(self) -> None:
+    def take_turn(self) -> None:
         """One turn of this model on the compute thread: form a batch from what is waiting and
         run it. Every enqueue submits one turn; a turn that finds nothing waiting (an earlier
         turn took its items) returns at once, and one that leaves items waiting submits another,
@@ -219,7 +219,7 @@ class Batcher:
         if batch:
             self._execute(batch)
         if self._pending:
-            compute.submit(self.serve)
+            compute.submit(self.take_turn)
 
     def _take(self) -> list[tuple[_Job, int]]:
         """Remove and return the next batch. Requests take turns: the batch is the length group

@@ -16,7 +16,7 @@ from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
-from .batching import Batcher, BatchLimits
+from .batching import Batcher, BatchBounds
 from ..observability.request_stats import current_stats
 from ..domain.errors import InvalidInput
 from ..models.interfaces import ImageEncoder, Model, Reranker, TokenStates
@@ -91,7 +91,7 @@ class Engine:
     """A served model with its own batcher. `observer` (metrics.BatchObserver) and `cpu_share`
     (cpu_share.SlotShare) are required: pass None explicitly for none."""
 
-    def __init__(self, model: Model, limits: BatchLimits, *, observer: Optional[Any], cpu_share: Optional[Any],
+    def __init__(self, model: Model, limits: BatchBounds, *, observer: Optional[Any], cpu_share: Optional[Any],
                  load_seconds: float = 0.0):
         self.model = model
         self.name = model.name

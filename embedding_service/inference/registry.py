@@ -9,8 +9,8 @@ import time
 from typing import Any, Optional, Sequence
 
 from . import compute
-from .cpu.kernels import accelerate
-from .batching import BatchLimits
+from .cpu.kernels import apply_cpu_kernels
+from .batching import BatchBounds
 from .engine import Capability, Engine
 from ..domain.errors import InvalidInput, ModelNotFound
 from ..models.interfaces import Model
@@ -40,14 +40,14 @@ def load_numerics(spec: ModelSpec, dtype: str, runtime: Runtime, warm: bool = Tr
     requested = spec.option("dtype") or dtype
 
     def bf16_kernels(candidate: Model) -> None:
-        candidate.cpu_kernels = accelerate(candidate.model, "bf16", runtime.thread_counts, warm=warm, name=spec.name)
+        candidate.cpu_kernels = apply_cpu_kernels(candidate.model, "bf16", runtime.thread_counts, warm=warm, name=spec.name)
 
     model = apply_precision(
         model, requested, device, reload=lambda: load_model(spec, device, "float32"),
         kernels=bf16_kernels if device == "cpu" else None,
     )
     if not (device == "cpu" and uses_bf16(model)):
-        model.cpu_kernels = accelerate(model.model, runtime.cpu_kernels, runtime.thread_counts, warm=warm, name=spec.name)
+        model.cpu_kernels = apply_cpu_kernels(model.model, runtime.cpu_kernels, runtime.thread_counts, warm=warm, name=spec.name)
     return model
 
 
@@ -93,7 +93,7 @@ class Registry:
                 from ..observability.metrics import BatchObserver
 
                 observer = BatchObserver()
-        limits = BatchLimits.from_settings(settings)
+        limits = BatchBounds.from_settings(settings)
         engines = []
         for spec in model_specs(settings):
             started = time.perf_counter()

@@ -2,9 +2,9 @@
 parsed.
 
 Blueprints translate their dialect into these calls and the result back into their response
-shape; validation that depends on configuration (request limits, model dimension) lives here so
-each dialect gets it identically. Request limits are passed in explicitly (the app's
-RequestLimits); the engines carry none.
+shape; validation that depends on configuration (request budgets, model dimension) lives here so
+each dialect gets it identically. Request budgets are passed in explicitly (the app's
+RequestBudgets); the engines carry none.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from ..domain.errors import InvalidInput, LimitExceeded
 from ..images import ImageLoader
 from ..models.prompts import PromptChoice
 from ..inference.registry import Registry
-from .state import RequestLimits
+from .state import RequestBudgets
 from .model_names import resolve
 
 
@@ -52,7 +52,7 @@ def check_batch_size(count: int, limit: int, param: str) -> None:
 
 
 def check_text_chars(
-    sizes: Sequence[int], limits: RequestLimits, param: str, seen: str = "", *, extra: int = 0,
+    sizes: Sequence[int], budgets: RequestBudgets, param: str, seen: str = "", *, extra: int = 0,
     total_seen: Optional[str] = None, item: str = "{param}[{index}]",
 ) -> None:
     """raises LimitExceeded (413) when one input has more than MAX_INPUT_CHARS characters or the
@@ -69,17 +69,17 @@ def check_text_chars(
         return f" as the model sees them ({note})" if note else ""
 
     for index, size in enumerate(sizes):
-        if size > limits.max_input_chars:
+        if size > budgets.max_input_chars:
             raise LimitExceeded(
                 f"{item.format(param=param, index=index)} has {size} characters{shown(seen)}; at most "
-                f"{limits.max_input_chars} per input (MAX_INPUT_CHARS)",
+                f"{budgets.max_input_chars} per input (MAX_INPUT_CHARS)",
                 param=param,
             )
     total = extra + sum(sizes)
-    if total > limits.max_request_chars:
+    if total > budgets.max_request_chars:
         raise LimitExceeded(
             f"{param} has {total} characters{shown(seen if total_seen is None else total_seen)}; at most "
-            f"{limits.max_request_chars} per request (MAX_REQUEST_CHARS)",
+            f"{budgets.max_request_chars} per request (MAX_REQUEST_CHARS)",
             param=param,
         )
 
@@ -114,7 +114,7 @@ def check_dimensions(dimensions: Optional[int], engine: Engine, field: str = "di
 
 def embed_text(
     engines: Registry,
-    limits: RequestLimits,
+    budgets: RequestBudgets,
     *,
     model_name: Optional[str],
     texts: Optional[Sequence[str]] = None,
@@ -138,12 +138,12 @@ def embed_text(
     """
     started = time.perf_counter()
     count = len(texts) if texts is not None else len(token_ids or ())
-    check_batch_size(count, limits.max_client_batch_size, param)
+    check_batch_size(count, budgets.max_client_batch_size, param)
     engine = engines.get(resolve(engines, model_name), Capability.EMBED_TEXT, prefer_first=prefer_first)
     check_dimensions(dimensions, engine, dimensions_field)
     if texts is not None:
         prefix = engine.text_encoder.resolve_prompt(prompt)
-        check_text_chars([len(prefix) + len(text) for text in texts], limits, param, prompt_note(prompt, prefix))
+        check_text_chars([len(prefix) + len(text) for text in texts], budgets, param, prompt_note(prompt, prefix))
         encoded = engine.embed_texts(texts, prompt, truncate, direction, param=param)
     else:
         encoded = engine.embed_token_ids(token_ids or [], truncate, direction, param=param)
@@ -154,7 +154,7 @@ def embed_text(
 
 def embed_images(
     engines: Registry,
-    limits: RequestLimits,
+    budgets: RequestBudgets,
     loader: ImageLoader,
     *,
     model_name: Optional[str],
@@ -174,7 +174,7 @@ def embed_images(
     size as they decode.
     """
     started = time.perf_counter()
-    check_batch_size(len(sources), limits.max_client_batch_size, param)
+    check_batch_size(len(sources), budgets.max_client_batch_size, param)
     engine = engines.get(resolve(engines, model_name), Capability.EMBED_IMAGES, param=param)
     check_dimensions(dimensions, engine, dimensions_field)
     decoding = time.perf_counter()
@@ -192,7 +192,7 @@ def embed_images(
 
 def similarity(
     engines: Registry,
-    limits: RequestLimits,
+    budgets: RequestBudgets,
     *,
     model_name: Optional[str],
     source: str,
@@ -208,16 +208,16 @@ def similarity(
     raises what `embed_text` raises, naming `inputs.source_sentence` or `inputs.sentences`; the
     request's characters (MAX_REQUEST_CHARS) count the source and every sentence.
     """
-    check_batch_size(len(sentences) + 1, limits.max_client_batch_size, "inputs.sentences")
+    check_batch_size(len(sentences) + 1, budgets.max_client_batch_size, "inputs.sentences")
     engine = engines.get(resolve(engines, model_name), Capability.EMBED_TEXT)
     prefix = engine.text_encoder.resolve_prompt(prompt)
     seen = prompt_note(prompt, prefix)
-    check_text_chars([len(prefix) + len(source)], limits, "inputs.source_sentence", seen, item="{param}")
+    check_text_chars([len(prefix) + len(source)], budgets, "inputs.source_sentence", seen, item="{param}")
     check_text_chars(
-        [len(prefix) + len(text) for text in sentences], limits, "inputs.sentences", seen,
+        [len(prefix) + len(text) for text in sentences], budgets, "inputs.sentences", seen,
         extra=len(prefix) + len(source), total_seen=f"{seen}, source sentence included" if seen else "source sentence included",
     )
     options = dict(truncate=truncate, direction=direction, prompt=prompt)
-    query = embed_text(engines, limits, model_name=engine.name, texts=[source], param="inputs.source_sentence", **options)
-    others = embed_text(engines, limits, model_name=engine.name, texts=sentences, param="inputs.sentences", **options)
+    query = embed_text(engines, budgets, model_name=engine.name, texts=[source], param="inputs.source_sentence", **options)
+    others = embed_text(engines, budgets, model_name=engine.name, texts=sentences, param="inputs.sentences", **options)
     return others.vectors @ query.vectors[0]

@@ -24,7 +24,7 @@ from ..models.prompts import PromptChoice
 from ..models.text_encoder import TextEncoder
 from ..inference.registry import Registry
 from .embed import check_batch_size, check_text_chars, note_usage, prompt_note
-from .state import RequestLimits
+from .state import RequestBudgets
 from .model_names import resolve
 
 
@@ -115,22 +115,22 @@ def _with_embeddings(engine: Engine, loader: ImageLoader, query_text: str, media
 
 
 def _check_pair_chars(
-    model: Reranker, query: str, instruction: Optional[str], contents: list[str], limits: RequestLimits, field: str
+    model: Reranker, query: str, instruction: Optional[str], contents: list[str], budgets: RequestBudgets, field: str
 ) -> None:
     """MAX_INPUT_CHARS and MAX_REQUEST_CHARS for a pair model, which sees the query (and the
     instruction) again with every document; raises LimitExceeded (413)."""
     around = model.pair_chars(query, instruction)
     with_query = "query and instruction" if model.takes_instruction else "query"
-    check_text_chars([around], limits, "query", "instruction included" if model.takes_instruction else "", item="{param}")
+    check_text_chars([around], budgets, "query", "instruction included" if model.takes_instruction else "", item="{param}")
     check_text_chars(
-        [around + len(text) for text in contents], limits, field, f"{with_query} included",
+        [around + len(text) for text in contents], budgets, field, f"{with_query} included",
         total_seen=f"{with_query} counted with every document",
     )
 
 
 def _check_embedding_chars(
     model: TextEncoder, query: str, instruction: Optional[str], media: list[str], contents: list[str],
-    limits: RequestLimits, field: str,
+    budgets: RequestBudgets, field: str,
 ) -> None:
     """MAX_INPUT_CHARS and MAX_REQUEST_CHARS when ranking by embeddings: the query (with its
     prompt or instruction) is embedded once, each text document with the document prompt; raises
@@ -138,23 +138,23 @@ def _check_embedding_chars(
     query_prompt = PromptChoice(input_type="query", instruction=instruction)
     query_prefix = model.resolve_prompt(query_prompt)
     query_chars = len(query_prefix) + len(query)
-    check_text_chars([query_chars], limits, "query", prompt_note(query_prompt, query_prefix), item="{param}")
+    check_text_chars([query_chars], budgets, "query", prompt_note(query_prompt, query_prefix), item="{param}")
     document_prefix = model.resolve_prompt(PromptChoice(input_type="document"))
     seen = "prompt included" if document_prefix else ""
     check_text_chars(
         [len(document_prefix) + len(text) if medium == "text" else 0 for medium, text in zip(media, contents)],
-        limits, field, seen, extra=query_chars, total_seen=f"{seen}, query once" if seen else "query included once",
+        budgets, field, seen, extra=query_chars, total_seen=f"{seen}, query once" if seen else "query included once",
     )
 
 
-def _chunk_limit(limits: RequestLimits, field: str, max_chunks: int) -> Callable[[int], None]:
+def _chunk_limit(budgets: RequestBudgets, field: str, max_chunks: int) -> Callable[[int], None]:
     """The check of MAX_RERANK_CHUNKS, run after chunking and before any forward pass."""
 
     def check(count: int) -> None:
-        if count > limits.max_rerank_chunks:
+        if count > budgets.max_rerank_chunks:
             raise LimitExceeded(
                 f"{field} make {count} chunks with max_chunks_per_doc {max_chunks}; at most "
-                f"{limits.max_rerank_chunks} per request (MAX_RERANK_CHUNKS)",
+                f"{budgets.max_rerank_chunks} per request (MAX_RERANK_CHUNKS)",
                 param=field,
             )
 
@@ -176,7 +176,7 @@ def choose_engine(engines: Registry, name: Optional[str]) -> Engine:
 
 
 def rerank(
-    engines: Registry, limits: RequestLimits, loader: ImageLoader, query: str, documents: list, *, field: str = "documents",
+    engines: Registry, budgets: RequestBudgets, loader: ImageLoader, query: str, documents: list, *, field: str = "documents",
     model: Optional[str] = None, instruction: Optional[str] = None, top_n: Optional[int] = None, raw_scores: bool = False,
     truncate: bool = True, max_chunks_per_doc: Optional[int] = None, max_tokens_per_doc: Optional[int] = None,
     rank_fields: Optional[list[str]] = None, direction: str = "right",
@@ -196,11 +196,11 @@ def rerank(
     forward pass; more pairs or chunks than the model's queue holds, MAX_QUEUE_SIZE),
     Unprocessable (422: over-long with truncate false), the image errors.
     """
-    check_batch_size(len(documents), limits.max_client_batch_size, field)
+    check_batch_size(len(documents), budgets.max_client_batch_size, field)
     pairs = [_document(doc, i, field, rank_fields) for i, doc in enumerate(documents)]
     media, contents = [p[0] for p in pairs], [p[1] for p in pairs]
     engine = choose_engine(engines, model)
-    check_chunks = _chunk_limit(limits, field, max_chunks_per_doc) if max_chunks_per_doc else None
+    check_chunks = _chunk_limit(budgets, field, max_chunks_per_doc) if max_chunks_per_doc else None
     if engine.can(Capability.SCORE_PAIRS):
         if "image" in media:
             raise InvalidInput(f"model {engine.name!r} ranks text; image documents need a multimodal model", param=field)
@@ -209,7 +209,7 @@ def rerank(
                 f"model {engine.name!r} is a pair reranker: it keeps the query and cuts a long document's end; "
                 "send truncation_direction right", param="truncation_direction",
             )
-        _check_pair_chars(engine.reranker, query, instruction, contents, limits, field)
+        _check_pair_chars(engine.reranker, query, instruction, contents, budgets, field)
         pair = engine.score_pairs(
             query, engine.cap_tokens(contents, max_tokens_per_doc), instruction, truncate, max_chunks_per_doc,
             check=check_chunks,
@@ -217,7 +217,7 @@ def rerank(
         scores = pair.raw if raw_scores else _sigmoid(pair.raw)
         label, items, tokens = engine.name, pair.items, pair.tokens
     else:
-        _check_embedding_chars(engine.text_encoder, query, instruction, media, contents, limits, field)
+        _check_embedding_chars(engine.text_encoder, query, instruction, media, contents, budgets, field)
         capped = iter(engine.cap_tokens([c for c, m in zip(contents, media) if m == "text"], max_tokens_per_doc, direction))
         contents = [next(capped) if m == "text" else c for c, m in zip(contents, media)]
         opts = _Options(instruction, raw_scores, truncate, max_chunks_per_doc, check_chunks, direction)

@@ -1,5 +1,5 @@
 """What one serving process is doing, owned in one place: its phase, its engines once loaded, the
-image loader, the per-request limits and which worker it is.
+image loader, the per-request budgets and which worker it is.
 
 The boot path (`embedding_service.process.boot`) builds a :class:`ServiceState`, hands it to the app
 factory and moves it through its phases; the views only read it. No Flask and no torch here.
@@ -32,8 +32,8 @@ class Phase(enum.Enum):
 
 
 @dataclass(frozen=True)
-class RequestLimits:
-    """Per-request limits the dialect-free operations enforce (413 beyond each), all counted
+class RequestBudgets:
+    """Per-request budgets the dialect-free operations enforce (413 beyond each), all counted
     before any tokenising: `max_client_batch_size` inputs or documents per request
     (MAX_CLIENT_BATCH_SIZE); `max_input_chars` characters per text input as the model sees it,
     prompt or instruction included (MAX_INPUT_CHARS); `max_request_chars` such characters summed
@@ -50,7 +50,7 @@ class RequestLimits:
     max_embed_all_tokens: int = 16384
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "RequestLimits":
+    def from_settings(cls, settings: Settings) -> "RequestBudgets":
         return cls(
             max_client_batch_size=settings.max_client_batch_size,
             max_input_chars=settings.max_input_chars,
@@ -74,12 +74,12 @@ class WorkerInfo:
 
 
 class ServiceState:
-    """The one owner of a process's serving state. Phase changes go through `serve`, `fail` and
-    `drain`; `engines` is None until `serve`."""
+    """The one owner of a process's serving state. Phase changes go through `mark_ready`, `fail` and
+    `drain`; `engines` is None until `mark_ready`."""
 
     def __init__(self, settings: Settings, worker: WorkerInfo, images: "ImageLoader", model_names: list[str]):
         self.settings = settings
-        self.limits = RequestLimits.from_settings(settings)
+        self.budgets = RequestBudgets.from_settings(settings)
         self.worker = worker
         self.images = images
         self.model_names = list(model_names)
@@ -105,7 +105,7 @@ class ServiceState:
     def phase(self) -> Phase:
         return self._phase
 
-    def serve(self, engines: "Registry") -> None:
+    def mark_ready(self, engines: "Registry") -> None:
         """The engines are loaded and warm: answer requests (unless already draining)."""
         with self._lock:
             self.engines = engines

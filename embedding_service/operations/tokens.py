@@ -27,7 +27,7 @@ from ..models.prompts import PromptChoice
 from ..models.text_encoder import TextEncoder
 from ..inference.registry import Registry
 from .embed import check_batch_size, check_text_chars, note_usage, prompt_note
-from .state import RequestLimits
+from .state import RequestBudgets
 from .model_names import resolve
 
 
@@ -46,7 +46,7 @@ def model_texts(model: TextEncoder, texts: Sequence[str], prompt: PromptChoice) 
 
 
 def tokenize(
-    engines: Registry, limits: RequestLimits, *, model_name: Optional[str], texts: Sequence[str],
+    engines: Registry, budgets: RequestBudgets, *, model_name: Optional[str], texts: Sequence[str],
     add_special_tokens: bool = True, prompt_name: Optional[str] = None, param: str = "inputs",
 ) -> list[list[dict]]:
     """`[[{"id", "text", "special", "start", "stop"}]]`, one list per text (see the module doc).
@@ -54,12 +54,12 @@ def tokenize(
     raises ModelNotFound (404), InvalidInput (400: a model that cannot embed text, an unknown
     prompt), LimitExceeded (413: MAX_CLIENT_BATCH_SIZE, MAX_INPUT_CHARS, MAX_REQUEST_CHARS).
     """
-    check_batch_size(len(texts), limits.max_client_batch_size, param)
+    check_batch_size(len(texts), budgets.max_client_batch_size, param)
     engine = engines.get(resolve(engines, model_name), Capability.EMBED_TEXT)
     model = engine.text_encoder
     prompt = PromptChoice(prompt_name=prompt_name)
     seen, prefix = model_texts(model, texts, prompt)
-    check_text_chars([len(text) for text in seen], limits, param, prompt_note(prompt, prefix))
+    check_text_chars([len(text) for text in seen], budgets, param, prompt_note(prompt, prefix))
     started = time.perf_counter()
     encoded = model.tokenize(
         seen, add_special_tokens=add_special_tokens, return_offsets_mapping=True, return_special_tokens_mask=True,
@@ -92,7 +92,7 @@ def _tokens(model: TextEncoder, text: str, ids: Sequence[int], offsets: Sequence
 
 
 def decode(
-    engines: Registry, limits: RequestLimits, *, model_name: Optional[str], ids: Sequence, skip_special_tokens: bool = True,
+    engines: Registry, budgets: RequestBudgets, *, model_name: Optional[str], ids: Sequence, skip_special_tokens: bool = True,
     param: str = "ids",
 ) -> list[str]:
     """One string per list of ids (`ids` is one list of ids, or a list of them).
@@ -103,7 +103,7 @@ def decode(
     """
     single = bool(ids) and not isinstance(ids[0], list)
     rows = [list(ids)] if single else [list(row) for row in ids]
-    check_batch_size(len(rows), limits.max_client_batch_size, param)
+    check_batch_size(len(rows), budgets.max_client_batch_size, param)
     engine = engines.get(resolve(engines, model_name), Capability.EMBED_TEXT)
     model = engine.text_encoder
     for index, row in enumerate(rows):
@@ -142,7 +142,7 @@ def token_engine(engines: Registry, model_name: Optional[str]) -> Engine:
 
 
 def embed_tokens(
-    engines: Registry, limits: RequestLimits, *, model_name: Optional[str], texts: Sequence[str], truncate: bool = True,
+    engines: Registry, budgets: RequestBudgets, *, model_name: Optional[str], texts: Sequence[str], truncate: bool = True,
     direction: str = "right", prompt_name: Optional[str] = None, param: str = "inputs",
 ) -> tuple[list[np.ndarray], Engine, int]:
     """Each text's token vectors, (tokens, hidden size) float32, with the engine used and the
@@ -152,19 +152,19 @@ def embed_tokens(
     prompt), LimitExceeded (413: MAX_CLIENT_BATCH_SIZE, MAX_INPUT_CHARS, MAX_REQUEST_CHARS, and
     MAX_EMBED_ALL_TOKENS token vectors), Unprocessable (422: over-long with `truncate` false).
     """
-    check_batch_size(len(texts), limits.max_client_batch_size, param)
+    check_batch_size(len(texts), budgets.max_client_batch_size, param)
     engine = token_engine(engines, model_name)
     model = engine.text_encoder
     prompt = PromptChoice(prompt_name=prompt_name)
     prefix = model.resolve_prompt(prompt)
-    check_text_chars([len(prefix) + len(text) for text in texts], limits, param, prompt_note(prompt, prefix))
+    check_text_chars([len(prefix) + len(text) for text in texts], budgets, param, prompt_note(prompt, prefix))
     started = time.perf_counter()
     items = model.prepare_texts(texts, prompt, truncate, direction, param=param)
     _add_tokenization(started)
     total = sum(len(item) for item in items)
-    if total > limits.max_embed_all_tokens:
+    if total > budgets.max_embed_all_tokens:
         raise LimitExceeded(
-            f"{param} make {total} token vectors; at most {limits.max_embed_all_tokens} per request "
+            f"{param} make {total} token vectors; at most {budgets.max_embed_all_tokens} per request "
             "(MAX_EMBED_ALL_TOKENS)", param=param,
         )
     out: list[Optional[np.ndarray]] = [None] * len(items)

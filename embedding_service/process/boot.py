@@ -90,7 +90,7 @@ def _load_into(state: ServiceState, settings: Settings, runtime: Runtime, exit_o
     """Load the engines and hand them to `state` (READY); on failure mark it FAILED, log why and,
     with `exit_on_failure`, end the process with WORKER_BOOT_ERROR."""
     try:
-        state.serve(Registry.load(settings, runtime))
+        state.mark_ready(Registry.load(settings, runtime))
         log.info("worker %s ready", os.getpid())
     except BaseException:  # noqa: BLE001 - reported, then the caller's policy applies
         state.fail()
@@ -115,7 +115,7 @@ def serve_locally(settings: Settings, engines: Optional[Registry] = None, device
     raises SettingsError when a model cannot be loaded."""
     runtime = Runtime.local(settings, device)
     state = ServiceState.create(settings, WorkerInfo(device=runtime.device, cuda_available=_cuda_available()))
-    state.serve(engines if engines is not None else Registry.load(settings, runtime))
+    state.mark_ready(engines if engines is not None else Registry.load(settings, runtime))
     return state
 
 

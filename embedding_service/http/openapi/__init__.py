@@ -14,12 +14,12 @@ schema bounds. What no JSON Schema can say is in the descriptions: an image stri
 an image, a text with `truncate: false` must fit the model's window (422), and with `rank_fields`
 a document object must hold one of the named fields.
 
-Three modules: `limits.py` (what the running deployment allows: served models, budgets),
+Three modules: `deployment.py` (what the running deployment allows: served models, budgets),
 `tighten.py` (filling those into each request schema) and `document.py` (walking the URL map
 into the document).
 """
 
 from .document import build_spec, documented_operations, documented_paths, openapi_path
-from .limits import LIMIT_TEXT, Limits, ServedModel
+from .deployment import LIMIT_TEXT, Deployment, ServedModel
 
-__all__ = ["LIMIT_TEXT", "Limits", "ServedModel", "build_spec", "documented_operations", "documented_paths", "openapi_path"]
+__all__ = ["LIMIT_TEXT", "Deployment", "ServedModel", "build_spec", "documented_operations", "documented_paths", "openapi_path"]

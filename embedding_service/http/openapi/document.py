@@ -12,7 +12,7 @@ from ... import __version__
 from ..errors import ErrorStyle
 from ..responses import ErrorResponse, OllamaError
 from ..schemas import MODEL_KIND, NEEDS_IMAGE_MODEL
-from .limits import LIMIT_TEXT, Limits
+from .deployment import LIMIT_TEXT, Deployment
 from .tighten import component_ref, tighten
 
 if TYPE_CHECKING:
@@ -62,7 +62,7 @@ def documented_paths(app: Flask) -> set[str]:
     return {openapi_path(rule) for rule, _method, _operation in documented_operations(app)}
 
 
-def _pathcomponent_ref(variable: re.Match, limits: Limits) -> dict:
+def _pathcomponent_ref(variable: re.Match, limits: Deployment) -> dict:
     """A path variable's schema: a `model` is one of the served names or aliases (an Ollama tag is
     accepted too, but not listed: a generated name with a tag and a `/` does not survive
     URL-encoding tools reliably); anything else is its converter's JSON type."""
@@ -71,7 +71,7 @@ def _pathcomponent_ref(variable: re.Match, limits: Limits) -> dict:
     return {"type": _CONVERTER_TYPES.get(variable["converter"], "string")}
 
 
-def build_spec(limits: Limits, app: Optional[Flask] = None) -> dict:
+def build_spec(limits: Deployment, app: Optional[Flask] = None) -> dict:
     """The OpenAPI 3.1 document of `app` (default: the current app) for this deployment's `limits`."""
     app = app if app is not None else current_app
     components: dict[str, Any] = {}
@@ -116,7 +116,7 @@ def build_spec(limits: Limits, app: Optional[Flask] = None) -> dict:
     return spec
 
 
-def _request_content(op: "Operation", limits: Limits, components: dict) -> dict:
+def _request_content(op: "Operation", limits: Deployment, components: dict) -> dict:
     """The request body's media types: JSON (one model, or `oneOf` several), plus the multipart
     image upload where the route accepts one; request models and uploads that need an image model
     are left out where none is served."""
@@ -152,7 +152,7 @@ def _request_content(op: "Operation", limits: Limits, components: dict) -> dict:
     return content
 
 
-def _responses(op: "Operation", limits: Limits, components: dict, error_refs: dict, public: bool) -> dict:
+def _responses(op: "Operation", limits: Deployment, components: dict, error_refs: dict, public: bool) -> dict:
     """200 and every error status the route can answer with, each with its body schema (405 is
     decided before a route matches, so its body is always the nested error)."""
     if op.response is None or op.media_type != "application/json":

@@ -10,7 +10,7 @@ from pydantic import BaseModel
 
 from ...operations.model_names import name_schema as _names
 from ..schemas import IMAGE_DOCUMENT, NEEDS_IMAGE_MODEL, SERVED_MODEL_NAME
-from .limits import Limits, ServedModel
+from .deployment import Deployment, ServedModel
 
 
 def component_ref(model: type[BaseModel], components: dict) -> dict:
@@ -22,7 +22,7 @@ def component_ref(model: type[BaseModel], components: dict) -> dict:
     return {"$ref": f"#/components/schemas/{model.__name__}"}
 
 
-def tighten(schema: dict, limits: Limits, kind: str, default: Optional[str]) -> None:
+def tighten(schema: dict, limits: Deployment, kind: str, default: Optional[str]) -> None:
     """Fill what depends on the deployment into a request schema, in place, so that it says
     exactly what this deployment accepts.
 

@@ -2,7 +2,7 @@
 machine (`CPU_KERNELS`: `auto`, `mkl`, `onednn`).
 
 Chosen once per process (`choose_cpu_kernels`: the setting, or `auto`) and applied in one place,
-at load, by `accelerate`; no model module knows about it. With `auto`, each model's own linear
+at load, by `apply_cpu_kernels`; no model module knows about it. With `auto`, each model's own linear
 shapes are timed through both libraries at load (`decide_kernels`, a fraction of a second):
 oneDNN where it is clearly faster (ONEDNN_WINS), MKL where it is slower, and in between, where
 start-up noise could tip the measurement, the CPU's vendor decides (oneDNN on AMD). No
@@ -224,7 +224,7 @@ def cpu_vendor() -> str:
         return ""
 
 
-def accelerate(
+def apply_cpu_kernels(
     module: torch.nn.Module, cpu_kernels: str, thread_counts: Sequence[int], warm: bool = True, *, name: str = "",
     timer: Timer = time.perf_counter,
 ) -> str:

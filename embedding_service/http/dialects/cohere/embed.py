@@ -37,7 +37,7 @@ from .responses import CohereEmbedResponse
 from ...schemas import parse
 from .schemas import CohereEmbedV1Request, CohereEmbedV2Request
 from ....operations.embed import check_batch_size, embed_images, embed_text
-from ...json_io import engines, images, json_body, json_response, limits
+from ...json_io import engines, images, json_body, json_response, budgets
 from ...routing import IMAGE_ERRORS, IMAGE_LIMITS, ApiBlueprint
 from ....operations.model_names import resolve
 
@@ -68,7 +68,7 @@ def _cap(engine, texts: list[str], max_tokens: Optional[int], truncate: str, fie
 def _embed(req, version: int):
     entries, field = req.entries()
     reg = engines()
-    check_batch_size(len(entries), limits().max_client_batch_size, field)
+    check_batch_size(len(entries), budgets().max_client_batch_size, field)
     texts = [content for medium, content in entries if medium == "text"]
     sources = [content for medium, content in entries if medium == "image"]
     model_name = req.model or (reg.default(Capability.EMBED_IMAGES, param=field).name if sources else None)
@@ -79,7 +79,7 @@ def _embed(req, version: int):
         engine = reg.get(resolve(reg, model_name), Capability.EMBED_TEXT)
         texts = _cap(engine, texts, getattr(req, "max_tokens", None), req.truncate, field)
         result = embed_text(
-            reg, limits(), model_name=engine.name, texts=texts, dimensions=dimensions, truncate=req.truncate != "NONE",
+            reg, budgets(), model_name=engine.name, texts=texts, dimensions=dimensions, truncate=req.truncate != "NONE",
             direction="left" if req.truncate == "START" else "right",
             prompt=PromptChoice(input_type=PROMPTS.get(req.input_type or "", req.input_type)),
             param=field, dimensions_field="output_dimension",
@@ -88,7 +88,7 @@ def _embed(req, version: int):
         tokens = result.tokens
     if sources:
         result = embed_images(
-            reg, limits(), images(), model_name=model_name, sources=sources, dimensions=dimensions, param=field,
+            reg, budgets(), images(), model_name=model_name, sources=sources, dimensions=dimensions, param=field,
             dimensions_field="output_dimension",
         )
         _place(rows, [i for i, (medium, _) in enumerate(entries) if medium == "image"], result.vectors)

@@ -24,7 +24,7 @@ from .responses import RerankResponse
 from ....operations.rerank import Ranking, rerank
 from ...schemas import parse
 from .schemas import RerankRequest
-from ...json_io import engines, images, json_body, json_response, limits
+from ...json_io import engines, images, json_body, json_response, budgets
 from ...routing import IMAGE_ERRORS, RERANK_LIMITS, ApiBlueprint
 
 bp = ApiBlueprint("rerank", __name__, tag="Cohere")
@@ -71,7 +71,7 @@ def run_rerank(req: RerankRequest, documents_by_default: bool) -> tuple[Ranking,
     chosen = next((v for v in (req.return_documents, req.return_text) if v is not None), documents_by_default)
     documents, field = req.items()
     ranking = rerank(
-        engines(), limits(), images(), req.query, documents, field=field, model=req.model, instruction=req.instruction,
+        engines(), budgets(), images(), req.query, documents, field=field, model=req.model, instruction=req.instruction,
         top_n=req.top_n, raw_scores=req.raw_scores, truncate=req.truncate, max_chunks_per_doc=req.max_chunks_per_doc,
         max_tokens_per_doc=req.max_tokens_per_doc, rank_fields=req.rank_fields, direction=req.truncation_direction,
     )

@@ -16,7 +16,7 @@ from .responses import OllamaEmbeddingsResponse, OllamaEmbedResponse
 from ...schemas import parse
 from .schemas import OllamaEmbeddingsRequest, OllamaEmbedRequest
 from ....operations.embed import embed_text
-from ...json_io import engines, json_body, json_response, limits
+from ...json_io import engines, json_body, json_response, budgets
 from ...routing import EMBED_ERRORS, TEXT_LIMITS, ApiBlueprint
 
 bp = ApiBlueprint("ollama", __name__, tag="Ollama", error_style=ErrorStyle.FLAT)
@@ -33,7 +33,7 @@ def embed():
     req = parse(OllamaEmbedRequest, json_body())
     texts = [req.input] if isinstance(req.input, str) else req.input
     result = embed_text(
-        engines(), limits(), model_name=req.model, texts=texts, dimensions=req.dimensions, truncate=req.truncate,
+        engines(), budgets(), model_name=req.model, texts=texts, dimensions=req.dimensions, truncate=req.truncate,
         param="input",
     )
     return json_response(
@@ -55,5 +55,5 @@ def embed():
 def embeddings():
     """Legacy: `{"model"?, "prompt"}` -> `{"embedding": [float]}` (not normalised, as Ollama)."""
     req = parse(OllamaEmbeddingsRequest, json_body())
-    result = embed_text(engines(), limits(), model_name=req.model, texts=[req.prompt], normalize=False, param="prompt")
+    result = embed_text(engines(), budgets(), model_name=req.model, texts=[req.prompt], normalize=False, param="prompt")
     return json_response({"embedding": result.vectors[0]})

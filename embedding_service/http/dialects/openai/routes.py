@@ -17,7 +17,7 @@ from .responses import ModelCard, ModelList, OpenAIEmbeddingResponse
 from ...schemas import parse
 from .schemas import OpenAIEmbeddingRequest
 from ....operations.embed import embed_images, embed_text
-from ...json_io import engines, images, json_body, json_response, limits, state
+from ...json_io import engines, images, json_body, json_response, budgets, state
 from ...routing import IMAGE_ERRORS, IMAGE_LIMITS, ApiBlueprint
 from ....operations.model_names import resolve
 
@@ -51,7 +51,7 @@ def embeddings():
         texts = req.input
     result = embed_text(
         engines(),
-        limits(),
+        budgets(),
         model_name=req.model,
         texts=texts,
         token_ids=token_ids,
@@ -70,7 +70,7 @@ def _embed_image_input(req: OpenAIEmbeddingRequest):
     if req.instruction is not None or req.input_type is not None:
         raise InvalidInput("instruction and input_type apply to text; drop them for modality image", param="modality")
     return embed_images(
-        engines(), limits(), images(), model_name=req.model, sources=sources, dimensions=req.dimensions, param="input"
+        engines(), budgets(), images(), model_name=req.model, sources=sources, dimensions=req.dimensions, param="input"
     )
 
 

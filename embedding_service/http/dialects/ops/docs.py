@@ -9,7 +9,7 @@ from flask import Response, send_from_directory
 
 from ....inference.engine import Capability
 from ....domain.errors import NotFound
-from ...openapi import LIMIT_TEXT, Limits, ServedModel, build_spec
+from ...openapi import LIMIT_TEXT, Deployment, ServedModel, build_spec
 from ....operations.rerank import choose_engine
 from ....operations.tokens import token_engine
 from ...json_io import json_response, state
@@ -29,11 +29,11 @@ PAGE = """<!doctype html>
 ASSETS = {"swagger-ui.css", "swagger-ui-bundle.js", "swagger-ui-standalone-preset.js", "favicon-32x32.png", "favicon-16x16.png"}
 
 
-def current_limits() -> Limits:
+def current_deployment() -> Deployment:
     """This deployment's limits for the description: settings, and the served models once loaded."""
     st = state()
     s = st.settings
-    limits = Limits(
+    limits = Deployment(
         model_names=[""] + st.model_names,
         text_model_names=[""] + st.model_names,
         max_items=s.max_client_batch_size,
@@ -77,7 +77,7 @@ def _served(engine) -> ServedModel:
 @bp.operation("GET", "/openapi.json", summary="This description", response={"type": "object"}, public=True)
 def openapi():
     """The OpenAPI 3.1 description of every documented route, with this deployment's limits."""
-    return json_response(build_spec(current_limits()))
+    return json_response(build_spec(current_deployment()))
 
 
 @bp.operation("GET", "/docs", summary="Swagger UI", media_type="text/html", public=True)

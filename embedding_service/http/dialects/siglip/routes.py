@@ -11,7 +11,7 @@ from ...responses import VECTORS
 from ...schemas import parse
 from .schemas import EmbedTextRequest, ImageEmbedRequest
 from ....operations.embed import embed_images, embed_text
-from ...json_io import engines, images, json_body, json_response, limits, state
+from ...json_io import engines, images, json_body, json_response, budgets, state
 from ...routing import EMBED_ERRORS, TEXT_LIMITS, ApiBlueprint
 
 bp = ApiBlueprint("native", __name__, tag="SigLIP service")
@@ -28,7 +28,7 @@ def embed_text_route():
     """`{"texts": [str]}` or `{"text": str}` -> `[[float]]`, one row per text."""
     req = parse(EmbedTextRequest, json_body())
     # MODEL_NAME's text tower by default (prefer_first), so text and image vectors share a space.
-    result = embed_text(engines(), limits(), model_name=req.model, texts=req.items(), normalize=req.normalize,
+    result = embed_text(engines(), budgets(), model_name=req.model, texts=req.items(), normalize=req.normalize,
                         param="texts" if req.texts is not None else "text", prefer_first=True)
     return json_response(result.vectors)
 
@@ -36,7 +36,7 @@ def embed_text_route():
 def embed_image_body(body: dict):
     """The SigLIP service's `/embed` JSON body, `{"images": [...]}` -> `[[float]]`, one row per image."""
     req = parse(ImageEmbedRequest, body)
-    result = embed_images(engines(), limits(), images(), model_name=req.model, sources=req.images, normalize=req.normalize)
+    result = embed_images(engines(), budgets(), images(), model_name=req.model, sources=req.images, normalize=req.normalize)
     return json_response(result.vectors)
 
 
@@ -55,7 +55,7 @@ def embed_uploads():
         raise InvalidInput("the multipart upload has no image files", param="images")
     result = embed_images(
         engines(),
-        limits(),
+        budgets(),
         images(),
         model_name=request.form.get("model") or None,
         sources=uploads,

@@ -22,7 +22,7 @@ from ...schemas import parse
 from .schemas import TEIEmbedRequest, TEIDecodeRequest, TEIEmbedAllRequest, TEIRerankRequest, TEISimilarityRequest, TEITokenizeRequest
 from ....operations.embed import embed_text, similarity
 from ....operations.tokens import decode, embed_tokens, tokenize
-from ...json_io import engines, images, json_body, json_response, limits
+from ...json_io import engines, images, json_body, json_response, budgets
 from ...routing import EMBED_ERRORS, TEXT_LIMITS, ApiBlueprint
 
 bp = ApiBlueprint("tei", __name__, tag="TEI")
@@ -48,7 +48,7 @@ def embed_inputs(body: Any):
     req = parse(TEIEmbedRequest, body)
     texts = [req.inputs] if isinstance(req.inputs, str) else req.inputs
     result = embed_text(
-        engines(), limits(), model_name=req.model, texts=texts, normalize=req.normalize, dimensions=req.dimensions,
+        engines(), budgets(), model_name=req.model, texts=texts, normalize=req.normalize, dimensions=req.dimensions,
         truncate=req.truncate, direction=req.truncation_direction, prompt=PromptChoice(prompt_name=req.prompt_name),
         param="inputs",
     )
@@ -59,7 +59,7 @@ def _similarity(body: Any):
     req = parse(TEISimilarityRequest, body)
     truncate, direction = req.options()
     scores = similarity(
-        engines(), limits(), model_name=req.model, source=req.inputs.source_sentence, sentences=req.inputs.sentences,
+        engines(), budgets(), model_name=req.model, source=req.inputs.source_sentence, sentences=req.inputs.sentences,
         truncate=truncate, direction=direction, prompt=PromptChoice(prompt_name=req.prompt_name),
     )
     return json_response(scores)
@@ -68,7 +68,7 @@ def _similarity(body: Any):
 def _rerank(body: Any):
     req = parse(TEIRerankRequest, body)
     ranking = rerank(
-        engines(), limits(), images(), req.query, req.texts, field="texts", model=req.model, raw_scores=req.raw_scores,
+        engines(), budgets(), images(), req.query, req.texts, field="texts", model=req.model, raw_scores=req.raw_scores,
         truncate=req.truncate, direction=req.truncation_direction,
     )
     return json_response(tei_ranks(ranking, req.texts, req.return_text))
@@ -118,7 +118,7 @@ def tokenize_route():
     req = parse(TEITokenizeRequest, json_body())
     texts = [req.inputs] if isinstance(req.inputs, str) else req.inputs
     return json_response(tokenize(
-        engines(), limits(), model_name=req.model, texts=texts, add_special_tokens=req.add_special_tokens,
+        engines(), budgets(), model_name=req.model, texts=texts, add_special_tokens=req.add_special_tokens,
         prompt_name=req.prompt_name,
     ))
 
@@ -130,7 +130,7 @@ def tokenize_route():
 def decode_route():
     """`{"ids": [int] | [[int]], "skip_special_tokens"?, "model"?}` -> `[str]`, one per list of ids."""
     req = parse(TEIDecodeRequest, json_body())
-    return json_response(decode(engines(), limits(), model_name=req.model, ids=req.ids, skip_special_tokens=req.skip_special_tokens))
+    return json_response(decode(engines(), budgets(), model_name=req.model, ids=req.ids, skip_special_tokens=req.skip_special_tokens))
 
 
 @bp.operation(
@@ -144,7 +144,7 @@ def embed_all_route():
     req = parse(TEIEmbedAllRequest, json_body())
     texts = [req.inputs] if isinstance(req.inputs, str) else req.inputs
     vectors, _, _ = embed_tokens(
-        engines(), limits(), model_name=req.model, texts=texts, truncate=req.truncate, direction=req.truncation_direction,
+        engines(), budgets(), model_name=req.model, texts=texts, truncate=req.truncate, direction=req.truncation_direction,
         prompt_name=req.prompt_name,
     )
     return json_response(vectors)

@@ -1,5 +1,5 @@
 """What the running deployment allows, as the OpenAPI description needs it: the served models
-(:class:`ServedModel`) and the request budgets (:class:`Limits`, :data:`LIMIT_TEXT`)."""
+(:class:`ServedModel`) and its request budgets (:class:`Deployment`, :data:`LIMIT_TEXT`)."""
 
 from __future__ import annotations
 
@@ -51,7 +51,7 @@ class ServedModel(BaseModel):
         return self.images and not self.pairs
 
 
-class Limits(BaseModel):
+class Deployment(BaseModel):
     """What the running service allows, filled into the schemas. Without `served` (the models are
     still loading, or a bare app) the schemas keep what the request models say, with `model`
     limited to `model_names` / `text_model_names` where given."""
