@@ -117,7 +117,7 @@ def test_unexpected_error_is_500_with_request_id_and_no_detail(client, app, monk
     engines = app.extensions["embedding_service"].engines
     batcher = engines.find("sentence-transformers/all-MiniLM-L6-v2").batcher
 
-    def boom(items):
+    def boom(items, *lengths):
         raise RuntimeError("secret detail /srv/models/weights.bin")
 
     monkeypatch.setattr(batcher, "run", boom)

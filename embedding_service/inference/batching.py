@@ -63,6 +63,8 @@ def plan_batches(lengths: Sequence[int], max_items: int, max_tokens: int) -> lis
 @dataclass
 class _Job:
     items: Sequence[Any]
+    #: Each item's length (tokens, or image patches), measured once at enqueue.
+    lengths: list[int]
     out: np.ndarray
     remaining: int
     enqueued: float
@@ -135,25 +137,32 @@ class Batcher:
 
     def check_fits(self, count: int) -> None:
         """raises LimitExceeded (413) when `count` items could never be queued (more than
-        MAX_QUEUE_SIZE); callers that know the count before preparing items check it first."""
+        MAX_QUEUE_SIZE). :meth:`run_counted` checks this as it queues; a caller that makes many
+        items of few inputs (document chunks) checks their count first, before anything else of
+        the request is queued, so the message counts the chunks."""
         if self.max_queue_size and count > self.max_queue_size:
             raise LimitExceeded(
                 f"the request makes {count} items for model {self.model.name!r}; at most {self.max_queue_size} "
                 "fit in its queue (MAX_QUEUE_SIZE): send fewer inputs, documents or chunks"
             )
 
-    def run(self, items: Sequence[Any]) -> np.ndarray:
+    def run(self, items: Sequence[Any], lengths: Optional[Sequence[int]] = None) -> np.ndarray:
         """Embed or score prepared items: (len(items), dimension) float32, input order kept.
+        `lengths`: each item's length (tokens, or image patches) where the caller measured them
+        already (they batch the items and go to the metrics); measured here otherwise.
 
-        raises LimitExceeded (413) for more items than MAX_QUEUE_SIZE (they could never be
-        queued); Unavailable (503, Retry-After) when they do not fit in the queue now;
-        InternalError (500) when the forward pass of a batch holding these items failed.
+        Whether the items fit the queue is checked here, once, as they are queued: raises
+        LimitExceeded (413) for more items than MAX_QUEUE_SIZE (they could never be queued);
+        Unavailable (503, Retry-After) when they do not fit in the queue now; InternalError (500)
+        when the forward pass of a batch holding these items failed.
         """
         if not items:
             return np.zeros((0, self.model.dimension), dtype=np.float32)
-        self.check_fits(len(items))
-        job = _Job(items, np.empty((len(items), self.model.dimension), dtype=np.float32), len(items), time.perf_counter())
+        lengths = list(lengths) if lengths is not None else [len(item) for item in items]
+        job = _Job(items, lengths, np.empty((len(items), self.model.dimension), dtype=np.float32), len(items),
+                   time.perf_counter())
         with self._lock:
+            self.check_fits(len(items))
             if self.max_queue_size and len(self._pending) + len(items) > self.max_queue_size:
                 self.stats.rejected += 1
                 raise Unavailable(
@@ -252,7 +261,7 @@ class Batcher:
             positions.extend(row[: window - len(positions)])
             if len(positions) >= window:
                 break
-        lengths = [len(self._pending[p][0].items[self._pending[p][1]]) for p in positions]
+        lengths = [self._pending[p][0].lengths[self._pending[p][1]] for p in positions]
         chosen = next(b for b in plan_batches(lengths, self.max_batch_size, self.max_batch_tokens) if 0 in b)
         taken = {positions[i] for i in chosen}
         batch = [self._pending[p] for p in sorted(taken)]
@@ -272,10 +281,9 @@ class Batcher:
         kind = type(pending[0][0].items[pending[0][1]])
         longest = 1
         for job, index in pending:
-            item = job.items[index]
-            if job.error is not None or type(item) is not kind:
+            if job.error is not None or type(job.items[index]) is not kind:
                 return None
-            longest = max(longest, len(item))
+            longest = max(longest, job.lengths[index])
         if longest * len(pending) > self.max_batch_tokens:
             return None
         batch = list(pending)
@@ -304,8 +312,7 @@ class Batcher:
         self.stats.items += len(batch)
         self.stats.largest_batch = max(self.stats.largest_batch, len(batch))
         if self.observer is not None:
-            items = [job.items[index] for job, index in batch]
-            self.observer.batch(self.model.name, len(batch), sum(len(item) for item in items), elapsed)
+            self.observer.batch(self.model.name, len(batch), sum(job.lengths[index] for job, index in batch), elapsed)
             self.observer.queued(self.model.name, len(self._pending))
         finished = []
         for row, (job, index) in enumerate(batch):

@@ -10,17 +10,19 @@ engines up by capability.
 from __future__ import annotations
 
 import enum
-import time
 from dataclasses import dataclass
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence, Union
 
 import numpy as np
 
 from .batching import Batcher, BatchBounds
-from ..observability.request_stats import current_stats
+from ..observability.request_stats import timed
 from ..domain.errors import InvalidInput
 from ..models.interfaces import ImageEncoder, Model, Reranker, TokenStates
-from ..models.prompts import PromptChoice
+from ..models.prompts import PromptChoice, ResolvedPrompt
+
+#: A request's prompt: as asked, or already resolved against the model (then not resolved again).
+Prompt = Union[PromptChoice, ResolvedPrompt]
 from ..models.text_encoder import TextEncoder
 
 
@@ -75,18 +77,6 @@ class PairScores:
     tokens: int
 
 
-class _Timed:
-    """Adds the seconds of the block to the current request's tokenization time."""
-
-    def __enter__(self) -> None:
-        self.started = time.perf_counter()
-
-    def __exit__(self, *exc: Any) -> None:
-        stats = current_stats.get()
-        if stats is not None:
-            stats.tokenization += time.perf_counter() - self.started
-
-
 class Engine:
     """A served model with its own batcher. `observer` (metrics.BatchObserver) and `cpu_share`
     (cpu_share.SlotShare) are required: pass None explicitly for none."""
@@ -132,33 +122,41 @@ class Engine:
         return self.model.info()
 
     # ---------------------------------------------------------------- operations
+    def prepare_texts(
+        self, texts: Sequence[str], prompt: Prompt, truncate: bool, direction: str, param: str = "input"
+    ) -> list:
+        """Texts with the prompt applied, tokenised with the model's truncation on `direction`,
+        not yet queued (:meth:`encode`). raises InvalidInput (400: prompt), Unprocessable (422:
+        over-long with `truncate` false)."""
+        with timed("tokenization"):
+            return self.text_encoder.prepare_texts(texts, prompt, truncate, direction, param=param)
+
+    def encode(self, items: Sequence[Any], owners: Optional[list[int]] = None) -> Encoded:
+        """Prepared items through the batcher, their fit to the queue checked as they are queued:
+        raises LimitExceeded (413: more items than the queue holds), Unavailable (503: not now)."""
+        lengths = [len(item) for item in items]  # measured once: batching, metrics and usage
+        return Encoded(self.batcher.run(items, lengths), sum(lengths), owners)
+
     def embed_texts(
-        self, texts: Sequence[str], prompt: PromptChoice, truncate: bool, direction: str, param: str = "input"
+        self, texts: Sequence[str], prompt: Prompt, truncate: bool, direction: str, param: str = "input"
     ) -> Encoded:
-        """Texts with the prompt applied, tokenised with the model's truncation on `direction`.
-        raises InvalidInput (400: prompt), LimitExceeded (413: more texts than the queue holds),
-        Unprocessable (422: over-long with `truncate` false)."""
-        self.batcher.check_fits(len(texts))
-        with _Timed():
-            items = self.text_encoder.prepare_texts(texts, prompt, truncate, direction, param=param)
-        return Encoded(self.batcher.run(items), sum(len(item) for item in items))
+        """:meth:`prepare_texts`, then :meth:`encode`; raises what both raise."""
+        return self.encode(self.prepare_texts(texts, prompt, truncate, direction, param))
 
     def embed_token_ids(self, ids: Sequence[Sequence[int]], truncate: bool, direction: str, param: str = "input") -> Encoded:
         """Pre-tokenised inputs, fed as given. raises InvalidInput (400: id outside the
         vocabulary), LimitExceeded (413: more inputs than the queue holds), Unprocessable (422:
         over-long with `truncate` false)."""
-        self.batcher.check_fits(len(ids))
-        with _Timed():
+        with timed("tokenization"):
             items = self.text_encoder.prepare_ids(ids, truncate, direction, param=param)
-        return Encoded(self.batcher.run(items), sum(len(item) for item in items))
+        return self.encode(items)
 
     def prepare_chunks(
-        self, texts: Sequence[str], prompt: PromptChoice, max_chunks: int, check: Optional[Callable[[int], None]] = None
+        self, texts: Sequence[str], prompt: Prompt, max_chunks: int, check: Optional[Callable[[int], None]] = None
     ) -> Chunks:
         """Each text as up to `max_chunks` overlapping windows, tokenised, not yet queued (see
         `embed_prepared`); `check` is called with the number of chunks (the caller's limit)."""
-        self.batcher.check_fits(len(texts))
-        with _Timed():
+        with timed("tokenization"):
             items, owners = self.text_encoder.prepare_chunks(texts, prompt, max_chunks)
         if check is not None:
             check(len(items))
@@ -167,11 +165,10 @@ class Engine:
 
     def embed_prepared(self, chunks: Chunks) -> Encoded:
         """The vectors of chunks from `prepare_chunks`; `owners` maps rows to texts."""
-        items = chunks.items
-        return Encoded(self.batcher.run(items), sum(len(item) for item in items), chunks.owners)
+        return self.encode(chunks.items, chunks.owners)
 
     def embed_chunks(
-        self, texts: Sequence[str], prompt: PromptChoice, max_chunks: int, check: Optional[Callable[[int], None]] = None
+        self, texts: Sequence[str], prompt: Prompt, max_chunks: int, check: Optional[Callable[[int], None]] = None
     ) -> Encoded:
         """Each text as up to `max_chunks` overlapping windows; `owners` maps rows to texts.
         `check` is called with the number of chunks before any is queued (the caller's limit)."""
@@ -181,7 +178,7 @@ class Engine:
         """RGB PIL images through the model's own image processor and image tower."""
         if self._images is None:
             raise InvalidInput(f"image documents need a multimodal model; {self.name!r} is a {self.model.kind} model", param="documents")
-        with _Timed():
+        with timed("tokenization"):
             items = self._images.prepare_images(images)
         return Encoded(self.batcher.run(items), 0)
 
@@ -196,14 +193,13 @@ class Engine:
         model = self.reranker
         if instruction is not None and not model.takes_instruction:
             raise InvalidInput(f"model {self.name!r} is a cross-encoder and takes no instruction", param="instruction")
-        self.batcher.check_fits(len(documents))
-        with _Timed():
+        with timed("tokenization"):
             items = model.prepare_pairs(query, documents, instruction, truncate, max_chunks)
         if check is not None:
             check(len(items))
-        raw = self.batcher.run(items)[:, 0]
-        best = best_per_owner(raw, [item.owner for item in items], len(documents))
-        return PairScores(best, len(items), sum(len(item) for item in items))
+        encoded = self.encode(items)
+        best = best_per_owner(encoded.vectors[:, 0], [item.owner for item in items], len(documents))
+        return PairScores(best, len(items), encoded.tokens)
 
     def cap_tokens(self, texts: list[str], limit: Optional[int], side: str = "right") -> list[str]:
         """Each text cut to its first `limit` tokens (Cohere's `max_tokens_per_doc` and

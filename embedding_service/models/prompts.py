@@ -1,6 +1,6 @@
 """Prompts, as sentence-transformers applies them: what a request asked for
 (:class:`PromptChoice`), a model's prompt rules (:class:`PromptRules`) and the prefix they give
-(:func:`prompt_prefix`)."""
+(:func:`prompt_prefix`, once per request: :class:`ResolvedPrompt`)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,16 @@ class PromptChoice:
     prompt_name: Optional[str] = None
     input_type: Optional[str] = None
     instruction: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class ResolvedPrompt:
+    """A PromptChoice resolved against one model, once per request: the `prefix` put before each
+    text and, for limit messages, what it is (`note`: "prompt included", "instruction included",
+    or "" without a prefix)."""
+
+    prefix: str = ""
+    note: str = ""
 
 
 @dataclass(frozen=True)

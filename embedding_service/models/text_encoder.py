@@ -9,7 +9,9 @@ from typing import Optional, Sequence
 from ..domain.errors import InvalidInput, Unprocessable
 from .interfaces import Model
 from .items import TokenIds
-from .prompts import PromptChoice, PromptRules, prompt_prefix
+from typing import Union
+
+from .prompts import PromptChoice, PromptRules, ResolvedPrompt, prompt_prefix
 
 #: Overlap between neighbouring chunks of a long document, as a fraction of the model's window.
 CHUNK_OVERLAP = 0.25
@@ -38,13 +40,22 @@ class TextEncoder(Model):
         raises InvalidInput (400) naming the field."""
         return prompt_prefix(choice, PromptRules(self.prompts, self.default_prompt_name, self.instruction_template), self.name)
 
-    def _with_prompt(self, texts: Sequence[str], prompt: PromptChoice) -> list[str]:
-        prefix = self.resolve_prompt(prompt)
+    def prompt_for(self, choice: PromptChoice) -> ResolvedPrompt:
+        """`choice` resolved once for a request: its prefix, and what the prefix is for messages."""
+        prefix = self.resolve_prompt(choice)
+        note = "" if not prefix else "instruction included" if choice.instruction is not None else "prompt included"
+        return ResolvedPrompt(prefix, note)
+
+    def with_prompt(self, texts: Sequence[str], prompt: Union[PromptChoice, ResolvedPrompt]) -> list[str]:
+        """The texts as the model sees them: the prompt's prefix before each, lower-cased where the
+        model lower-cases. A PromptChoice is resolved here; a ResolvedPrompt is used as it is."""
+        prefix = prompt.prefix if isinstance(prompt, ResolvedPrompt) else self.resolve_prompt(prompt)
         inputs = [prefix + text for text in texts] if prefix else list(texts)
         return [text.lower() for text in inputs] if self.lowercase else inputs
 
     def prepare_texts(
-        self, texts: Sequence[str], prompt: PromptChoice, truncate: bool, direction: str, param: str = "input"
+        self, texts: Sequence[str], prompt: Union[PromptChoice, ResolvedPrompt], truncate: bool, direction: str,
+        param: str = "input",
     ) -> list[TokenIds]:
         """Apply the prompt (and lower-casing where the model wants it) and tokenise with the
         tokenizer's own truncation at `max_length` on `direction` ("left" or "right"). With
@@ -54,7 +65,7 @@ class TextEncoder(Model):
         Without `truncate` an over-long input raises Unprocessable (422) naming it and the limit;
         an unknown prompt raises InvalidInput (400).
         """
-        inputs = self._with_prompt(texts, prompt)
+        inputs = self.with_prompt(texts, prompt)
         if truncate:
             inputs = self.tokenize.windows(inputs, self.max_length - self.tokenize.specials, direction)
         encoded = self.tokenize.encode_ids(
@@ -66,14 +77,15 @@ class TextEncoder(Model):
         return items
 
     def prepare_chunks(
-        self, texts: Sequence[str], prompt: PromptChoice, max_chunks: int, param: str = "documents"
+        self, texts: Sequence[str], prompt: Union[PromptChoice, ResolvedPrompt], max_chunks: int,
+        param: str = "documents",
     ) -> tuple[list[TokenIds], list[int]]:
         """Tokenise with the tokenizer's own overflow windows: a text longer than `max_length`
         becomes up to `max_chunks` windows overlapping by CHUNK_OVERLAP of the window, each with
         the model's special tokens. Returns the items and, for each, the index of its text. Only
         the part of a text that `max_chunks` windows can hold is tokenised
         (`ConcurrentTokenizer.windows`, with `max_chunks * max_length` tokens kept)."""
-        inputs = self.tokenize.windows(self._with_prompt(texts, prompt), max_chunks * self.max_length, "right")
+        inputs = self.tokenize.windows(self.with_prompt(texts, prompt), max_chunks * self.max_length, "right")
         encoded = self.tokenize(
             inputs,
             truncation=True,

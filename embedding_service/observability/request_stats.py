@@ -4,8 +4,10 @@ and the metrics. A context variable, so the model and batching code need no Flas
 from __future__ import annotations
 
 import contextvars
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Optional
+from typing import Iterator, Optional
 
 
 @dataclass
@@ -23,3 +25,17 @@ class RequestStats:
 
 #: The current request's stats; the app sets a fresh one per request.
 current_stats: contextvars.ContextVar[Optional[RequestStats]] = contextvars.ContextVar("request_stats", default=None)
+
+
+@contextmanager
+def timed(part: str) -> Iterator[None]:
+    """Adds the seconds (wall clock) the block takes to the current request's `part`
+    ("tokenization", "queue" or "inference"); nothing outside a request. The one way the service
+    times a request's stages."""
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        stats = current_stats.get()
+        if stats is not None:
+            setattr(stats, part, getattr(stats, part) + time.perf_counter() - started)

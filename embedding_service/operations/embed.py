@@ -15,7 +15,7 @@ from typing import Optional, Sequence, Union
 
 import numpy as np
 
-from ..observability.request_stats import current_stats
+from ..observability.request_stats import current_stats, timed
 from ..inference.engine import Capability, Engine
 from ..domain.errors import InvalidInput, LimitExceeded
 from ..images import ImageLoader
@@ -84,21 +84,20 @@ def check_text_chars(
         )
 
 
-def prompt_note(prompt: PromptChoice, prefix: str) -> str:
-    """What a text's prefix is, for check_text_chars' messages: "" when there is none."""
-    if not prefix:
-        return ""
-    return "instruction included" if prompt.instruction is not None else "prompt included"
+def l2_normalize(vectors: np.ndarray) -> np.ndarray:
+    """Each row divided by its L2 norm (at least 1e-12, as `torch.nn.functional.normalize`):
+    (n, dim) -> (n, dim), the input's dtype. The service's one normalisation."""
+    norms = np.sqrt(np.add.reduce(vectors * vectors, axis=1, keepdims=True))  # np.linalg.norm's arithmetic, no checks
+    return vectors / np.maximum(norms, 1e-12)
 
 
 def postprocess(vectors: np.ndarray, dimensions: Optional[int], normalize: bool) -> np.ndarray:
-    """Matryoshka truncation to `dimensions`, then L2 normalisation (eps 1e-12, as
-    `torch.nn.functional.normalize`). (n, dim) float32 -> (n, dimensions or dim) float32."""
+    """Matryoshka truncation to `dimensions`, then :func:`l2_normalize`.
+    (n, dim) float32 -> (n, dimensions or dim) float32."""
     if dimensions is not None:
         vectors = vectors[:, :dimensions]
-    if normalize:  # np.linalg.norm's own arithmetic, without its per-call checks
-        norms = np.sqrt(np.add.reduce(vectors * vectors, axis=1, keepdims=True))
-        vectors = vectors / np.maximum(norms, 1e-12)
+    if normalize:
+        vectors = l2_normalize(vectors)
     return np.ascontiguousarray(vectors, dtype=np.float32)
 
 
@@ -142,9 +141,9 @@ def embed_text(
     engine = engines.get(resolve(engines, model_name), Capability.EMBED_TEXT, prefer_first=prefer_first)
     check_dimensions(dimensions, engine, dimensions_field)
     if texts is not None:
-        prefix = engine.text_encoder.resolve_prompt(prompt)
-        check_text_chars([len(prefix) + len(text) for text in texts], budgets, param, prompt_note(prompt, prefix))
-        encoded = engine.embed_texts(texts, prompt, truncate, direction, param=param)
+        resolved = engine.text_encoder.prompt_for(prompt)
+        check_text_chars([len(resolved.prefix) + len(text) for text in texts], budgets, param, resolved.note)
+        encoded = engine.embed_texts(texts, resolved, truncate, direction, param=param)
     else:
         encoded = engine.embed_token_ids(token_ids or [], truncate, direction, param=param)
     vectors = postprocess(encoded.vectors, dimensions, normalize)
@@ -177,11 +176,8 @@ def embed_images(
     check_batch_size(len(sources), budgets.max_client_batch_size, param)
     engine = engines.get(resolve(engines, model_name), Capability.EMBED_IMAGES, param=param)
     check_dimensions(dimensions, engine, dimensions_field)
-    decoding = time.perf_counter()
-    images = loader.load(sources, param=param, size=engine.image_encoder.image_input_size)
-    stats = current_stats.get()
-    if stats is not None:
-        stats.tokenization += time.perf_counter() - decoding
+    with timed("tokenization"):  # decoding images is their tokenisation
+        images = loader.load(sources, param=param, size=engine.image_encoder.image_input_size)
     # The processor's tensors (float32 at the model's input size, however small the image) exist
     # for 64 images at a time, not for all of a request's (up to MAX_CLIENT_BATCH_SIZE).
     chunks = [images[start:start + 64] for start in range(0, len(images), 64)] or [images]
@@ -210,14 +206,16 @@ def similarity(
     """
     check_batch_size(len(sentences) + 1, budgets.max_client_batch_size, "inputs.sentences")
     engine = engines.get(resolve(engines, model_name), Capability.EMBED_TEXT)
-    prefix = engine.text_encoder.resolve_prompt(prompt)
-    seen = prompt_note(prompt, prefix)
+    resolved = engine.text_encoder.prompt_for(prompt)
+    prefix, seen = resolved.prefix, resolved.note
     check_text_chars([len(prefix) + len(source)], budgets, "inputs.source_sentence", seen, item="{param}")
     check_text_chars(
         [len(prefix) + len(text) for text in sentences], budgets, "inputs.sentences", seen,
         extra=len(prefix) + len(source), total_seen=f"{seen}, source sentence included" if seen else "source sentence included",
     )
-    options = dict(truncate=truncate, direction=direction, prompt=prompt)
-    query = embed_text(engines, budgets, model_name=engine.name, texts=[source], param="inputs.source_sentence", **options)
-    others = embed_text(engines, budgets, model_name=engine.name, texts=sentences, param="inputs.sentences", **options)
-    return others.vectors @ query.vectors[0]
+    items = engine.prepare_texts([source], resolved, truncate, direction, "inputs.source_sentence")
+    items += engine.prepare_texts(sentences, resolved, truncate, direction, "inputs.sentences")
+    encoded = engine.encode(items)  # the source and the sentences in one queue trip
+    note_usage(engine.name, len(items), encoded.tokens)
+    vectors = l2_normalize(encoded.vectors)
+    return vectors[1:] @ vectors[0]

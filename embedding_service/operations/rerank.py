@@ -20,10 +20,10 @@ from ..inference.engine import Capability, Engine, best_per_owner
 from ..domain.errors import InvalidInput, LimitExceeded
 from ..images import ImageLoader
 from ..models.interfaces import Reranker
-from ..models.prompts import PromptChoice
+from ..models.prompts import PromptChoice, ResolvedPrompt
 from ..models.text_encoder import TextEncoder
 from ..inference.registry import Registry
-from .embed import check_batch_size, check_text_chars, note_usage, prompt_note
+from .embed import check_batch_size, check_text_chars, l2_normalize, note_usage
 from .state import RequestBudgets
 from .model_names import resolve
 
@@ -61,13 +61,10 @@ def _document(doc: Any, index: int, field: str, rank_fields: Optional[list[str]]
     raise InvalidInput(f'{where} must be a string, {{"text": str}} or {{"image": str}}', param=field)
 
 
-def _unit(rows: np.ndarray) -> np.ndarray:
-    return rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)
-
-
 @dataclass(frozen=True)
 class _Options:
-    instruction: Optional[str]
+    query_prompt: ResolvedPrompt
+    document_prompt: ResolvedPrompt
     raw_scores: bool
     truncate: bool
     max_chunks: Optional[int]
@@ -82,31 +79,33 @@ def _with_embeddings(engine: Engine, loader: ImageLoader, query_text: str, media
     image_rows = [i for i, medium in enumerate(media) if medium == "image"]
     text_rows = [i for i, medium in enumerate(media) if medium == "text"]
     texts = [contents[i] for i in text_rows]
-    document = PromptChoice(input_type="document")
+    if image_rows and not engine.can(Capability.EMBED_IMAGES):
+        raise InvalidInput(f"image documents need a multimodal model; {engine.name!r} is a {model.kind} model", param="documents")
+    document = opts.document_prompt
     chunks = engine.prepare_chunks(texts, document, opts.max_chunks, opts.check_chunks) if texts and opts.max_chunks else None
-    query_prompt = PromptChoice(input_type="query", instruction=opts.instruction)
-    query_encoded = engine.embed_texts([query_text], query_prompt, True, "right", param="query")
-    query = _unit(query_encoded.vectors)[0]
+    query_items = engine.prepare_texts([query_text], opts.query_prompt, True, "right", param="query")
+    if chunks is not None:
+        document_items, owners = chunks.items, chunks.owners
+    elif texts:
+        document_items = engine.prepare_texts(texts, document, opts.truncate, opts.direction, param="documents")
+        owners = list(range(len(texts)))
+    else:
+        document_items, owners = [], []
+    # The query and the text documents take one queue trip (images are another kind of item).
+    encoded = engine.encode(query_items + document_items)
+    vectors = l2_normalize(encoded.vectors)
+    query = vectors[0]
     cos = np.zeros(len(contents))
-    tokens, scored = query_encoded.tokens, 0
+    tokens, scored = encoded.tokens, len(document_items)
     if image_rows:
-        if not engine.can(Capability.EMBED_IMAGES):
-            raise InvalidInput(f"image documents need a multimodal model; {engine.name!r} is a {model.kind} model", param="documents")
         images = loader.load(
             [contents[i] for i in image_rows], param="documents", size=engine.image_encoder.image_input_size,
             indices=image_rows,
         )
-        cos[image_rows] = _unit(engine.embed_images(images).vectors) @ query
+        cos[image_rows] = l2_normalize(engine.embed_images(images).vectors) @ query
         scored += len(image_rows)
     if text_rows:
-        if chunks is not None:
-            encoded = engine.embed_prepared(chunks)
-            owners = encoded.owners or []
-        else:
-            encoded = engine.embed_texts(texts, document, opts.truncate, opts.direction, param="documents")
-            owners = list(range(len(texts)))
-        cos[text_rows] = best_per_owner(_unit(encoded.vectors) @ query, owners, len(texts))
-        tokens, scored = tokens + encoded.tokens, scored + len(encoded.vectors)
+        cos[text_rows] = best_per_owner(vectors[1:] @ query, owners, len(texts))
     if model.similarity_scale is not None:
         scale, bias = model.similarity_scale
         logits = cos * scale + bias
@@ -131,20 +130,20 @@ def _check_pair_chars(
 def _check_embedding_chars(
     model: TextEncoder, query: str, instruction: Optional[str], media: list[str], contents: list[str],
     budgets: RequestBudgets, field: str,
-) -> None:
+) -> tuple[ResolvedPrompt, ResolvedPrompt]:
     """MAX_INPUT_CHARS and MAX_REQUEST_CHARS when ranking by embeddings: the query (with its
     prompt or instruction) is embedded once, each text document with the document prompt; raises
-    LimitExceeded (413)."""
-    query_prompt = PromptChoice(input_type="query", instruction=instruction)
-    query_prefix = model.resolve_prompt(query_prompt)
-    query_chars = len(query_prefix) + len(query)
-    check_text_chars([query_chars], budgets, "query", prompt_note(query_prompt, query_prefix), item="{param}")
-    document_prefix = model.resolve_prompt(PromptChoice(input_type="document"))
-    seen = "prompt included" if document_prefix else ""
+    LimitExceeded (413). Returns the query's and the documents' prompts, resolved once."""
+    query_prompt = model.prompt_for(PromptChoice(input_type="query", instruction=instruction))
+    query_chars = len(query_prompt.prefix) + len(query)
+    check_text_chars([query_chars], budgets, "query", query_prompt.note, item="{param}")
+    document_prompt = model.prompt_for(PromptChoice(input_type="document"))
+    seen = document_prompt.note
     check_text_chars(
-        [len(document_prefix) + len(text) if medium == "text" else 0 for medium, text in zip(media, contents)],
+        [len(document_prompt.prefix) + len(text) if medium == "text" else 0 for medium, text in zip(media, contents)],
         budgets, field, seen, extra=query_chars, total_seen=f"{seen}, query once" if seen else "query included once",
     )
+    return query_prompt, document_prompt
 
 
 def _chunk_limit(budgets: RequestBudgets, field: str, max_chunks: int) -> Callable[[int], None]:
@@ -217,10 +216,10 @@ def rerank(
         scores = pair.raw if raw_scores else _sigmoid(pair.raw)
         label, items, tokens = engine.name, pair.items, pair.tokens
     else:
-        _check_embedding_chars(engine.text_encoder, query, instruction, media, contents, budgets, field)
+        prompts = _check_embedding_chars(engine.text_encoder, query, instruction, media, contents, budgets, field)
         capped = iter(engine.cap_tokens([c for c, m in zip(contents, media) if m == "text"], max_tokens_per_doc, direction))
         contents = [next(capped) if m == "text" else c for c, m in zip(contents, media)]
-        opts = _Options(instruction, raw_scores, truncate, max_chunks_per_doc, check_chunks, direction)
+        opts = _Options(*prompts, raw_scores, truncate, max_chunks_per_doc, check_chunks, direction)
         scores, label, items, tokens = _with_embeddings(engine, loader, query, media, contents, opts)
     note_usage(engine.name, len(documents), tokens)
     order = sorted(range(len(documents)), key=lambda i: (-scores[i], i))

@@ -14,35 +14,27 @@
 
 from __future__ import annotations
 
-import time
 from typing import Optional, Sequence
 
 import numpy as np
 
 from ..inference.batching import plan_batches
-from ..observability.request_stats import current_stats
+from ..observability.request_stats import timed
 from ..inference.engine import Capability, Engine
 from ..domain.errors import InvalidInput, LimitExceeded
-from ..models.prompts import PromptChoice
+from ..models.prompts import PromptChoice, ResolvedPrompt
 from ..models.text_encoder import TextEncoder
 from ..inference.registry import Registry
-from .embed import check_batch_size, check_text_chars, note_usage, prompt_note
+from .embed import check_batch_size, check_text_chars, note_usage
 from .state import RequestBudgets
 from .model_names import resolve
 
 
-def _add_tokenization(started: float) -> None:
-    stats = current_stats.get()
-    if stats is not None:
-        stats.tokenization += time.perf_counter() - started
-
-
-def model_texts(model: TextEncoder, texts: Sequence[str], prompt: PromptChoice) -> tuple[list[str], str]:
+def model_texts(model: TextEncoder, texts: Sequence[str], prompt: PromptChoice) -> tuple[list[str], ResolvedPrompt]:
     """The texts as `model` sees them (prompt prepended, lower-cased where it lower-cases) and the
-    prompt; raises InvalidInput (400) for an unknown prompt."""
-    prefix = model.resolve_prompt(prompt)
-    seen = [prefix + text for text in texts]
-    return ([text.lower() for text in seen] if model.lowercase else seen), prefix
+    resolved prompt; raises InvalidInput (400) for an unknown prompt."""
+    resolved = model.prompt_for(prompt)
+    return model.with_prompt(texts, resolved), resolved
 
 
 def tokenize(
@@ -58,17 +50,16 @@ def tokenize(
     engine = engines.get(resolve(engines, model_name), Capability.EMBED_TEXT)
     model = engine.text_encoder
     prompt = PromptChoice(prompt_name=prompt_name)
-    seen, prefix = model_texts(model, texts, prompt)
-    check_text_chars([len(text) for text in seen], budgets, param, prompt_note(prompt, prefix))
-    started = time.perf_counter()
-    encoded = model.tokenize(
-        seen, add_special_tokens=add_special_tokens, return_offsets_mapping=True, return_special_tokens_mask=True,
-        return_attention_mask=False, return_token_type_ids=False,
-    )
-    tokens = [_tokens(model, text, *row) for text, *row in zip(
-        seen, encoded["input_ids"], encoded["offset_mapping"], encoded["special_tokens_mask"]
-    )]
-    _add_tokenization(started)
+    seen, resolved = model_texts(model, texts, prompt)
+    check_text_chars([len(text) for text in seen], budgets, param, resolved.note)
+    with timed("tokenization"):
+        encoded = model.tokenize(
+            seen, add_special_tokens=add_special_tokens, return_offsets_mapping=True, return_special_tokens_mask=True,
+            return_attention_mask=False, return_token_type_ids=False,
+        )
+        tokens = [_tokens(model, text, *row) for text, *row in zip(
+            seen, encoded["input_ids"], encoded["offset_mapping"], encoded["special_tokens_mask"]
+        )]
     note_usage(engine.name, len(texts), sum(len(row) for row in tokens))
     return tokens
 
@@ -114,9 +105,8 @@ def decode(
                 f"{where}: token id {bad} is outside the vocabulary of model {engine.name!r} (0..{model.vocab_rows - 1})",
                 param=param,
             )
-    started = time.perf_counter()
-    texts = model.tokenizer.batch_decode(rows, skip_special_tokens=skip_special_tokens)
-    _add_tokenization(started)
+    with timed("tokenization"):
+        texts = model.tokenizer.batch_decode(rows, skip_special_tokens=skip_special_tokens)
     note_usage(engine.name, len(rows), sum(len(row) for row in rows))
     return list(texts)
 
@@ -155,12 +145,10 @@ def embed_tokens(
     check_batch_size(len(texts), budgets.max_client_batch_size, param)
     engine = token_engine(engines, model_name)
     model = engine.text_encoder
-    prompt = PromptChoice(prompt_name=prompt_name)
-    prefix = model.resolve_prompt(prompt)
-    check_text_chars([len(prefix) + len(text) for text in texts], budgets, param, prompt_note(prompt, prefix))
-    started = time.perf_counter()
-    items = model.prepare_texts(texts, prompt, truncate, direction, param=param)
-    _add_tokenization(started)
+    resolved = model.prompt_for(PromptChoice(prompt_name=prompt_name))
+    check_text_chars([len(resolved.prefix) + len(text) for text in texts], budgets, param, resolved.note)
+    with timed("tokenization"):
+        items = model.prepare_texts(texts, resolved, truncate, direction, param=param)
     total = sum(len(item) for item in items)
     if total > budgets.max_embed_all_tokens:
         raise LimitExceeded(
@@ -170,13 +158,10 @@ def embed_tokens(
     out: list[Optional[np.ndarray]] = [None] * len(items)
     batcher = engine.batcher
     plans = plan_batches([len(item) for item in items], batcher.max_batch_size, batcher.max_batch_tokens)
-    stats = current_stats.get()
     for plan in plans:
-        began = time.perf_counter()
-        states = batcher.call(model.token_states, [items[i] for i in plan])
+        with timed("inference"):
+            states = batcher.call(model.token_states, [items[i] for i in plan])
         for index, rows in zip(plan, states):
             out[index] = rows
-        if stats is not None:
-            stats.inference += time.perf_counter() - began
     note_usage(engine.name, len(items), total)
     return [rows for rows in out if rows is not None], engine, total
