@@ -31,7 +31,7 @@ $(DEV_STAMP): $(RUNTIME_STAMP) requirements-dev.txt
 
 venv: $(DEV_STAMP)
 
-# The client libraries that tests/test_integrations.py drives, in their own venv (their pins clash
+# The client libraries that tests/service/test_integrations.py drives, in their own venv (their pins clash
 # with the service's), installed by uv (pip, taking several times longer, where uv fails). A failed
 # install (no network) does not stop `make test`: the integration tests then skip, quoting
 # install.log; once the stamp exists they fail instead of skipping.

@@ -1,6 +1,6 @@
 """Write deploy/kubernetes/nginx-configmap.yaml from deploy/nginx/ (nginx.conf, errors.conf,
 sidecar.conf, each copied as it is into the key of its name): the Kubernetes sidecar then runs the
-same files as compose and the tests. tests/test_deploy.py fails when the two differ.
+same files as compose and the tests. tests/deploy/test_deploy.py fails when the two differ.
 
     .venv/bin/python scripts/nginx_configmap.py
 """

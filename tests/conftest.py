@@ -13,7 +13,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 import pytest  # noqa: E402
 
-import tiny_models  # noqa: E402
+from support import tiny_models  # noqa: E402
 from embedding_service.process.boot import local_app  # noqa: E402
 from embedding_service.config.model_specs import bundled_default_path  # noqa: E402
 from embedding_service.config.settings import Settings  # noqa: E402
@@ -43,7 +43,7 @@ def app_from(env: dict):
 def float32_unless_asked():
     """The suite holds the service to the reference recipes in float32: in this process
     `DTYPE=auto` means float32 whatever the CPU (a CPU with native bf16 would otherwise serve
-    bf16). tests/test_precision.py covers bf16, asking for it or patching the probe itself."""
+    bf16). tests/unit/inference/cpu/test_precision.py covers bf16, asking for it or patching the probe itself."""
     from embedding_service.inference.cpu import precision
 
     with pytest.MonkeyPatch.context() as patch:
@@ -135,7 +135,7 @@ def live_url(app):
 @pytest.fixture(scope="session")
 def multimodal(tmp_path_factory) -> dict:
     """Paths of tiny SigLIP 2, SigLIP and CLIP models."""
-    import tiny_multimodal as tm
+    from support import tiny_multimodal as tm
 
     return build_all(tmp_path_factory, "multimodal", {
         "siglip2": (tm.build_siglip2, "siglip2"), "siglip": (tm.build_siglip, "siglip"), "clip": (tm.build_clip, "clip"),
@@ -184,7 +184,7 @@ def serve(app):
 
 @pytest.fixture(scope="session")
 def rerankers(tmp_path_factory) -> dict:
-    import tiny_rerankers as tr
+    from support import tiny_rerankers as tr
 
     return build_all(tmp_path_factory, "rerankers", {
         "qwen3": (tr.build_qwen3_reranker, "qwen3-reranker"),
