@@ -14,44 +14,32 @@ This module must stay light: Gunicorn's master imports it, and the master never 
 
 from __future__ import annotations
 
-import ipaddress
-import os
-from typing import Annotated, Any, Literal, Mapping, Optional
+from typing import Annotated, Literal, Mapping, Optional
 
-from dotenv import dotenv_values
-from pydantic import AliasChoices, AliasGenerator, BeforeValidator, Field, SecretStr, ValidationError, field_validator
-from pydantic.fields import FieldInfo
-from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic import AfterValidator, AliasChoices, AliasGenerator, BeforeValidator, Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
+from .env_source import SECONDS_ALIASES, SINGLE_KEY, EnvMapping, SettingsError, env_names, environment
+from .values import (
+    check_aliases,
+    check_device,
+    check_devices,
+    check_dirs,
+    check_networks,
+    check_storage_uri,
+    is_device_name,
+    kernels_from_bool,
+    lower,
+    lower_hosts,
+    split_commas,
+    upper,
+)
 
-class SettingsError(ValueError):
-    """A configuration value is missing, malformed or contradictory; the message names it."""
-
-
-#: A single API key (an older name), merged with the `API_KEYS` list.
-SINGLE_KEY = "API_KEY"
-#: The batching timeout in seconds (an older name): converted to `BATCH_TIMEOUT_MS`, and read only
-#: when `BATCH_TIMEOUT_MS` is unset.
-SECONDS_ALIASES = {"BATCH_TIMEOUT": "batch_timeout_ms"}
-def _split_commas(value: Any) -> Any:
-    if isinstance(value, str):
-        return tuple(part.strip() for part in value.split(",") if part.strip())
-    return value
-
-
-def _kernels_from_bool(value: Any) -> Any:
-    """CPU_KERNELS' deprecated boolean spelling (`ONEDNN_LINEAR`): true = `onednn`, false = `mkl`."""
-    if isinstance(value, bool):
-        return "onednn" if value else "mkl"
-    if isinstance(value, str):
-        lowered = value.strip().lower()
-        return {"true": "onednn", "1": "onednn", "yes": "onednn", "on": "onednn",
-                "false": "mkl", "0": "mkl", "no": "mkl", "off": "mkl"}.get(lowered, lowered)
-    return value
+__all__ = ["SECONDS_ALIASES", "SINGLE_KEY", "CommaList", "Settings", "SettingsError", "env_names", "is_device_name"]
 
 
 #: A comma-separated variable (never JSON): split on commas, blanks dropped.
-CommaList = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_split_commas)]
+CommaList = Annotated[tuple[str, ...], NoDecode, BeforeValidator(split_commas)]
 
 
 class Settings(BaseSettings):
@@ -80,7 +68,7 @@ class Settings(BaseSettings):
         None,
         description="more models: comma-separated `[alias=]reference[;option=value...]` or a JSON list (see Models)",
     )
-    model_aliases: CommaList = Field(
+    model_aliases: Annotated[CommaList, AfterValidator(check_aliases)] = Field(
         (),
         description="more names for served models: comma-separated `alias=model`, e.g. "
         "`text-embedding-3-small=all-MiniLM-L6-v2` for clients with a fixed model name; each alias is listed in "
@@ -91,8 +79,8 @@ class Settings(BaseSettings):
         description="folder of baked models: a hub id `org/name` loads from `MODEL_DIR/org/name` when that folder "
         "exists, else from the hub cache; the model keeps its hub id as its name (images: `/app/models`)",
     )
-    device: str = Field("auto", description="`auto` (every visible GPU, else CPU), `cpu`, `cuda`, `cuda:N`")
-    devices: CommaList = Field(
+    device: Annotated[str, AfterValidator(check_device)] = Field("auto", description="`auto` (every visible GPU, else CPU), `cpu`, `cuda`, `cuda:N`")
+    devices: Annotated[CommaList, AfterValidator(check_devices)] = Field(
         (), description="comma-separated device slots for Gunicorn workers, e.g. `cuda:0,cuda:1` (overrides `DEVICE`)"
     )
     dtype: Literal["auto", "float32", "float16", "bfloat16", "bfloat16-weights"] = Field(
@@ -122,7 +110,7 @@ class Settings(BaseSettings):
     cpu_share: bool = Field(
         True, description="CPU workers size torch's threads per forward pass by how many workers are busy"
     )
-    cpu_kernels: Annotated[Literal["auto", "mkl", "onednn"], BeforeValidator(_kernels_from_bool)] = Field(
+    cpu_kernels: Annotated[Literal["auto", "mkl", "onednn"], BeforeValidator(kernels_from_bool)] = Field(
         "auto",
         validation_alias=AliasChoices("CPU_KERNELS", "ONEDNN_LINEAR"),
         description="library for float32 linear layers on the CPU: `auto` (each model's own layer shapes timed "
@@ -141,7 +129,7 @@ class Settings(BaseSettings):
     )
     max_client_batch_size: int = Field(2048, ge=1, description="inputs or documents per request (413 beyond)")
     max_content_length: int = Field(64 * 1024 * 1024, ge=1024, description="request body limit in bytes (413 beyond)")
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
+    log_level: Annotated[Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], BeforeValidator(upper)] = Field(
         "INFO", description="log level: `DEBUG`, `INFO`, `WARNING`, `ERROR`, `CRITICAL`"
     )
     image_max_bytes: int = Field(20 * 1024 * 1024, ge=1, description="largest encoded image, bytes (413 beyond)")
@@ -154,10 +142,10 @@ class Settings(BaseSettings):
     image_allow_private_urls: bool = Field(
         False, description="allow image URLs on private, loopback, link-local or reserved addresses"
     )
-    image_url_allowed_hosts: CommaList = Field(
+    image_url_allowed_hosts: Annotated[CommaList, AfterValidator(lower_hosts)] = Field(
         (), description="comma-separated hosts image URLs must be on, exact names, any case (unset: any public host)"
     )
-    image_local_dirs: CommaList = Field(
+    image_local_dirs: Annotated[CommaList, AfterValidator(check_dirs)] = Field(
         (), description="comma-separated folders local image paths may be read from (unset: local paths refused)"
     )
     image_fetch_workers: int = Field(
@@ -173,7 +161,7 @@ class Settings(BaseSettings):
     image_fetch_deadline: float = Field(
         30.0, gt=0, le=3600, description="seconds for all of one request's image URLs together (422 beyond)"
     )
-    api_keys: Annotated[tuple[SecretStr, ...], NoDecode, BeforeValidator(_split_commas)] = Field(
+    api_keys: Annotated[tuple[SecretStr, ...], NoDecode, BeforeValidator(split_commas)] = Field(
         (),
         description="comma-separated API keys (`Authorization: Bearer <key>`), `API_KEY` adds one; "
         "unset = no authentication",
@@ -195,7 +183,7 @@ class Settings(BaseSettings):
         20, ge=0,
         description="failed authentications per `RATE_LIMIT_WINDOW` per client address before 429 (0: no limit)",
     )
-    rate_limit_storage_uri: str = Field(
+    rate_limit_storage_uri: Annotated[str, AfterValidator(check_storage_uri)] = Field(
         "memory://",
         description="`memory://` (per worker) or `redis://host:port/db` (one limit across workers and replicas)",
     )
@@ -217,83 +205,16 @@ class Settings(BaseSettings):
         description="token vectors per `/embed_all` request, counted after tokenising (413 beyond)",
     )
     cors_origins: CommaList = Field((), description="comma-separated origins allowed by CORS; unset = CORS off")
-    forwarded_allow_ips: CommaList = Field(
+    forwarded_allow_ips: Annotated[CommaList, AfterValidator(check_networks)] = Field(
         (),
         description="comma-separated addresses or networks of reverse proxies whose `X-Forwarded-For` and "
         "`X-Forwarded-Proto` are trusted, so rate limits and logs see the client's address (Gunicorn reads the "
         "same variable); `*` trusts any peer; unset = trust none",
     )
-    log_format: Literal["text", "json"] = Field(
+    log_format: Annotated[Literal["text", "json"], BeforeValidator(lower)] = Field(
         "text", description="`text` or `json` (one JSON object per line, Gunicorn's own logs too)"
     )
     metrics: bool = Field(True, description="serve Prometheus metrics at `/metrics`")
-
-    @field_validator("image_url_allowed_hosts")
-    @classmethod
-    def _lower_hosts(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        return tuple(host.lower().rstrip(".") for host in value)
-
-    @field_validator("image_local_dirs")
-    @classmethod
-    def _check_dirs(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for folder in value:
-            if not os.path.isdir(folder):
-                raise ValueError(f"{folder!r} is not a directory")
-        return tuple(os.path.realpath(folder) for folder in value)
-
-    @field_validator("devices")
-    @classmethod
-    def _check_devices(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for item in value:
-            if not is_device_name(item):
-                raise ValueError(f"{item!r} is not a device; use cpu, cuda or cuda:N")
-        return value
-
-    @field_validator("device")
-    @classmethod
-    def _check_device(cls, value: str) -> str:
-        value = value.strip().lower()
-        if value != "auto" and not is_device_name(value):
-            raise ValueError(f"{value!r} is not a device; use auto, cpu, cuda or cuda:N")
-        return value
-
-    @field_validator("rate_limit_storage_uri")
-    @classmethod
-    def _check_storage(cls, value: str) -> str:
-        if not value.startswith(("memory://", "redis://", "rediss://", "redis+unix://")):
-            raise ValueError("use memory:// or redis://host:port/db")
-        return value
-
-    @field_validator("forwarded_allow_ips")
-    @classmethod
-    def _check_proxies(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for item in value:
-            if item == "*":
-                continue
-            try:
-                ipaddress.ip_network(item)  # strict (no host bits in a network), as Gunicorn checks the same variable
-            except ValueError:
-                raise ValueError(f"{item!r} is not an IP address or network (e.g. 127.0.0.1, 10.0.0.0/8) nor *") from None
-        return value
-
-    @field_validator("model_aliases")
-    @classmethod
-    def _check_aliases(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for item in value:
-            alias, sep, target = (part.strip() for part in item.partition("="))
-            if not sep or not alias or not target or "=" in target:
-                raise ValueError(f"{item!r} is not alias=model (e.g. text-embedding-3-small=all-MiniLM-L6-v2)")
-        return value
-
-    @field_validator("log_format", mode="before")
-    @classmethod
-    def _lower(cls, value: Any) -> Any:
-        return value.lower() if isinstance(value, str) else value
-
-    @field_validator("log_level", mode="before")
-    @classmethod
-    def _upper(cls, value: Any) -> Any:
-        return value.upper() if isinstance(value, str) else value
 
     @classmethod
     def settings_customise_sources(
@@ -305,7 +226,7 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         """`Settings(**values)`: the values, over the environment, over `.env` (as :meth:`from_env`)."""
-        return init_settings, _EnvMapping(settings_cls, _environment(None, ".env"))
+        return init_settings, EnvMapping(settings_cls, environment(None, ".env"))
 
     @classmethod
     def from_env(cls, environ: Optional[Mapping[str, str]] = None, env_file: Optional[str] = ".env") -> "Settings":
@@ -314,7 +235,7 @@ class Settings(BaseSettings):
 
         raises SettingsError naming the variable whose value is bad.
         """
-        return cls.from_mapping(_environment(environ, env_file))
+        return cls.from_mapping(environment(environ, env_file))
 
     @classmethod
     def from_mapping(cls, env: Mapping[str, str]) -> "Settings":
@@ -323,86 +244,8 @@ class Settings(BaseSettings):
 
         raises SettingsError naming the variable whose value is bad.
         """
-        source = _EnvMapping(cls, env)
+        source = EnvMapping(cls, env)
         try:  # `_build_sources`: pydantic-settings' argument for sources built by the caller
             return cls(_build_sources=((source,), {}))
         except ValidationError as exc:
             raise source.error(exc) from None
-
-
-def _environment(environ: Optional[Mapping[str, str]], env_file: Optional[str]) -> dict[str, str]:
-    """`environ` (default `os.environ`) over the variables of `env_file` when it exists."""
-    merged: dict[str, str] = {}
-    if env_file and os.path.isfile(env_file):
-        merged.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
-    merged.update(os.environ if environ is None else environ)
-    return merged
-
-
-def env_names(name: str, info: FieldInfo) -> tuple[str, ...]:
-    """The variables a field is read from, in precedence order: its own name, then plain aliases."""
-    alias = info.validation_alias
-    choices = alias.choices if isinstance(alias, AliasChoices) else [alias] if isinstance(alias, str) else []
-    own = name.upper()
-    return (own, *(c for c in choices if isinstance(c, str) and c != own))
-
-
-class _EnvMapping(EnvSettingsSource):
-    """Settings values from one mapping of environment variables (exact names, stripped values,
-    blank = unset), with the two special names: `API_KEY` merged into `API_KEYS`, and
-    `BATCH_TIMEOUT` (seconds) as `BATCH_TIMEOUT_MS` when that is unset.
-
-    raises SettingsError when `BATCH_TIMEOUT` is not a number.
-    """
-
-    def __init__(self, settings_cls: type[BaseSettings], env: Mapping[str, str]) -> None:
-        self.raw = env
-        self.names = {field: env_names(field, info) for field, info in settings_cls.model_fields.items()}
-        declared = {var for names in self.names.values() for var in names}
-        self.given = {k: v.strip() for k, v in env.items() if k in declared and v is not None and v.strip()}
-        self.typed: dict[str, Any] = {}  # first env name -> value, past string parsing
-        self.origin: dict[str, str] = {}  # field -> the variable its value came from, when special
-        keys_var = self.names["api_keys"][0]
-        keys = [(env.get(SINGLE_KEY) or "").strip(), *(env.get(keys_var) or "").split(",")]
-        keys = [key.strip() for key in keys if key.strip()]
-        if keys:  # a tuple, so that API_KEY is one key even with a comma in it
-            self.given.pop(keys_var, None)
-            self.typed[keys_var] = tuple(keys)
-        for var, field in SECONDS_ALIASES.items():
-            raw = env.get(var)
-            target = self.names[field][0]
-            if raw is None or raw.strip() == "" or target in self.given:
-                continue
-            try:
-                self.typed[target] = float(raw) * 1000.0
-            except ValueError:
-                raise SettingsError(f"{var}={raw!r}: expected a number of seconds") from None
-            self.origin[field] = var
-        super().__init__(settings_cls)
-
-    def _load_env_vars(self) -> Mapping[str, Optional[str]]:
-        return self.given
-
-    def __call__(self) -> dict[str, Any]:
-        return {**super().__call__(), **self.typed}
-
-    def error(self, exc: ValidationError) -> SettingsError:
-        """The first error of `exc` as `VAR='raw': message`, naming the variable that was set."""
-        err = exc.errors()[0]
-        key = str(err["loc"][0]) if err["loc"] else "?"
-        field = next((f for f, names in self.names.items() if key in (f, names[0])), None)
-        if field is None:
-            var = key.upper()
-        else:
-            names = self.names[field]
-            var = self.origin.get(field) or next((n for n in names if n in self.given), names[0])
-        raw = "<hidden>" if var == "API_KEYS" else self.raw.get(var, "")
-        return SettingsError(f"{var}={raw!r}: {err['msg']}")
-
-
-def is_device_name(value: str) -> bool:
-    """True for `cpu`, `cuda`, `cuda:N` (N a non-negative integer)."""
-    if value in ("cpu", "cuda"):
-        return True
-    head, _, tail = value.partition(":")
-    return head == "cuda" and tail.isdigit()

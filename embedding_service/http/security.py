@@ -30,8 +30,6 @@ import hmac
 import ipaddress
 import logging
 import math
-import re
-import threading
 import time
 from typing import Callable, Optional, TypeVar
 
@@ -39,82 +37,14 @@ from flask import Flask, g, request
 
 from ..domain.errors import Unavailable
 from .errors import RateLimited, Unauthorized
+from .rate_limit_storage import StorageDown, make_limiter
 from ..config.settings import Settings
 
 log = logging.getLogger("embedding_service.http.security")
 CHALLENGE = 'Bearer realm="embedding_service"'
 #: Prefix of every rate-limit key in the storage.
 KEY_PREFIX = "embedding_service"
-#: How long a worker waits before trying an unreachable storage again, seconds.
-PROBE_SECONDS = 1.0
-#: Connect and read timeouts for a Redis storage, seconds (a black-holed Redis must not hold requests).
-REDIS_TIMEOUT = 1.0
-
 T = TypeVar("T")
-
-
-class StorageDown(Exception):
-    """The rate-limit storage is unreachable; `retry_after` seconds until the next try."""
-
-    def __init__(self, retry_after: float):
-        super().__init__(retry_after)
-        self.retry_after = retry_after
-
-
-class StorageGuard:
-    """Every call into the rate-limit storage goes through :meth:`call`.
-
-    A failing call (limits' StorageError) starts an outage: one warning, and the error is counted
-    (`on_error`, the metric). While the outage lasts, calls within PROBE_SECONDS of the last failure
-    raise :class:`StorageDown` at once without touching the storage; the first call that succeeds
-    ends it with one "recovered" line.
-    """
-
-    def __init__(self, uri: str, on_error: Optional[Callable[[], None]] = None, probe_seconds: Optional[float] = None):
-        self.uri = re.sub(r"//[^/@]*@", "//***@", uri)  # never log a password from redis://user:pass@host
-        self.on_error = on_error
-        self.probe_seconds = PROBE_SECONDS if probe_seconds is None else probe_seconds
-        self._lock = threading.Lock()
-        self._down_since: Optional[float] = None
-        self._next_try = 0.0
-        self._errors = 0
-
-    @property
-    def down(self) -> bool:
-        return self._down_since is not None
-
-    def call(self, fn: Callable[..., T], *args) -> T:
-        from limits.errors import StorageError
-
-        now = time.monotonic()
-        if self._down_since is not None and now < self._next_try:
-            raise StorageDown(self._next_try - now)
-        try:
-            result = fn(*args)
-        except StorageError as exc:
-            with self._lock:
-                started = self._down_since is None
-                if started:
-                    self._down_since, self._errors = now, 0
-                self._errors += 1
-                self._next_try = now + self.probe_seconds
-            if self.on_error is not None:
-                self.on_error()
-            if started:
-                cause = exc.storage_error
-                log.warning(
-                    "rate-limit storage %s is unreachable (%s: %s); RATE_LIMIT_ON_STORAGE_ERROR decides until it is "
-                    "back; retried at most every %.0fs", self.uri, type(cause).__name__, cause, self.probe_seconds,
-                )
-            raise StorageDown(self.probe_seconds) from None
-        if self._down_since is not None:
-            with self._lock:
-                since, errors, self._down_since = self._down_since, self._errors, None
-            if since is not None:
-                log.warning(
-                    "rate-limit storage %s recovered after %.1fs (%d failed calls)", self.uri, now - since, errors
-                )
-        return result
 
 
 def install_security(app: Flask, settings: Settings) -> None:
@@ -123,7 +53,7 @@ def install_security(app: Flask, settings: Settings) -> None:
     keys = [key.get_secret_value().encode() for key in settings.api_keys]
     public = set(settings.auth_public_paths)
     failure_limit = settings.auth_failure_limit if keys else 0
-    limiter, guard = _make_limiter(settings) if (failure_limit or settings.rate_limit_requests) else (None, None)
+    limiter, guard = make_limiter(settings) if (failure_limit or settings.rate_limit_requests) else (None, None)
 
     def is_public() -> bool:
         """AUTH_PUBLIC_PATHS opens the GET (and HEAD) of its paths only: `GET /` is public, while
@@ -281,23 +211,6 @@ class TrustedProxyFix:
     def __call__(self, environ, start_response):
         handler = self.fixed if self.trusts(environ.get("REMOTE_ADDR")) else self.app
         return handler(environ, start_response)
-
-
-def _make_limiter(settings: Settings):
-    """The fixed-window limiter on RATE_LIMIT_STORAGE_URI and the guard its calls go through."""
-    from limits.storage import storage_from_string
-    from limits.strategies import FixedWindowRateLimiter
-
-    uri = settings.rate_limit_storage_uri
-    options: dict = {"wrap_exceptions": True}
-    if uri.startswith(("redis://", "rediss://", "redis+unix://")):
-        options.update(socket_connect_timeout=REDIS_TIMEOUT, socket_timeout=REDIS_TIMEOUT)
-    on_error = None
-    if settings.metrics:
-        from ..observability.metrics import RATE_LIMIT_STORAGE_ERRORS
-
-        on_error = RATE_LIMIT_STORAGE_ERRORS.inc
-    return FixedWindowRateLimiter(storage_from_string(uri, **options)), StorageGuard(uri, on_error)
 
 
 def _seconds_until(epoch: float) -> int:

@@ -15,7 +15,8 @@ from typing import Any, Callable, Optional, Sequence, Union
 
 import numpy as np
 
-from .batching import Batcher, BatchBounds
+from .batch_plan import BatchBounds
+from .batching import Batcher
 from ..observability.request_stats import timed
 from ..domain.errors import InvalidInput
 from ..models.interfaces import ImageEncoder, Model, Reranker, TokenStates

@@ -10,7 +10,7 @@ from typing import Any, Optional, Sequence
 
 from . import compute
 from .cpu.kernels import apply_cpu_kernels
-from .batching import BatchBounds
+from .batch_plan import BatchBounds
 from .engine import Capability, Engine
 from ..domain.errors import InvalidInput, ModelNotFound
 from ..models.interfaces import Model

@@ -18,7 +18,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from ..inference.batching import plan_batches
+from ..inference.batch_plan import plan_batches
 from ..observability.request_stats import timed
 from ..inference.engine import Capability, Engine
 from ..domain.errors import InvalidInput, LimitExceeded

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 import pytest
 
 from conftest import free_port, load_registry, serve
-from embedding_service.http import security
+from embedding_service.http import rate_limit_storage
 from embedding_service.process.boot import local_app
 from embedding_service.config.settings import Settings
 
@@ -120,7 +120,7 @@ def down_uri() -> str:
 
 
 def test_storage_down_open_serves_and_warns_once(registry, caplog, monkeypatch):
-    monkeypatch.setattr(security, "PROBE_SECONDS", 60.0, raising=False)  # one failed call, then no retry during the test
+    monkeypatch.setattr(rate_limit_storage, "PROBE_SECONDS", 60.0)  # one failed call, then no retry during the test
     client = make_client(registry, API_KEYS="k", RATE_LIMIT_REQUESTS="2", RATE_LIMIT_STORAGE_URI=down_uri(),
                          RATE_LIMIT_ON_STORAGE_ERROR="open")
     before = metric_value(client.get("/metrics").get_data(as_text=True), "embedding_rate_limit_storage_errors_total")
@@ -139,7 +139,7 @@ def test_storage_down_open_serves_and_warns_once(registry, caplog, monkeypatch):
 
 
 def test_storage_down_closed_answers_503(registry, monkeypatch):
-    monkeypatch.setattr(security, "PROBE_SECONDS", 60.0, raising=False)
+    monkeypatch.setattr(rate_limit_storage, "PROBE_SECONDS", 60.0)
     client = make_client(registry, RATE_LIMIT_REQUESTS="2", RATE_LIMIT_STORAGE_URI=down_uri(),
                          RATE_LIMIT_ON_STORAGE_ERROR="closed")
     for _ in range(3):
@@ -154,7 +154,7 @@ def test_storage_outage_ends_with_one_recovered_line(registry, caplog, monkeypat
     binary = shutil.which("redis-server")
     if binary is None:
         pytest.skip("redis-server is not installed")
-    monkeypatch.setattr(security, "PROBE_SECONDS", 0.2, raising=False)
+    monkeypatch.setattr(rate_limit_storage, "PROBE_SECONDS", 0.2)
     port = free_port()
     client = make_client(registry, RATE_LIMIT_REQUESTS="3", RATE_LIMIT_STORAGE_URI=f"redis://127.0.0.1:{port}/0")
     proc = None

@@ -15,7 +15,8 @@ from transformers import AutoTokenizer
 
 from conftest import load_registry
 from embedding_service.process.boot import local_app
-from embedding_service.inference.batching import Batcher, BatchBounds
+from embedding_service.inference.batch_plan import BatchBounds
+from embedding_service.inference.batching import Batcher
 from embedding_service.inference.engine import Capability, Engine
 from embedding_service.domain.errors import LimitExceeded, Unavailable
 from embedding_service.http.errors import error_headers

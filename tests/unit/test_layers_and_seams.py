@@ -14,7 +14,7 @@ import pytest
 
 from conftest import load_registry
 from embedding_service.process.boot import local_app
-from embedding_service.inference.batching import BatchBounds
+from embedding_service.inference.batch_plan import BatchBounds
 from embedding_service.inference.engine import Capability, Engine
 from embedding_service.domain.errors import InvalidInput, ModelNotFound
 from embedding_service.models import families
@@ -95,7 +95,7 @@ def test_capability_checks_hold_under_python_optimize(rr_client):
         "from embedding_service.http.errors import status_of\n"
         "class M: name='r'; aliases=(); dimension=1; kind='rerank'\n"
         "import threading; M.lock=threading.Lock()\n"
-        "from embedding_service.inference.batching import BatchBounds\n"
+        "from embedding_service.inference.batch_plan import BatchBounds\n"
         "e = Engine(M(), BatchBounds(1, 1), observer=None, cpu_share=None)\n"
         "try:\n    e.embed_texts(['a'], None, True, 'right')\nexcept InvalidInput as err:\n    print('refused', status_of(err)[0])\n"
     )

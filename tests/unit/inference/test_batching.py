@@ -13,7 +13,8 @@ import requests
 
 from conftest import serve
 from embedding_service.process.boot import local_app
-from embedding_service.inference.batching import Batcher, BatchBounds, plan_batches
+from embedding_service.inference.batch_plan import BatchBounds, plan_batches
+from embedding_service.inference.batching import Batcher
 from embedding_service.domain.errors import InternalError, Unavailable
 from embedding_service.http.errors import error_headers
 from embedding_service.models.items import TokenIds
