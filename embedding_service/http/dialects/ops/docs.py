@@ -1,5 +1,5 @@
-"""`GET /openapi.json` (generated, openapi.py) and `GET /docs` (Swagger UI from the local files of
-the PyPI package swagger-ui-bundle; no CDN)."""
+"""`GET /openapi.json` (generated, http/openapi/) and `GET /docs` (Swagger UI 5, which reads
+OpenAPI 3.1, from the local files of the PyPI package flask-swagger-ui; no CDN)."""
 
 from __future__ import annotations
 
@@ -91,6 +91,7 @@ def docs_asset(name: str):
     """One of Swagger UI's files (ASSETS); raises NotFound (404) for any other name."""
     if name not in ASSETS:
         raise NotFound(f"no route GET /docs/{name}; GET / lists the routes")
-    import swagger_ui_bundle
+    import flask_swagger_ui  # Swagger UI's distribution files ship in its dist/ folder
 
-    return send_from_directory(os.path.abspath(swagger_ui_bundle.swagger_ui_path), name, max_age=3600)
+    return send_from_directory(os.path.join(os.path.dirname(os.path.abspath(flask_swagger_ui.__file__)), "dist"), name,
+                               max_age=3600)
