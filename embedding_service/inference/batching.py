@@ -41,7 +41,7 @@ log = logging.getLogger("embedding_service.inference.batching")
 class _Job:
     items: Sequence[Any]
     #: Each item's length (tokens, or image patches), measured once at enqueue.
-    lengths: list[int]
+    lengths: Sequence[int]
     out: np.ndarray
     remaining: int
     enqueued: float
@@ -107,7 +107,7 @@ class Batcher:
         """
         if not items:
             return np.zeros((0, self.model.dimension), dtype=np.float32)
-        lengths = list(lengths) if lengths is not None else [len(item) for item in items]
+        lengths = lengths if lengths is not None else [len(item) for item in items]
         job = _Job(items, lengths, np.empty((len(items), self.model.dimension), dtype=np.float32), len(items),
                    time.perf_counter())
         with self._lock:

@@ -13,6 +13,10 @@ from typing import Union
 
 from .prompts import PromptChoice, PromptRules, ResolvedPrompt, prompt_prefix
 
+#: A prompt that adds nothing.
+NO_PREFIX = ResolvedPrompt()
+#: A request that asks for no prompt.
+NO_PROMPT = PromptChoice()
 #: Overlap between neighbouring chunks of a long document, as a fraction of the model's window.
 CHUNK_OVERLAP = 0.25
 
@@ -38,13 +42,16 @@ class TextEncoder(Model):
     def resolve_prompt(self, choice: PromptChoice) -> str:
         """The prefix for this request (:func:`prompts.prompt_prefix` with this model's rules);
         raises InvalidInput (400) naming the field."""
+        if choice == NO_PROMPT and not self.default_prompt_name:
+            return ""  # the usual request: nothing asked, nothing by default
         return prompt_prefix(choice, PromptRules(self.prompts, self.default_prompt_name, self.instruction_template), self.name)
 
     def prompt_for(self, choice: PromptChoice) -> ResolvedPrompt:
         """`choice` resolved once for a request: its prefix, and what the prefix is for messages."""
         prefix = self.resolve_prompt(choice)
-        note = "" if not prefix else "instruction included" if choice.instruction is not None else "prompt included"
-        return ResolvedPrompt(prefix, note)
+        if not prefix:
+            return NO_PREFIX
+        return ResolvedPrompt(prefix, "instruction included" if choice.instruction is not None else "prompt included")
 
     def with_prompt(self, texts: Sequence[str], prompt: Union[PromptChoice, ResolvedPrompt]) -> list[str]:
         """The texts as the model sees them: the prompt's prefix before each, lower-cased where the
