@@ -1,6 +1,6 @@
 # make run   - serve the embedded default (all-MiniLM-L6-v2) through Gunicorn on :8080
 # make dev   - the same app on Flask's development server
-# make test  - create .venv if missing, install requirements, check the layering (lint-imports), run the whole test suite
+# make test  - create .venv if missing, install requirements, check the layering (lint-imports), build the docs site (mkdocs --strict), run the whole test suite
 # make integrations - the client libraries of the integration matrix, in .venv-integrations
 # make install - also install this package (editable) and its `embedding-service` command into .venv
 PYTHON ?= python3
@@ -57,6 +57,7 @@ dev: $(RUNTIME_STAMP)
 
 test: $(DEV_STAMP) integrations
 	$(BIN)/lint-imports
+	$(BIN)/mkdocs build --strict --quiet
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing, a suite that runs nothing proves nothing"; fi; exit $$rc
 

@@ -1,6 +1,6 @@
 """The integration matrix: the client libraries people use (the OpenAI, Cohere and Ollama SDKs,
 huggingface_hub, LangChain, LlamaIndex, Haystack, LiteLLM, Chroma), unmodified, against one real
-Gunicorn server, plus every snippet of README's "Use it from" section as written.
+Gunicorn server, plus every snippet of the documentation's client-library page (docs/clients.md) as written.
 
 The clients live in their own virtualenv, `.venv-integrations` (`make integrations`, which
 `make test` runs; their pins clash with the service's). Each library's cases run in one
@@ -38,7 +38,7 @@ STAMP = os.path.join(VENV, ".installed")
 from support.paths import SUPPORT  # noqa: E402
 
 CLIENT_SCRIPT = os.path.join(SUPPORT, "integration_clients.py")
-README = os.path.join(ROOT, "README.md")
+README = os.path.join(ROOT, "docs", "clients.md")  # the client-library page: every snippet runs
 ALIASES = ("text-embedding-ada-002", "text-embedding-3-small")
 QWEN_QUERY = "Instruct: {instruction}\nQuery:{text}"  # Qwen3-Embedding's official query format
 GROUP_SECONDS = 600

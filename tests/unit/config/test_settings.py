@@ -138,28 +138,37 @@ def test_device_list_and_slots(monkeypatch):
         pool.acquire()
 
 
-def read_readme() -> str:
+def read_configuration_page() -> str:
+    """docs/configuration.md, the documentation's Configuration page."""
     import os
 
-    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as handle:
+    with open(os.path.join(ROOT, "docs", "configuration.md"), encoding="utf-8") as handle:
         return handle.read()
 
 
-def test_readme_lists_every_variable():
+def read_docs() -> str:
+    """Every page of docs/, concatenated."""
+    import glob
+    import os
+
+    return "".join(open(path, encoding="utf-8").read() for path in sorted(glob.glob(os.path.join(ROOT, "docs", "**", "*.md"), recursive=True)))
+
+
+def test_the_configuration_page_lists_every_variable():
     from embedding_service.config.settings import SECONDS_ALIASES, SINGLE_KEY
     from embedding_service.config.settings_docs import EXTERNAL_ENV, env_table, known_env_names
 
-    readme = read_readme()
+    readme = read_docs()
     names = [name for row in env_table() for name in (row.name, *row.aliases)] + [*EXTERNAL_ENV]
     assert set(names) == known_env_names() and {*SECONDS_ALIASES, SINGLE_KEY} <= set(names)
     assert [n for n in names if f"`{n}`" not in readme] == []
 
 
-def test_readme_table_is_generated_from_the_declaration():
-    """README's Configuration table is `python -m embedding_service.config.settings_docs --markdown`, verbatim."""
+def test_the_configuration_table_is_generated_from_the_declaration():
+    """The Configuration page's table is `python -m embedding_service.config.settings_docs --markdown`, verbatim."""
     from embedding_service.config.settings_docs import markdown_table
 
-    section = read_readme().split("\n## Configuration\n", 1)[1].split("\n## ", 1)[0]
+    section = read_configuration_page().split("# Configuration\n", 1)[1].split("\n## ", 1)[0]
     table = "".join(line + "\n" for line in section.splitlines() if line.startswith("|"))
     assert table == markdown_table()
 
