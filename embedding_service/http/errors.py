@@ -51,19 +51,13 @@ class HttpError(ServiceError):
 class Unauthorized(HttpError):
     """Missing or wrong API key (`WWW-Authenticate` says how to send one)."""
 
-    kind = "unauthorized"
-
 
 class RateLimited(HttpError):
     """Over RATE_LIMIT_REQUESTS, or too many failed API keys."""
 
-    kind = "rate_limited"
-
 
 class MethodNotAllowed(HttpError):
     """A known path with a method it does not take (`Allow` lists the ones it does)."""
-
-    kind = "method_not_allowed"
 
 
 class HttpStatus(HttpError):

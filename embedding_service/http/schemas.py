@@ -18,6 +18,7 @@ from pydantic import (
     StrictInt,
     StrictStr,
     ValidationError,
+    field_validator,
 )
 
 from ..domain.errors import InvalidInput
@@ -114,6 +115,17 @@ def check_text_list(value: Any, field: str) -> Any:
             if isinstance(item, list) and not item:
                 raise ValueError(f"{field}[{index}] is an empty list of token ids")
     return value
+
+def text_list_check(*fields: str, name: Optional[str] = None) -> Any:
+    """A before-validator of `fields` for a request model's body: :func:`check_text_list`, naming
+    the field (or `name`) in its messages; an omitted optional field (None) passes.
+    Use: `_inputs = text_list_check("inputs")` in the class body."""
+
+    def check(cls: Any, value: Any, info: Any) -> Any:
+        return value if value is None else check_text_list(value, name or info.field_name)
+
+    return field_validator(*fields, mode="before")(check)
+
 
 
 def _any_case(schema: dict) -> None:

@@ -74,16 +74,21 @@ class TextEmbedder(TextEncoder, TokenStates):
         return data
 
     # ---------------------------------------------------------------- forward
-    def forward(self, items: Sequence[TokenIds]) -> np.ndarray:
+    def _last_hidden(self, items: Sequence[TokenIds]) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
+        """The batch padded on the model's side and run: (last hidden states (batch, seq, dim),
+        the attention mask as a tensor, and as numpy). Called under `torch.inference_mode`."""
         ids, mask = pad_batch([item.ids for item in items], self.pad_id, self.padding_side == "left")
-        input_ids = torch.from_numpy(ids).to(self.device)
         attention = torch.from_numpy(mask).to(self.device)
-        kwargs = {"input_ids": input_ids, "attention_mask": attention}
+        kwargs = {"input_ids": torch.from_numpy(ids).to(self.device), "attention_mask": attention}
         if self._position_ids:
             kwargs["position_ids"] = (attention.cumsum(dim=1) - 1).clamp(min=0)
+        output = self.model(**kwargs)
+        hidden = output.last_hidden_state if hasattr(output, "last_hidden_state") else output[0]
+        return hidden, attention, mask
+
+    def forward(self, items: Sequence[TokenIds]) -> np.ndarray:
         with torch.inference_mode():
-            output = self.model(**kwargs)
-            hidden = output.last_hidden_state if hasattr(output, "last_hidden_state") else output[0]
+            hidden, attention, _ = self._last_hidden(items)
             pooled = pool(self.text_config.pooling, hidden, attention)
         return pooled.to("cpu", torch.float32).numpy()
 
@@ -91,14 +96,8 @@ class TextEmbedder(TextEncoder, TokenStates):
         """The last hidden states of each item, one row per token fed, special tokens included,
         padding left out: (len(item), hidden size) float32, not pooled nor normalised (TEI's
         `/embed_all`). The caller holds `lock`."""
-        ids, mask = pad_batch([item.ids for item in items], self.pad_id, self.padding_side == "left")
-        attention = torch.from_numpy(mask).to(self.device)
-        kwargs = {"input_ids": torch.from_numpy(ids).to(self.device), "attention_mask": attention}
-        if self._position_ids:
-            kwargs["position_ids"] = (attention.cumsum(dim=1) - 1).clamp(min=0)
         with torch.inference_mode():
-            output = self.model(**kwargs)
-            hidden = output.last_hidden_state if hasattr(output, "last_hidden_state") else output[0]
+            hidden, _, mask = self._last_hidden(items)
         rows = hidden.to("cpu", torch.float32).numpy()
         return [rows[row][mask[row].astype(bool)] for row in range(len(items))]
 

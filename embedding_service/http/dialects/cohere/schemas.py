@@ -32,7 +32,7 @@ from ...schemas import (
     PositiveInt,
     QueryText,
     Strict,
-    check_text_list,
+    text_list_check,
     exactly_one,
     strict_with,
 )
@@ -83,10 +83,7 @@ class _CohereEmbed(Strict):
     embedding_types: Annotated[Optional[list[EmbeddingType]], Field(min_length=1, description=EMBEDDING_TYPES)] = None
     truncate: Annotated[Truncate, Field(description=TRUNCATE_TEXT)] = "END"
 
-    @field_validator("texts", "images", mode="before")
-    @classmethod
-    def _lists(cls, value: Any, info) -> Any:
-        return value if value is None else check_text_list(value, info.field_name)
+    _lists = text_list_check("texts", "images")
 
     def entries(self) -> tuple[list[tuple[str, str]], str]:
         """[("text" | "image", content)] in order, and the field they came in."""
@@ -231,10 +228,7 @@ class RerankRequest(Strict):
             raise ValueError(f"{info.field_name} must be at least 1; got {value}")
         return value
 
-    @field_validator("documents", "texts", mode="before")
-    @classmethod
-    def _documents(cls, value: Any, info) -> Any:
-        return value if value is None else check_text_list(value, info.field_name)
+    _documents = text_list_check("documents", "texts")
 
     def tei_shaped(self) -> bool:
         """TEI's rerank request: `texts` (not `documents`) with one of the fields only TEI has."""

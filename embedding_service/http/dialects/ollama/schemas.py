@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Optional, Union
 
-from pydantic import Field, StrictBool, StrictFloat, StrictStr, field_validator
+from pydantic import Field, StrictBool, StrictFloat, StrictStr
 
 from ....domain.errors import InvalidInput
-from ...schemas import SERVED_MODEL_NAME, TRUNCATE, JsonInt, NonEmptyStr, PositiveInt, Strict, TextInput, check_text_list, strict_with
+from ...schemas import SERVED_MODEL_NAME, TRUNCATE, JsonInt, NonEmptyStr, PositiveInt, Strict, TextInput, text_list_check, strict_with
 
 
 class _OllamaRequest(Strict):
@@ -43,10 +43,7 @@ class OllamaEmbedRequest(_OllamaRequest):
     truncate: Annotated[StrictBool, Field(description=TRUNCATE)] = True
     dimensions: Optional[PositiveInt] = None
 
-    @field_validator("input", mode="before")
-    @classmethod
-    def _input(cls, value: Any) -> Any:
-        return check_text_list(value, "input")
+    _input = text_list_check("input")
 
 
 class OllamaEmbeddingsRequest(_OllamaRequest):
@@ -54,7 +51,4 @@ class OllamaEmbeddingsRequest(_OllamaRequest):
 
     prompt: NonEmptyStr
 
-    @field_validator("prompt", mode="before")
-    @classmethod
-    def _prompt(cls, value: Any) -> Any:
-        return check_text_list(value, "prompt")
+    _prompt = text_list_check("prompt")

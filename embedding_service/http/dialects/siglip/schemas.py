@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Optional
+from typing import Annotated, Optional
 
-from pydantic import ConfigDict, Field, StrictBool, StrictStr, field_validator
+from pydantic import ConfigDict, Field, StrictBool, StrictStr
 
 from ....domain.errors import InvalidInput
-from ...schemas import IMAGES, NEEDS_IMAGE_MODEL, NonEmptyList, NonEmptyStr, Strict, check_text_list, exactly_one, strict_with
+from ...schemas import IMAGES, NEEDS_IMAGE_MODEL, NonEmptyList, NonEmptyStr, Strict, text_list_check, exactly_one, strict_with
 
 
 class ImageEmbedRequest(Strict):
@@ -32,15 +32,7 @@ class EmbedTextRequest(Strict):
     model: Optional[StrictStr] = None
     normalize: StrictBool = True
 
-    @field_validator("texts", mode="before")
-    @classmethod
-    def _texts(cls, value: Any) -> Any:
-        return value if value is None else check_text_list(value, "texts")
-
-    @field_validator("text", mode="before")
-    @classmethod
-    def _text(cls, value: Any) -> Any:
-        return value if value is None else check_text_list(value, "text")
+    _texts = text_list_check("texts", "text")
 
     def items(self) -> list[str]:
         if (self.texts is None) == (self.text is None):

@@ -24,6 +24,7 @@ from ...schemas import (
     TextInput,
     TokenInput,
     check_text_list,
+    text_list_check,
     strict_with,
 )
 
@@ -36,10 +37,7 @@ class TEIInputs(Strict):
     model: Optional[StrictStr] = None
     prompt_name: Optional[StrictStr] = None
 
-    @field_validator("inputs", mode="before")
-    @classmethod
-    def _inputs(cls, value: Any) -> Any:
-        return check_text_list(value, "inputs")
+    _inputs = text_list_check("inputs")
 
 
 class TEITruncatedInputs(TEIInputs):
@@ -77,10 +75,7 @@ class SimilarityInputs(Strict):
     source_sentence: NonEmptyStr
     sentences: NonEmptyList
 
-    @field_validator("sentences", mode="before")
-    @classmethod
-    def _sentences(cls, value: Any) -> Any:
-        return check_text_list(value, "inputs.sentences")
+    _sentences = text_list_check("sentences", name="inputs.sentences")
 
 
 class SimilarityParameters(Strict):
