@@ -204,16 +204,26 @@ class Engine:
 
     def cap_tokens(self, texts: list[str], limit: Optional[int], side: str = "right") -> list[str]:
         """Each text cut to its first `limit` tokens (Cohere's `max_tokens_per_doc` and
-        `max_tokens`), or its last with `side` "left"; a long text is tokenised only as far as a
-        window that gives the same kept tokens."""
+        `max_tokens`), or its last with `side` "left", special tokens not counted. The cut falls on
+        a token boundary of the text itself, read from the tokenizer's character offsets: the kept
+        part is never decoded back to text (decoding can change it: lower-casing, spaces around
+        punctuation). A long text is tokenised only as far as a window of it that gives the same
+        kept tokens (a prefix on the right, a suffix on the left)."""
         if not limit or not texts:
             return texts
         tokenize = self.model.tokenize
         windows = tokenize.windows(texts, limit, side)
-        rows = tokenize(windows, add_special_tokens=False, return_attention_mask=False, return_token_type_ids=False)
-        decode = self.model.tokenizer.decode
-        kept = (lambda ids: ids[-limit:]) if side == "left" else (lambda ids: ids[:limit])
-        return [text if len(ids) <= limit else decode(kept(ids)) for text, ids in zip(texts, rows["input_ids"])]
+        rows = tokenize(windows, add_special_tokens=False, return_offsets_mapping=True, return_attention_mask=False,
+                        return_token_type_ids=False)["offset_mapping"]
+        out = []
+        for text, window, offsets in zip(texts, windows, rows):
+            if len(offsets) <= limit:
+                out.append(text)  # short: the window is the text itself
+            elif side == "left":
+                out.append(window[offsets[-limit][0]:])
+            else:
+                out.append(window[:offsets[limit - 1][1]])
+        return out
 
 
 def best_per_owner(values: np.ndarray, owners: Sequence[int], count: int) -> np.ndarray:

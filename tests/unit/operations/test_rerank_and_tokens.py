@@ -68,3 +68,16 @@ def test_embed_tokens_gives_one_row_per_token_within_its_budget(engines):
     assert states[0].shape[1] == engine.model.dimension
     with pytest.raises(LimitExceeded, match="MAX_EMBED_ALL_TOKENS"):
         embed_tokens(engines, BUDGETS, model_name=None, texts=["cat " * 35, "dog " * 35])  # 37 + 37 > 64
+
+
+def test_max_tokens_cuts_the_text_itself_on_a_token_boundary(engines):
+    """Cohere's max_tokens and max_tokens_per_doc keep a substring of the text, not a decoding of
+    its tokens (which MiniLM's uncased tokenizer would lower-case and respace)."""
+    engine = engines.first
+    text = "Hello, World! How are you?"  # hello , world ! how are you ?
+    assert engine.cap_tokens([text], 3) == ["Hello, World"]
+    assert engine.cap_tokens([text], 3, "left") == ["are you?"]
+    assert engine.cap_tokens([text], 50) == [text]
+    long = "Alpha beta. " * 400 + "Last Words Here"  # long enough for the windowed path
+    assert engine.cap_tokens([long], 5) == ["Alpha beta. Alpha beta"]  # alpha beta . alpha beta
+    assert engine.cap_tokens([long], 3, "left") == ["Last Words Here"]
