@@ -77,9 +77,24 @@ def on_starting(server):
     os.makedirs(directory, exist_ok=True)
 
 
+def nworkers_changed(server, new_value, old_value):
+    """Master: TTIN, TTOU and the control socket's `worker add`/`remove` change the worker count.
+    More workers than device slots (WORKERS; one per GPU by default) is refused with a log line,
+    and the count stays: a slot is a GPU, or a CPU worker's share of the cores."""
+    if new_value is not None and new_value > _pool.slots:
+        kept = old_value if old_value is not None and old_value <= _pool.slots else _pool.slots
+        server.log.error(
+            "refusing %d workers: there are %d device slots (WORKERS=%d); keeping %d. Set WORKERS and restart "
+            "to run more", new_value, _pool.slots, _pool.slots, kept,
+        )
+        server.num_workers = kept  # calls this hook again, with a count that fits
+
+
 def pre_fork(server, worker):
-    """Master: give the new worker the lowest free device slot."""
-    worker.slot = _pool.acquire()
+    """Master: give the new worker the lowest device slot no live worker holds (SlotPool.acquire),
+    read from Gunicorn's own list of workers, so slots stay consistent across a reload."""
+    holders = [(w.age, w.slot) for w in server.WORKERS.values() if getattr(w, "slot", None) is not None]
+    worker.slot = _pool.acquire(holders)
     worker.device = _pool.device(worker.slot)
 
 

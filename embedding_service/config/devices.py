@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from typing import Optional
+from typing import Optional, Sequence
 
 from .settings import Settings, SettingsError
 
@@ -83,8 +83,27 @@ class SlotPool:
         self.free = list(range(workers))
         self.cpu_workers = sum(1 for d in self.devices if d == "cpu")
 
-    def acquire(self) -> int:
-        """The lowest free slot; raises RuntimeError if every slot is taken."""
+    @property
+    def slots(self) -> int:
+        return len(self.devices)
+
+    def acquire(self, holders: Optional[Sequence[tuple[int, int]]] = None) -> int:
+        """A slot for a new worker.
+
+        With `holders`, the `(age, slot)` of every live worker as Gunicorn's master knows them: the
+        lowest slot none of them holds. The live workers are the truth, so the choice survives a
+        reload (HUP re-executes the configuration, and with it this pool, while the old workers
+        still run). When every slot is held (a reload starts its new workers before the old ones
+        exit), the slot of the oldest worker that holds one alone: the next worker Gunicorn
+        retires. Without `holders`: this pool's own free list; raises RuntimeError when every slot
+        is taken."""
+        if holders is not None:
+            held = [slot for _, slot in holders]
+            free = [slot for slot in range(self.slots) if slot not in held]
+            if free:
+                return free[0]
+            alone = [(age, slot) for age, slot in holders if held.count(slot) == 1]
+            return min(alone)[1] if alone else min(holders)[1]
         if not self.free:
             raise RuntimeError("no free device slot")
         self.free.sort()

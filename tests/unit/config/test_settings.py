@@ -205,3 +205,16 @@ def test_from_mapping_reads_only_the_mapping(monkeypatch, tmp_path):
     # Lists are split on commas, never parsed as JSON.
     s = Settings.from_mapping({"DEVICES": "cuda:0, cuda:1,", "CORS_ORIGINS": '["https://a.example"]'})
     assert s.devices == ("cuda:0", "cuda:1") and s.cors_origins == ('["https://a.example"]',)
+
+
+def test_slots_come_from_the_live_workers_and_survive_a_reload():
+    pool = SlotPool(["cuda:0", "cuda:1"], 2)
+    assert pool.acquire([]) == 0 and pool.acquire([(1, 0)]) == 1
+    assert pool.acquire([(2, 1)]) == 0  # the worker on slot 0 exited: its replacement takes slot 0
+    # A reload starts the new workers while the old ones (ages 1 and 2) still run: each new worker
+    # shares the slot of the oldest worker that holds one alone, the next one Gunicorn retires.
+    first = pool.acquire([(1, 0), (2, 1)])
+    second = pool.acquire([(1, 0), (2, 1), (3, first)])
+    assert (first, second) == (0, 1)
+    pool = SlotPool(["cuda:0", "cuda:1"], 2)  # the configuration re-executed: a fresh pool
+    assert pool.acquire([(3, 0)]) == 1  # still what the live workers leave free
