@@ -33,9 +33,10 @@ class StorageGuard:
     """Every call into the rate-limit storage goes through :meth:`call`.
 
     A failing call (limits' StorageError) starts an outage: one warning, and the error is counted
-    (`on_error`, the metric). While the outage lasts, calls within PROBE_SECONDS of the last failure
-    raise :class:`StorageDown` at once without touching the storage; the first call that succeeds
-    ends it with one "recovered" line.
+    (`on_error`, the metric). While the outage lasts, one thread at a time probes the storage, at
+    most once per PROBE_SECONDS counted from when the last failed call *ended* (a frozen storage
+    takes its whole timeout to fail); every other call raises :class:`StorageDown` at once without
+    touching the storage. The first call that succeeds ends the outage with one "recovered" line.
     """
 
     def __init__(self, uri: str, on_error: Optional[Callable[[], None]] = None, probe_seconds: Optional[float] = None):
@@ -46,6 +47,7 @@ class StorageGuard:
         self._down_since: Optional[float] = None
         self._next_try = 0.0
         self._errors = 0
+        self._probing = False  # a thread is probing the storage during an outage
 
     @property
     def down(self) -> bool:
@@ -55,17 +57,24 @@ class StorageGuard:
         from limits.errors import StorageError
 
         now = time.monotonic()
-        if self._down_since is not None and now < self._next_try:
-            raise StorageDown(self._next_try - now)
+        probe = False
+        if self._down_since is not None:
+            with self._lock:
+                if self._down_since is not None:
+                    if self._probing or now < self._next_try:
+                        raise StorageDown(max(self._next_try - now, 0.0) or self.probe_seconds)
+                    self._probing = probe = True  # this thread probes; the others decide at once
         try:
             result = fn(*args)
         except StorageError as exc:
+            ended = time.monotonic()
             with self._lock:
                 started = self._down_since is None
                 if started:
                     self._down_since, self._errors = now, 0
                 self._errors += 1
-                self._next_try = now + self.probe_seconds
+                self._next_try = ended + self.probe_seconds
+                self._probing = False
             if self.on_error is not None:
                 self.on_error()
             if started:
@@ -75,9 +84,14 @@ class StorageGuard:
                     "back; retried at most every %.0fs", self.uri, type(cause).__name__, cause, self.probe_seconds,
                 )
             raise StorageDown(self.probe_seconds) from None
+        except BaseException:
+            if probe:
+                with self._lock:
+                    self._probing = False
+            raise
         if self._down_since is not None:
             with self._lock:
-                since, errors, self._down_since = self._down_since, self._errors, None
+                since, errors, self._down_since, self._probing = self._down_since, self._errors, None, False
             if since is not None:
                 log.warning(
                     "rate-limit storage %s recovered after %.1fs (%d failed calls)", self.uri, now - since, errors
