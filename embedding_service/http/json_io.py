@@ -7,7 +7,7 @@ from typing import Any, Optional
 import orjson
 from flask import Response, current_app, request
 
-from ..domain.errors import InvalidInput, UnsupportedMedia
+from ..domain.errors import InvalidInput, LimitExceeded, UnsupportedMedia
 from ..images import ImageLoader
 from ..inference.registry import Registry
 from ..operations.state import RequestBudgets, ServiceState
@@ -47,9 +47,61 @@ def json_body() -> Any:
             f"Content-Type must be application/json (got {shown})", param=None
         )
     try:
-        return orjson.loads(request.get_data(cache=False))
+        body = orjson.loads(request.get_data(cache=False))
     except orjson.JSONDecodeError as exc:
         raise InvalidInput(f"malformed JSON at character {exc.pos}", param=None) from None
+    served = current_app.extensions.get(STATE_KEY)
+    if served is not None:  # (an app without the service's state, in a test, has no budgets)
+        check_shape(body, served.budgets)
+    return body
+
+
+def check_shape(body: Any, limits: RequestBudgets) -> None:
+    """Cheap before expensive: the parsed body's size, counted on orjson's result before any
+    schema builds objects from it, so a body that could never be served costs one walk, not a
+    validation. raises LimitExceeded (413) naming the field and the setting:
+
+    - a list of texts, documents or other objects longer than MAX_CLIENT_BATCH_SIZE;
+    - a list of token ids longer than MAX_INPUT_CHARS (an id counts like a character);
+    - more values in the whole body (list items and object members, token ids included) than
+      MAX_REQUEST_CHARS.
+
+    The walk stops at the first budget passed; a list of token ids is measured, not walked."""
+    values, stack = 0, [(body, "")]
+    while stack:
+        node, where = stack.pop()
+        if isinstance(node, list):
+            count = len(node)
+            if count and isinstance(node[0], int) and not isinstance(node[0], bool):
+                if count > limits.max_input_chars:
+                    raise LimitExceeded(
+                        f"{where or 'body'} has {count} token ids; at most {limits.max_input_chars} per input "
+                        "(MAX_INPUT_CHARS: a token id counts like a character)", param=_field(where),
+                    )
+            elif count > limits.max_client_batch_size:
+                raise LimitExceeded(
+                    f"{where or 'body'} has {count} items; at most {limits.max_client_batch_size} per request "
+                    "(MAX_CLIENT_BATCH_SIZE)", param=_field(where),
+                )
+            else:
+                stack.extend((item, f"{where}[{index}]") for index, item in enumerate(node) if isinstance(item, (list, dict)))
+        elif isinstance(node, dict):
+            count = len(node)
+            stack.extend((item, f"{where}.{key}" if where else str(key))
+                         for key, item in node.items() if isinstance(item, (list, dict)))
+        else:
+            continue
+        values += count
+        if values > limits.max_request_chars:
+            raise LimitExceeded(
+                f"the request body holds more than {limits.max_request_chars} values (list items and object "
+                "members, token ids included); at most MAX_REQUEST_CHARS per request", param=_field(where),
+            )
+
+
+def _field(where: str) -> Optional[str]:
+    """The top-level field of a path such as `documents[3].text`."""
+    return where.split("[", 1)[0].split(".", 1)[0] or None
 
 
 def json_response(payload: Any, status: int = 200, headers: Optional[dict] = None) -> Response:
