@@ -37,6 +37,9 @@ def create_app(state: ServiceState) -> Flask:
     app.ensure_sync = functools.cache(app.ensure_sync)  # type: ignore[method-assign]
     app.config["MAX_CONTENT_LENGTH"] = settings.max_content_length
     app.url_map.strict_slashes = False
+    # No redirect for a path with doubled slashes: Werkzeug would build its Location from the
+    # client's Host header (an open redirect); such a path is a 404 like any unknown one.
+    app.url_map.merge_slashes = False
     app.extensions[STATE_KEY] = state
     register_error_handlers(app)
     install_request_hooks(app, settings)

@@ -38,9 +38,15 @@ def images() -> ImageLoader:
 def json_body() -> Any:
     """The request body parsed as JSON.
 
-    raises UnsupportedMedia (415) unless `Content-Type: application/json`; InvalidInput (400)
-    when the body is not valid JSON.
+    raises UnsupportedMedia (415) unless `Content-Type: application/json`, or for a
+    `Content-Encoding` other than identity (a compressed body is never inflated: no bomb);
+    InvalidInput (400) when the body is not valid JSON; LimitExceeded (413) from :func:`check_shape`.
     """
+    encoding = request.headers.get("Content-Encoding", "").strip().lower()
+    if encoding not in ("", "identity"):
+        raise UnsupportedMedia(
+            f"Content-Encoding {encoding[:40]!r} is not supported; send the JSON body uncompressed", param=None
+        )
     if request.mimetype != "application/json":
         shown = request.mimetype or "none"
         raise UnsupportedMedia(

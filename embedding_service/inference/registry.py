@@ -28,6 +28,9 @@ HINTS = {
     Capability.SCORE_PAIRS: "; add a reranker to MODELS, such as Qwen/Qwen3-Reranker-0.6B",
 }
 
+#: How much of a name a client sent is echoed in an error message (a name can be megabytes long).
+ECHO_CHARS = 200
+
 
 def load_numerics(spec: ModelSpec, dtype: str, runtime: Runtime, warm: bool = True) -> Model:
     """Load `spec` onto `runtime.device` with its precision (precision.py: the model's `dtype`
@@ -157,5 +160,6 @@ class Registry:
         engine = self._by_label.get(name)
         if engine is None:
             served = ", ".join(f"{e.name} (aliases: {', '.join(e.aliases)})" if e.aliases else e.name for e in self.engines)
-            raise ModelNotFound(f"model {name!r} is not served here; served models: {served}", param="model")
+            shown = name if len(name) <= ECHO_CHARS else name[:ECHO_CHARS] + f"... ({len(name)} characters)"
+            raise ModelNotFound(f"model {shown!r} is not served here; served models: {served}", param="model")
         return engine

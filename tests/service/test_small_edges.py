@@ -1,0 +1,33 @@
+"""Small edges a hostile client probes: a compressed body is refused with 415 naming the encoding
+(never inflated), a path with doubled slashes is a JSON 404 and never a redirect to the client's
+Host, and a megabyte model name is not echoed back whole."""
+
+from __future__ import annotations
+
+import gzip
+
+import orjson
+
+
+def test_a_compressed_body_is_415_naming_the_encoding(client):
+    body = gzip.compress(orjson.dumps({"input": "a"}))
+    resp = client.post("/v1/embeddings", data=body, headers={"Content-Type": "application/json", "Content-Encoding": "gzip"})
+    assert resp.status_code == 415 and "Content-Encoding 'gzip'" in resp.get_json()["error"]["message"]
+    plain = client.post("/v1/embeddings", json={"input": "a"}, headers={"Content-Encoding": "identity"})
+    assert plain.status_code == 200
+
+
+def test_no_redirect_is_built_from_the_host_header(client):
+    resp = client.get("/v1/models/%2Fetc", headers={"Host": "evil.example"})
+    assert resp.status_code == 404 and "Location" not in resp.headers
+    assert resp.get_json()["error"]["code"] == 404
+    resp = client.get("/v1//models", headers={"Host": "evil.example"})
+    assert resp.status_code not in (301, 302, 307, 308) and "Location" not in resp.headers
+
+
+def test_a_long_unknown_model_name_is_not_echoed_whole(client):
+    name = "m" * 100_000
+    resp = client.post("/v1/embeddings", json={"input": "a", "model": name})
+    assert resp.status_code == 404
+    message = resp.get_json()["error"]["message"]
+    assert "(100000 characters)" in message and len(message) < 2_000
