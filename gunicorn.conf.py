@@ -63,6 +63,9 @@ class _Logger(glogging.Logger):
 
 
 logger_class = _Logger
+# Gunicorn's own trust of X-Forwarded-Proto and the like follows FORWARDED_ALLOW_IPS exactly: unset
+# trusts no one (Gunicorn alone would trust 127.0.0.1 and ::1).
+forwarded_allow_ips = ",".join(_settings.forwarded_allow_ips)
 # Headers: Gunicorn's own limits apply (limit_request_line 4094, fields 100, field size 8190).
 
 _pool = SlotPool(_devices, workers)
