@@ -178,4 +178,8 @@ def _describe(exc: ValidationError) -> tuple[str, Optional[str]]:
 
 
 def _is_union_tag(part: Any) -> bool:
-    return isinstance(part, str) and ("[" in part or part in {"str", "int", "bool", "float", "function-after"})
+    """pydantic's names for the branch of a union or a constrained type in an error's location
+    (`list[str]`, `constrained-str`, `function-after`, ...): internal, never shown to a client."""
+    return isinstance(part, str) and (
+        "[" in part or part in {"str", "int", "bool", "float"} or part.startswith(("constrained-", "function-"))
+    )

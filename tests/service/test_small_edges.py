@@ -31,3 +31,10 @@ def test_a_long_unknown_model_name_is_not_echoed_whole(client):
     assert resp.status_code == 404
     message = resp.get_json()["error"]["message"]
     assert "(100000 characters)" in message and len(message) < 2_000
+
+
+def test_messages_name_fields_not_internal_types(client):
+    for path, body, shown in [("/embed", {"inputs": ["a", 5]}, "inputs"), ("/tokenize", {"inputs": 5}, "inputs")]:
+        error = client.post(path, json=body).get_json()["error"]
+        assert error["param"] == "inputs" and error["message"].startswith(shown), error
+        assert "constrained" not in error["message"] and "function-" not in error["message"], error
