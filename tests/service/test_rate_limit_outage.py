@@ -5,10 +5,7 @@ when the last try ended, by one thread at a time."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import signal
-import subprocess
 import threading
 import time
 
@@ -16,7 +13,8 @@ import pytest
 import requests
 from prometheus_client import REGISTRY
 
-from conftest import free_port, load_registry, serve
+from conftest import load_registry, serve
+from support.servers import start_redis
 from embedding_service.config.settings import Settings
 from embedding_service.http import rate_limit_storage
 from embedding_service.process.boot import local_app
@@ -49,16 +47,8 @@ def served_in(url: str, seconds: float, clients: int = 16) -> int:
 
 
 def test_a_frozen_storage_costs_one_probe_per_interval_and_no_throughput(tmp_path):
-    binary = shutil.which("redis-server")
-    if binary is None:
-        if os.environ.get("REQUIRE_REDIS"):
-            pytest.fail("redis-server is required (REQUIRE_REDIS=1) but not installed")
-        pytest.skip("redis-server is not installed")
-    port = free_port()
-    redis = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                              "--dir", str(tmp_path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    port, redis = start_redis(tmp_path)
     try:
-        time.sleep(0.5)
         registry = load_registry(Settings.from_mapping({"LOG_LEVEL": "WARNING"}))
         app = local_app(Settings.from_mapping({
             "LOG_LEVEL": "WARNING", "DEVICE": "cpu", "RATE_LIMIT_REQUESTS": "1000000",

@@ -53,3 +53,40 @@ def wait_healthy(url: str, proc: subprocess.Popen, seconds: float = 90, workers:
             pass
         time.sleep(0.1)
     raise AssertionError(f"gunicorn did not become ready ({len(ready)} of {workers} workers)")
+
+
+def post_status(url: str, body: dict, path: str = "/v1/embeddings") -> object:
+    """The status of one request on a fresh connection, or the exception's name."""
+    try:
+        return requests.post(f"{url}{path}", json=body, headers={"Connection": "close"}, timeout=60).status_code
+    except requests.RequestException as exc:
+        return type(exc).__name__
+
+
+def start_redis(folder: str) -> tuple[int, subprocess.Popen]:
+    """A real redis-server on a free loopback port, answering pings: (port, process). Skips the
+    test without Debian's redis-server, or fails it with REQUIRE_REDIS=1 (as `.ci/run` sets)."""
+    import shutil
+
+    import pytest
+
+    binary = shutil.which("redis-server")
+    if binary is None:
+        if os.environ.get("REQUIRE_REDIS"):
+            pytest.fail("redis-server is not installed (CI installs it in .ci/run)")
+        pytest.skip("redis-server is not installed; `apt-get install redis-server` to run this test")
+    port = free_port()
+    proc = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(folder)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    import redis
+
+    client = redis.Redis(port=port)
+    for _ in range(100):
+        try:
+            client.ping()
+            break
+        except redis.ConnectionError:
+            time.sleep(0.05)
+    return port, proc

@@ -4,17 +4,14 @@ summed over workers and surviving a restart, and SIGTERM draining an in-flight r
 from __future__ import annotations
 
 import os
-import shutil
 import signal
-import subprocess
 import threading
 import time
 
 import pytest
 import requests
 
-from conftest import free_port
-from support.servers import start_gunicorn, stop, wait_healthy
+from support.servers import start_gunicorn, start_redis, stop, wait_healthy
 
 pytestmark = pytest.mark.slow
 
@@ -22,26 +19,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def redis_url(tmp_path_factory):
     """A real redis-server on loopback (`.ci/run` installs Debian's package)."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        if os.environ.get("REQUIRE_REDIS"):
-            pytest.fail("redis-server is not installed (CI installs it in .ci/run)")
-        pytest.skip("redis-server is not installed; `apt-get install redis-server` to run this test")
-    port = free_port()
-    proc = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", str(tmp_path_factory.mktemp("redis"))],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    import redis
-
-    client = redis.Redis(port=port)
-    for _ in range(100):
-        try:
-            client.ping()
-            break
-        except redis.ConnectionError:
-            time.sleep(0.05)
+    port, proc = start_redis(tmp_path_factory.mktemp("redis"))
     yield f"redis://127.0.0.1:{port}/0"
     proc.terminate()
     proc.wait(timeout=10)

@@ -12,18 +12,14 @@ import time
 import pytest
 import requests
 
-from support.servers import start_gunicorn, stop
+from support.servers import post_status, start_gunicorn, stop
 
 pytestmark = pytest.mark.slow
 BODY = {"input": "a short text"}
 
 
 def post(url: str) -> object:
-    """The status of one request on a fresh connection, or the exception's name."""
-    try:
-        return requests.post(f"{url}/v1/embeddings", json=BODY, headers={"Connection": "close"}, timeout=60).status_code
-    except requests.RequestException as exc:
-        return type(exc).__name__
+    return post_status(url, BODY)
 
 
 def test_requests_from_the_start_never_see_a_loading_503(tmp_path):
