@@ -202,7 +202,13 @@ class Settings(BaseSettings):
     )
     max_embed_all_tokens: int = Field(
         16384, ge=1,
-        description="token vectors per `/embed_all` request, counted after tokenising (413 beyond)",
+        description="token vectors per `/embed_all` request, bounded before tokenising (a text's UTF-8 bytes plus 4, "
+        "at most the model's window with `truncate`) and counted after (413 beyond)",
+    )
+    max_response_tokens: int = Field(
+        262_144, ge=1,
+        description="tokens per `/tokenize` or `/decode` request, bounded before tokenising (a text's UTF-8 bytes "
+        "plus 4 per input; an id sent is one token) (413 beyond)",
     )
     cors_origins: CommaList = Field((), description="comma-separated origins allowed by CORS; unset = CORS off")
     forwarded_allow_ips: Annotated[CommaList, AfterValidator(check_networks)] = Field(

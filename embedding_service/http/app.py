@@ -11,13 +11,13 @@ import logging
 import threading
 import time
 from flask import Flask, g, request
-from werkzeug.exceptions import RequestEntityTooLarge
 
 from . import shared_paths
 from .dialects import BLUEPRINTS
-from .json_io import STATE_KEY
+from .budgets import check_body_size
+from .json_io import STATE_KEY, route_budget
 from ..observability.request_stats import RequestStats, current_stats
-from ..domain.errors import Unavailable
+from ..domain.errors import LimitExceeded, Unavailable
 from .errors import register_error_handlers, request_id
 from ..observability.logs import log_access
 from .security import install_security, trust_forwarded
@@ -45,7 +45,7 @@ def create_app(state: ServiceState) -> Flask:
     install_request_hooks(app, settings)
     install_security(app, settings)
     install_concurrency_limit(app, settings)
-    install_streamed_body_limit(app)
+    install_body_budget(app, settings)
     for blueprint in (*BLUEPRINTS, shared_paths.bp):
         app.register_blueprint(blueprint)
     trust_forwarded(app, settings)  # the client's address behind a trusted reverse proxy (FORWARDED_ALLOW_IPS)
@@ -117,25 +117,32 @@ def install_concurrency_limit(app: Flask, settings: Settings) -> None:
             in_flight.release()
 
 
-def install_streamed_body_limit(app: Flask) -> None:
-    """413 for a body sent without Content-Length (`Transfer-Encoding: chunked`) that goes past
-    MAX_CONTENT_LENGTH.
+def install_body_budget(app: Flask, settings: Settings) -> None:
+    """Each route's body byte budget (budgets.body_limit), after the API key, rate and concurrency
+    checks and before any of the body is read: a `Content-Length` over it is a 413 at once, and it
+    becomes the request's `max_content_length` (Werkzeug's form parser and `get_data` stop there).
 
-    Werkzeug 3.1 refuses a Content-Length over the limit up front, but a streamed body is read
-    through a LimitedStream that stops quietly at the limit: the view would get the first
-    MAX_CONTENT_LENGTH bytes and answer 400 (malformed JSON). So such a body is read here, after
-    the API key, rate and concurrency checks, up to the limit (cached for the view and the form
-    parser), and one more byte is asked of the server's input: if there is one, the body was
-    longer than allowed.
+    A body sent without Content-Length (`Transfer-Encoding: chunked`) is read here up to the
+    budget (cached for the view and the form parser), and one more byte is asked of the server's
+    input: if there is one, the body was longer than allowed. (Werkzeug's LimitedStream would stop
+    quietly at the limit, and the view would answer 400 for the cut JSON.)
     """
 
     @app.before_request
-    def _check_streamed_body() -> None:
-        if request.content_length is not None:
-            return  # Content-Length is checked by Werkzeug (tested first: it is the usual case)
-        limit = request.max_content_length
-        if limit is None or "wsgi.input_terminated" not in request.environ:
-            return  # without input_terminated the body is not read at all
+    def _check_body_budget() -> None:
+        rule = request.url_rule
+        if rule is None:
+            return  # no route: the 404 or 405 follows
+        route = f"{request.method} {rule.rule}"
+        limit, how = check_body_size(
+            route_budget(), app.config["MAX_CONTENT_LENGTH"], settings.max_request_chars, request.content_length, route
+        )
+        request.max_content_length = limit
+        if request.content_length is not None or "wsgi.input_terminated" not in request.environ:
+            return  # Content-Length was checked; without input_terminated the body is not read at all
         body = request.get_data(cache=True)
         if len(body) >= limit and request.environ["wsgi.input"].read(1):
-            raise RequestEntityTooLarge()
+            raise LimitExceeded(
+                f"the streamed request body is longer than {limit} bytes; {route} takes at most {how}",
+                param=None,
+            )

@@ -7,6 +7,7 @@ from typing import Any, Optional
 import orjson
 from flask import Response, current_app, request
 
+from .budgets import NO_ITEMS, Budget
 from ..domain.errors import InvalidInput, LimitExceeded, UnsupportedMedia
 from ..images import ImageLoader
 from ..inference.registry import Registry
@@ -40,7 +41,8 @@ def json_body() -> Any:
 
     raises UnsupportedMedia (415) unless `Content-Type: application/json`, or for a
     `Content-Encoding` other than identity (a compressed body is never inflated: no bomb);
-    InvalidInput (400) when the body is not valid JSON; LimitExceeded (413) from :func:`check_shape`.
+    InvalidInput (400) when the body is not valid JSON; LimitExceeded (413) from :func:`check_shape`
+    and from the route's output budget (:func:`route_budget`).
     """
     encoding = request.headers.get("Content-Encoding", "").strip().lower()
     if encoding not in ("", "identity"):
@@ -59,7 +61,19 @@ def json_body() -> Any:
     served = current_app.extensions.get(STATE_KEY)
     if served is not None:  # (an app without the service's state, in a test, has no budgets)
         check_shape(body, served.budgets)
+        output = route_budget().output
+        if output is not None:
+            output.check(body, served.engines, served.settings)
     return body
+
+
+def route_budget() -> Budget:
+    """The budget the matched route declares (routing.Operation.budget); NO_ITEMS for a route
+    without an operation (the Swagger UI's assets) or no route."""
+    endpoint = request.endpoint
+    view = current_app.view_functions.get(endpoint) if endpoint is not None else None
+    operation = getattr(view, "operation", None)
+    return getattr(operation, "budget", None) or NO_ITEMS
 
 
 def check_shape(body: Any, limits: RequestBudgets) -> None:

@@ -19,12 +19,13 @@ of the description (the Swagger UI asset route is the one such route).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Literal, Mapping, Optional, Union
 
 from flask import Blueprint
 from pydantic import BaseModel
 
+from .budgets import NO_ITEMS, Budget
 from .errors import ErrorStyle
 
 #: Statuses an embedding route can answer besides 200 (500, and 405 on routes taking a body, are
@@ -69,6 +70,9 @@ class Operation:
       embeds text, as `/embed_text` picks).
     - `limits`: the request limits the route applies (setting names, e.g. :data:`TEXT_LIMITS`),
       documented with their values as `x-limits` and in the description.
+    - `budget`: what one request may cost (:class:`budgets.Budget`), enforced at the HTTP edge
+      before any work; required of a route that takes a body (POST), :data:`budgets.NO_ITEMS`
+      for one that takes none.
     """
 
     summary: str
@@ -84,6 +88,7 @@ class Operation:
     models: Literal["text", "all", "tokens"] = "text"
     default_model: Literal["default", "first"] = "default"
     limits: tuple[str, ...] = ()
+    budget: Optional[Budget] = None
 
 
 class ApiBlueprint(Blueprint):
@@ -115,6 +120,10 @@ class ApiBlueprint(Blueprint):
 
         raises ValueError when `view` already carries a different operation (a view has one)."""
         operation = self._build(doc)
+        if operation.budget is None:
+            if method.upper() != "GET":
+                raise ValueError(f"{method.upper()} {path} declares no budget: give its operation a budgets.Budget")
+            operation = replace(operation, budget=NO_ITEMS)
         existing = getattr(view, "operation", None)
         if existing is not None and existing != operation:
             raise ValueError(f"{view.__name__} already declares an operation; give each operation its own view")

@@ -25,6 +25,7 @@ from .json_io import json_body, json_response
 from .dialects.cohere.responses import RerankResponse
 from .dialects.tei.responses import TEIRank
 from .responses import VECTORS
+from .budgets import ITEMS, BodyLimit, Budget
 from .routing import IMAGE_ERRORS, IMAGE_LIMITS, RERANK_LIMITS, ApiBlueprint
 from .dialects.cohere.schemas import RerankRequest
 from .dialects.siglip.schemas import ImageEmbedRequest
@@ -41,7 +42,7 @@ bp = ApiBlueprint("shared", __name__, tag="TEI / SigLIP service")
 @bp.operation(
     "POST", "/embed", summary="TEI `inputs` (text) or `images` -> [[float]]; multipart image upload too",
     request=(TEIEmbedRequest, ImageEmbedRequest), response=VECTORS, errors=IMAGE_ERRORS, multipart=True,
-    limits=IMAGE_LIMITS,
+    limits=IMAGE_LIMITS, budget=Budget(BodyLimit.IMAGES, "text", {"inputs": ITEMS}),
 )
 def embed_route():
     """TEI text (`inputs`), images (`images`), or a multipart upload of image files ->
@@ -59,7 +60,7 @@ def embed_route():
 @bp.operation(
     "POST", "/rerank", summary="Rerank (documents returned by default); TEI's request gets TEI's answer",
     tag="Cohere", request=RerankRequest, response=PlainRerankResponse, errors=IMAGE_ERRORS, models="all",
-    limits=RERANK_LIMITS,
+    limits=RERANK_LIMITS, budget=Budget(BodyLimit.IMAGES, "text", {"query": "what is a cat?", "documents": ITEMS}),
 )
 def rerank_route():
     """Cohere's (or the plain API's) rerank body, or TEI's list for a TEI-shaped request."""

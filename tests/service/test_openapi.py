@@ -10,6 +10,7 @@ from flask import Flask
 from pydantic import BaseModel
 
 from embedding_service.http.json_io import json_body, json_response
+from embedding_service.http.budgets import ONE_ITEM, BodyLimit, Budget
 from embedding_service.http.routing import ApiBlueprint, Operation
 from embedding_service.domain.errors import InvalidInput
 from embedding_service.http.errors import ErrorStyle, register_error_handlers
@@ -33,7 +34,8 @@ def fresh_app(style: ErrorStyle = ErrorStyle.FLAT) -> Flask:
     """A bare app with one new blueprint (named "ollama" on purpose: the name decides nothing)."""
     bp = ApiBlueprint("ollama", __name__, tag="Echo dialect", error_style=style)
 
-    @bp.operation("POST", "/echo", summary="Echo a text", request=EchoRequest, response=EchoResponse, errors=(400,))
+    @bp.operation("POST", "/echo", summary="Echo a text", request=EchoRequest, response=EchoResponse, errors=(400,),
+                  budget=Budget(BodyLimit.TEXT, "text", {"text": ONE_ITEM}))
     def echo():
         req = parse(EchoRequest, json_body())
         if req.text == "fail":
@@ -74,6 +76,13 @@ def test_a_new_route_appears_with_its_schemas():
     assert get["responses"]["500"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/ErrorResponse"}
 
 
+def test_a_route_taking_a_body_must_declare_its_budget():
+    bp = ApiBlueprint("unbudgeted", __name__, tag="Echo dialect")
+    with pytest.raises(ValueError, match="POST /echo declares no budget"):
+        bp.operation("POST", "/echo", summary="Echo a text", request=EchoRequest, response=EchoResponse)(lambda: None)
+    bp.operation("GET", "/echo", summary="Echo nothing")(lambda: None)  # a GET takes no body: bounded already
+
+
 def test_error_shape_follows_the_declared_style_not_the_blueprint_name():
     client = fresh_app(ErrorStyle.FLAT).test_client()
     assert client.post("/echo", json={"text": "a"}).get_json() == {"echoed": "a"}
@@ -91,13 +100,17 @@ def test_error_shape_follows_the_declared_style_not_the_blueprint_name():
 def test_blueprint_defaults_and_one_operation_per_view():
     bp = ApiBlueprint("extra", __name__, tag="Extra", error_style=ErrorStyle.FLAT)
 
-    @bp.operation("POST", "/a", "/b", summary="Twice", request=EchoRequest)
+    budget = Budget(BodyLimit.TEXT, "text", {"text": ONE_ITEM})
+
+    @bp.operation("POST", "/a", "/b", summary="Twice", request=EchoRequest, budget=budget)
     def view():
         return ""
 
-    assert view.operation == Operation(summary="Twice", tag="Extra", requests=(EchoRequest,), error_style=ErrorStyle.FLAT)
+    assert view.operation == Operation(
+        summary="Twice", tag="Extra", requests=(EchoRequest,), error_style=ErrorStyle.FLAT, budget=budget
+    )
     with pytest.raises(ValueError, match="already declares"):
-        bp.operation("POST", "/c", summary="Something else")(view)
+        bp.operation("POST", "/c", summary="Something else", budget=budget)(view)
 
 
 def test_every_served_route_is_documented(app):

@@ -38,6 +38,7 @@ from ...schemas import parse
 from .schemas import CohereEmbedV1Request, CohereEmbedV2Request
 from ....operations.embed import check_batch_size, embed_images, embed_text
 from ...json_io import engines, images, json_body, json_response, budgets
+from ...budgets import ITEMS, BodyLimit, Budget
 from ...routing import IMAGE_ERRORS, IMAGE_LIMITS, ApiBlueprint
 from ....operations.model_names import resolve
 
@@ -111,6 +112,7 @@ def _place(rows: list, indices: Sequence[int], vectors: np.ndarray) -> None:
 @bp.operation(
     "POST", "/v1/embed", summary="Cohere embed v1: texts or images", request=CohereEmbedV1Request,
     response=CohereEmbedResponse, errors=IMAGE_ERRORS, limits=IMAGE_LIMITS,
+    budget=Budget(BodyLimit.IMAGES, "text", {"texts": ITEMS, "input_type": "search_document"}),
 )
 def embed_v1():
     """`{"texts" | "images", "model"?, "input_type"?, "embedding_types"?, "truncate"?}` ->
@@ -121,6 +123,7 @@ def embed_v1():
 @bp.operation(
     "POST", "/v2/embed", summary="Cohere embed v2: texts, images or inputs", request=CohereEmbedV2Request,
     response=CohereEmbedResponse, errors=IMAGE_ERRORS, limits=IMAGE_LIMITS,
+    budget=Budget(BodyLimit.IMAGES, "text", {"texts": ITEMS, "input_type": "search_document"}),
 )
 def embed_v2():
     """`{"texts" | "images" | "inputs", "model"?, "input_type"?, "embedding_types"?, "truncate"?,

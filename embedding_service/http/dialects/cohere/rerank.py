@@ -25,6 +25,7 @@ from ....operations.rerank import Ranking, rerank
 from ...schemas import parse
 from .schemas import RerankRequest
 from ...json_io import engines, images, json_body, json_response, budgets
+from ...budgets import ITEMS, BodyLimit, Budget
 from ...routing import IMAGE_ERRORS, RERANK_LIMITS, ApiBlueprint
 
 bp = ApiBlueprint("rerank", __name__, tag="Cohere")
@@ -90,5 +91,5 @@ for _path, (_version, _default, _summary) in ROUTES.items():
     bp.add_operation(
         _path, f"rerank_v{_version}{_path.replace('/', '_')}", _handler(_version, _default), "POST",
         summary=_summary, request=RerankRequest, response=RerankResponse, errors=IMAGE_ERRORS, models="all",
-        limits=RERANK_LIMITS,
+        limits=RERANK_LIMITS, budget=Budget(BodyLimit.IMAGES, "text", {"query": "what is a cat?", "documents": ITEMS}),
     )

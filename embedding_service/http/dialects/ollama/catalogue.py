@@ -29,6 +29,7 @@ from .responses import OllamaProcesses, OllamaShowResponse, OllamaTags, OllamaVe
 from ...schemas import parse
 from .schemas import OllamaShowRequest
 from ...json_io import engines, json_body, json_response, state
+from ...budgets import NO_ITEMS
 from ...routing import ApiBlueprint
 from ....operations.model_names import resolve, tagged
 
@@ -131,6 +132,7 @@ def ps():
 @bp.operation(
     "POST", "/api/show", summary="Ollama: one model's details (model, or name; the default text model if neither)",
     request=OllamaShowRequest, response=OllamaShowResponse, errors=(400, 404, 415, 503), models="all",
+    budget=NO_ITEMS,
 )
 def show():
     """`{"model" | "name", "verbose"?}` -> `{"modelfile", "parameters", "template", "details",

@@ -17,6 +17,7 @@ from ...schemas import parse
 from .schemas import OllamaEmbeddingsRequest, OllamaEmbedRequest
 from ....operations.embed import embed_text
 from ...json_io import engines, json_body, json_response, budgets
+from ...budgets import ITEMS, ONE_ITEM, BodyLimit, Budget
 from ...routing import EMBED_ERRORS, TEXT_LIMITS, ApiBlueprint
 
 bp = ApiBlueprint("ollama", __name__, tag="Ollama", error_style=ErrorStyle.FLAT)
@@ -25,6 +26,7 @@ bp = ApiBlueprint("ollama", __name__, tag="Ollama", error_style=ErrorStyle.FLAT)
 @bp.operation(
     "POST", "/api/embed", summary="Ollama embed (durations in ns)",
     request=OllamaEmbedRequest, response=OllamaEmbedResponse, errors=EMBED_ERRORS, limits=TEXT_LIMITS,
+    budget=Budget(BodyLimit.TEXT, "text", {"input": ITEMS}),
 )
 def embed():
     """`{"model"?, "input", "truncate"?, "dimensions"?}` -> `{"model", "embeddings",
@@ -50,7 +52,7 @@ def embed():
 @bp.operation(
     "POST", "/api/embeddings", summary="Ollama legacy embeddings (not normalised)",
     request=OllamaEmbeddingsRequest, response=OllamaEmbeddingsResponse, errors=EMBED_ERRORS,
-    limits=TEXT_LIMITS,
+    limits=TEXT_LIMITS, budget=Budget(BodyLimit.TEXT, "text", {"prompt": ONE_ITEM}),
 )
 def embeddings():
     """Legacy: `{"model"?, "prompt"}` -> `{"embedding": [float]}` (not normalised, as Ollama)."""

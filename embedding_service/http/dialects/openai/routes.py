@@ -18,6 +18,7 @@ from ...schemas import parse
 from .schemas import OpenAIEmbeddingRequest
 from ....operations.embed import embed_images, embed_text
 from ...json_io import engines, images, json_body, json_response, budgets, state
+from ...budgets import ITEMS, BodyLimit, Budget
 from ...routing import IMAGE_ERRORS, IMAGE_LIMITS, ApiBlueprint
 from ....operations.model_names import resolve
 
@@ -32,7 +33,7 @@ def _b64(row: np.ndarray) -> str:
     "POST", "/v1/embeddings", "/embeddings",
     summary="OpenAI embeddings (also `modality: image`); /embeddings is the same route without /v1",
     request=OpenAIEmbeddingRequest, response=OpenAIEmbeddingResponse, errors=IMAGE_ERRORS,
-    limits=IMAGE_LIMITS,
+    limits=IMAGE_LIMITS, budget=Budget(BodyLimit.IMAGES, "text", {"input": ITEMS}),
 )
 def embeddings():
     """`{"input", "model"?, "encoding_format"?, "dimensions"?, "instruction"?, "input_type"?}` ->

@@ -12,6 +12,7 @@ from ...schemas import parse
 from .schemas import EmbedTextRequest, ImageEmbedRequest
 from ....operations.embed import embed_images, embed_text
 from ...json_io import engines, images, json_body, json_response, budgets, state
+from ...budgets import ITEMS, BodyLimit, Budget
 from ...routing import EMBED_ERRORS, TEXT_LIMITS, ApiBlueprint
 
 bp = ApiBlueprint("native", __name__, tag="SigLIP service")
@@ -22,7 +23,7 @@ MULTIPART_FIELDS = {"model", "normalize"}
 @bp.operation(
     "POST", "/embed_text", summary="Text embeddings (SigLIP service): texts or text -> [[float]]",
     request=EmbedTextRequest, response=VECTORS, errors=EMBED_ERRORS, limits=TEXT_LIMITS,
-    default_model="first",
+    default_model="first", budget=Budget(BodyLimit.TEXT, "text", {"texts": ITEMS}),
 )
 def embed_text_route():
     """`{"texts": [str]}` or `{"text": str}` -> `[[float]]`, one row per text."""

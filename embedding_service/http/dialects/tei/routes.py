@@ -23,13 +23,15 @@ from .schemas import TEIEmbedRequest, TEIDecodeRequest, TEIEmbedAllRequest, TEIR
 from ....operations.embed import embed_text, similarity
 from ....operations.tokens import decode, embed_tokens, tokenize
 from ...json_io import engines, images, json_body, json_response, budgets
+from ...budgets import ITEMS, BodyLimit, Budget, TokensOut
 from ...routing import EMBED_ERRORS, TEXT_LIMITS, ApiBlueprint
 
 bp = ApiBlueprint("tei", __name__, tag="TEI")
 
 TOKEN_ERRORS = (400, 404, 413, 415, 503)
-TOKENIZE_LIMITS = ("MAX_CONTENT_LENGTH", "MAX_CLIENT_BATCH_SIZE", "MAX_INPUT_CHARS", "MAX_REQUEST_CHARS")
-EMBED_ALL_LIMITS = TOKENIZE_LIMITS + ("MAX_EMBED_ALL_TOKENS",)
+TOKENIZE_LIMITS = ("MAX_CONTENT_LENGTH", "MAX_CLIENT_BATCH_SIZE", "MAX_INPUT_CHARS", "MAX_REQUEST_CHARS", "MAX_RESPONSE_TOKENS")
+DECODE_LIMITS = ("MAX_CONTENT_LENGTH", "MAX_CLIENT_BATCH_SIZE", "MAX_INPUT_CHARS", "MAX_REQUEST_CHARS", "MAX_RESPONSE_TOKENS")
+EMBED_ALL_LIMITS = TOKENIZE_LIMITS[:-1] + ("MAX_EMBED_ALL_TOKENS",)
 
 
 def tei_ranks(ranking: Ranking, texts: list, return_text: bool) -> list[dict]:
@@ -77,7 +79,7 @@ def _rerank(body: Any):
 @bp.operation(
     "POST", "/", summary="TEI's root route: embed, similarity or rerank, by the request's shape",
     request=(TEIEmbedRequest, TEISimilarityRequest, TEIRerankRequest), response=TEIRootResponse,
-    errors=EMBED_ERRORS, limits=TEXT_LIMITS,
+    errors=EMBED_ERRORS, limits=TEXT_LIMITS, budget=Budget(BodyLimit.TEXT, "text", {"inputs": ITEMS}),
 )
 def root():
     """`{"inputs": str | [str], ...}` -> `[[float]]` (as `/embed`); `{"inputs": {"source_sentence",
@@ -101,6 +103,7 @@ def root():
 @bp.operation(
     "POST", "/similarity", summary="TEI similarity: cosine of each sentence to the source sentence",
     request=TEISimilarityRequest, response=SCORES, errors=EMBED_ERRORS, limits=TEXT_LIMITS,
+    budget=Budget(BodyLimit.TEXT, "text", {"inputs": {"source_sentence": "a cat", "sentences": ITEMS}}),
 )
 def similarity_route():
     """`{"inputs": {"source_sentence", "sentences"}, "truncate"?, "truncation_direction"?,
@@ -111,6 +114,7 @@ def similarity_route():
 @bp.operation(
     "POST", "/tokenize", summary="TEI tokenize: tokens with ids, text, special flag and byte offsets",
     request=TEITokenizeRequest, response=TEITokens, errors=TOKEN_ERRORS, limits=TOKENIZE_LIMITS,
+    budget=Budget(BodyLimit.TEXT, "text", {"inputs": ITEMS}, output=TokensOut("inputs", "max_response_tokens")),
 )
 def tokenize_route():
     """`{"inputs": str | [str], "add_special_tokens"?, "prompt_name"?, "model"?}` ->
@@ -125,7 +129,8 @@ def tokenize_route():
 
 @bp.operation(
     "POST", "/decode", summary="TEI decode: token ids back to text",
-    request=TEIDecodeRequest, response=TEXTS, errors=TOKEN_ERRORS, limits=("MAX_CONTENT_LENGTH", "MAX_CLIENT_BATCH_SIZE"),
+    request=TEIDecodeRequest, response=TEXTS, errors=TOKEN_ERRORS, limits=DECODE_LIMITS,
+    budget=Budget(BodyLimit.TEXT, "ids", {"ids": ITEMS}, output=TokensOut("ids", "max_response_tokens", ids=True)),
 )
 def decode_route():
     """`{"ids": [int] | [[int]], "skip_special_tokens"?, "model"?}` -> `[str]`, one per list of ids."""
@@ -136,6 +141,9 @@ def decode_route():
 @bp.operation(
     "POST", "/embed_all", summary="TEI embed_all: one vector per token (not pooled, not normalised)",
     request=TEIEmbedAllRequest, response=TOKEN_VECTORS, errors=EMBED_ERRORS, limits=EMBED_ALL_LIMITS, models="tokens",
+    budget=Budget(
+        BodyLimit.TEXT, "text", {"inputs": ITEMS}, output=TokensOut("inputs", "max_embed_all_tokens", window=True)
+    ),
 )
 def embed_all_route():
     """`{"inputs": str | [str], "truncate"?, "truncation_direction"?, "prompt_name"?, "model"?}` ->
