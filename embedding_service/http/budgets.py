@@ -26,9 +26,10 @@ from enum import Enum
 from typing import Any, Literal, Mapping, Optional
 
 from ..config.settings import Settings
-from ..domain.errors import LimitExceeded
+from ..domain.errors import LimitExceeded, ServiceError
 from ..inference.engine import Capability
 from ..inference.registry import Registry
+from ..operations.tokens import token_engine
 
 #: The byte budget of a route that takes no body, or only a few small fields (a model name).
 SMALL_BODY_BYTES = 64 * 1024
@@ -78,8 +79,8 @@ class TokensOut:
       token ids (a list, or a list of lists).
     - `setting`: the budget (a Settings field, upper-case in messages).
     - `ids`: count the ids sent (one token each) instead of bounding the tokens of texts.
-    - `window`: with `truncate` not false, an input gives at most the longest window of the
-      served models that give token vectors.
+    - `window`: with `truncate` not false, an input gives at most the window of the model the
+      request gets (`operations.tokens.token_engine`).
 
     A text's tokens are bounded by its UTF-8 bytes plus :data:`SPECIAL_TOKENS`: byte-level BPE
     gives at most one token per byte, WordPiece and SentencePiece (with byte fallback) no more.
@@ -102,9 +103,14 @@ class TokensOut:
         return sum(min(len(text.encode("utf-8", "surrogatepass")) + SPECIAL_TOKENS, window) for text in texts)
 
     def _window(self, body: dict, engines: Optional[Registry]) -> float:
+        """The window of the model the request names (or would get), else the longest served."""
         if not self.window or body.get("truncate") is False or engines is None:
             return float("inf")
-        windows = [e.model.max_length for e in engines.engines if e.can(Capability.TOKEN_STATES)]
+        name = body.get("model")
+        try:
+            windows = [token_engine(engines, name if isinstance(name, str) else None).model.max_length]
+        except ServiceError:  # the route answers this request with its own error
+            windows = [e.model.max_length for e in engines.engines if e.can(Capability.TOKEN_STATES)]
         return max(windows) if windows and all(windows) else float("inf")
 
     def check(self, body: Any, engines: Optional[Registry], settings: Settings) -> None:
@@ -132,12 +138,15 @@ class Budget:
       items go; the URL-map test fills it with the largest request the budgets admit.
     - `output`: the output budget for per-token data (:class:`TokensOut`), or None where the answer
       is bounded by the items (one vector, score or row per item).
+    - `extra_items`: inputs the example holds besides its list that count against
+      MAX_CLIENT_BATCH_SIZE (similarity's source sentence: 1).
     """
 
     body: BodyLimit
     item: Optional[Literal["text", "ids"]] = None
     example: Mapping[str, Any] = field(default_factory=dict)
     output: Optional[TokensOut] = None
+    extra_items: int = 0
 
 
 #: GET routes and routes without items: a small body, nothing else to bound.

@@ -26,6 +26,7 @@ LIMIT_TEXT = {
     "IMAGE_MAX_REQUEST_PIXELS": "pixels per request, summed over its images",
     "IMAGE_MAX_URLS": "image URLs per request",
     "MAX_EMBED_ALL_TOKENS": "token vectors per request",
+    "MAX_RESPONSE_TOKENS": "tokens per request (a text's UTF-8 bytes plus 4, counted before tokenising; an id is one)",
 }
 
 

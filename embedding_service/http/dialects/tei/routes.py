@@ -103,7 +103,7 @@ def root():
 @bp.operation(
     "POST", "/similarity", summary="TEI similarity: cosine of each sentence to the source sentence",
     request=TEISimilarityRequest, response=SCORES, errors=EMBED_ERRORS, limits=TEXT_LIMITS,
-    budget=Budget(BodyLimit.TEXT, "text", {"inputs": {"source_sentence": "a cat", "sentences": ITEMS}}),
+    budget=Budget(BodyLimit.TEXT, "text", {"inputs": {"source_sentence": "a cat", "sentences": ITEMS}}, extra_items=1),
 )
 def similarity_route():
     """`{"inputs": {"source_sentence", "sentences"}, "truncate"?, "truncation_direction"?,
