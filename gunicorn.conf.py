@@ -103,8 +103,10 @@ def pre_fork(server, worker):
 
 def post_fork(server, worker):
     """Worker: build the runtime, state and app for the slot's device; SIGTERM turns /ready to 503."""
+    from embedding_service.process import gunicorn_errors
     from embedding_service.process.boot import boot, mark_draining
 
+    gunicorn_errors.install()  # Gunicorn's own 400/414/431 answered as JSON, not HTML
     server.log.info("worker %s: slot %s on %s", worker.pid, worker.slot, worker.device)
     boot(_settings, worker.slot, worker.device, _pool.cpu_workers, cpu_share=_cpu_share)
     graceful_exit = worker.handle_exit  # installed by the worker after post_fork (init_signals)

@@ -93,7 +93,9 @@ class TokensOut:
 
     def bound(self, body: Any, engines: Optional[Registry]) -> int:
         """The most tokens `body` can make (0 for a body of the wrong shape: its schema refuses it)."""
-        value = body.get(self.field) if isinstance(body, dict) else None
+        if not isinstance(body, dict):
+            return 0
+        value = body.get(self.field)
         if self.ids:
             if not isinstance(value, list):
                 return 0

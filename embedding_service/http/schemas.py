@@ -38,7 +38,7 @@ def _integral(value: Any) -> Any:
 JsonInt = Annotated[StrictInt, BeforeValidator(_integral)]
 NonEmptyStr = Annotated[StrictStr, Field(min_length=1)]
 NonEmptyList = Annotated[list[NonEmptyStr], Field(min_length=1)]
-TokenIds = Annotated[list[Annotated[StrictInt, Field(ge=0), BeforeValidator(_integral)]], Field(min_length=1)]
+TokenIds = Annotated[list[Annotated[StrictInt, Field(ge=0)]], Field(min_length=1)]  # 1.0 refused: check_text_list
 TextInput = Union[NonEmptyStr, NonEmptyList]
 TokenInput = Union[TokenIds, Annotated[list[TokenIds], Field(min_length=1)]]
 PositiveInt = Annotated[StrictInt, Field(ge=1), BeforeValidator(_integral)]
@@ -104,7 +104,9 @@ def strict_with(*constraints: dict) -> ConfigDict:
 
 
 def check_text_list(value: Any, field: str) -> Any:
-    """Reject empty lists and empty strings with a message naming `field`."""
+    """Reject empty lists, empty strings and token ids written as numbers with a fraction or an
+    exponent (`1.0`, `1e3`: TEI's and OpenAI's token ids are integers), with a message naming
+    `field` and the index."""
     items = [value] if isinstance(value, str) else value
     if isinstance(items, list):
         if not items:
@@ -112,8 +114,16 @@ def check_text_list(value: Any, field: str) -> Any:
         for index, item in enumerate(items):
             if isinstance(item, str) and item == "":
                 raise ValueError(f"{field}[{index}] is an empty string" if not isinstance(value, str) else f"{field} is an empty string")
-            if isinstance(item, list) and not item:
-                raise ValueError(f"{field}[{index}] is an empty list of token ids")
+            if isinstance(item, float):
+                raise ValueError(f"{field}[{index}] is {item!r}; token ids are integers (no fraction or exponent)")
+            if isinstance(item, list):
+                if not item:
+                    raise ValueError(f"{field}[{index}] is an empty list of token ids")
+                inner = next((i for i, token in enumerate(item) if isinstance(token, float)), None)
+                if inner is not None:
+                    raise ValueError(
+                        f"{field}[{index}][{inner}] is {item[inner]!r}; token ids are integers (no fraction or exponent)"
+                    )
     return value
 
 def text_list_check(*fields: str, name: Optional[str] = None) -> Any:

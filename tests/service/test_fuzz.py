@@ -20,6 +20,7 @@ from embedding_service.http.dialects.openai.schemas import OpenAIEmbeddingReques
 from embedding_service.http.dialects.tei.schemas import TEIEmbedRequest
 from embedding_service.http.schemas import parse
 from embedding_service.config.settings import Settings
+import support.schemathesis_hooks  # noqa: F401  (integral floats in lists sent as integers)
 
 # Hypothesis' storage (example database, constants cache; schemathesis fills the cache while
 # collecting) goes to a temporary directory removed when the run ends, not to a `.hypothesis/`
@@ -49,6 +50,7 @@ CONFIG = {
 # Built at collection: schemathesis' lazy fixture loader does not run under pytest 9.
 FUZZ_APP = local_app(Settings.from_mapping({"DEVICE": "cpu", "LOG_LEVEL": "WARNING", "MAX_CLIENT_BATCH_SIZE": "64"}))
 schema = schemathesis.openapi.from_wsgi("/openapi.json", FUZZ_APP, config=SchemathesisConfig.from_dict(CONFIG))
+
 
 
 @pytest.mark.slow

@@ -2,8 +2,10 @@
 every check on and schemathesis' own defaults (no expected-status allowances, unlike the
 in-process run in tests/service/test_fuzz.py). It passes only if /openapi.json says exactly what the
 service accepts: every schema-valid request answered 2xx, every schema-violating one refused
-with a 4xx it documents, every response as described. The fast tests below pin the cases a
-generator rarely draws, on a deployment of several text models.
+with a 4xx it documents, every response as described. One hook (support/schemathesis_hooks.py)
+sends integral floats in lists as the integers they equal: token ids are refused as 1.0, which
+JSON Schema cannot say. The fast tests below pin the cases a generator rarely draws, on a
+deployment of several text models.
 
 Bounded: FUZZ_EXAMPLES examples per operation (30 by default, deterministic; set it for a deeper,
 random run), one worker, a wall-clock limit. Nothing is written to the work tree: schemathesis
@@ -23,6 +25,7 @@ from jsonschema import Draft202012Validator
 from conftest import app_from, request_schema_errors, serve
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "30"))
+TESTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 #: Wall-clock limit of the command (about 40 s at 30 examples on two busy cores).
 TIMEOUT_S = 240
 
@@ -49,7 +52,9 @@ def test_schemathesis_cli_finds_nothing(url, tmp_path):
     ]
     # Deterministic (which keeps no example database) unless a deeper, random run is asked for.
     command += ["--generation-database", "none"] if "FUZZ_EXAMPLES" in os.environ else ["--generation-deterministic"]
-    env = {**os.environ, "NO_COLOR": "1"}
+    # The one hook: integral floats in lists sent as the integers they equal (token ids; see the module).
+    env = {**os.environ, "NO_COLOR": "1", "SCHEMATHESIS_HOOKS": "support.schemathesis_hooks",
+           "PYTHONPATH": os.pathsep.join([TESTS, os.environ.get("PYTHONPATH", "")])}
     try:
         done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=TIMEOUT_S)
     except subprocess.TimeoutExpired as exc:

@@ -38,3 +38,19 @@ def test_messages_name_fields_not_internal_types(client):
         error = client.post(path, json=body).get_json()["error"]
         assert error["param"] == "inputs" and error["message"].startswith(shown), error
         assert "constrained" not in error["message"] and "function-" not in error["message"], error
+
+
+def test_token_ids_must_be_integers_not_numbers_with_a_fraction_or_exponent(client):
+    """TEI (serde: `expected u32`) and OpenAI take integer token ids; 1.0 and 1e3 were taken as 1 and 1000."""
+    cases = [
+        ("/decode", b'{"ids": [1.0, 2]}', "ids", "ids[0] is 1.0"),
+        ("/decode", b'{"ids": [[5], [1e3]]}', "ids", "ids[1][0] is 1000.0"),
+        ("/v1/embeddings", b'{"input": [101, 2.0]}', "input", "input[1] is 2.0"),
+        ("/v1/embeddings", b'{"input": [[101, 102], [3, 1e3]]}', "input", "input[1][1] is 1000.0"),
+    ]
+    for path, body, param, words in cases:
+        resp = client.post(path, data=body, content_type="application/json")
+        error = resp.get_json()["error"]
+        assert resp.status_code == 400 and error["param"] == param, error
+        assert words in error["message"] and "token ids are integers" in error["message"], error
+    assert client.post("/decode", json={"ids": [101, 102]}).status_code == 200
