@@ -1,11 +1,17 @@
 """What an operator does to a running Gunicorn, under a 16-client load (real Gunicorn, 2 CPU
-workers): TTIN beyond the device slots is refused with a log line instead of crashing the master;
-TTOU and TTIN within them work; a HUP reload keeps every live worker on its own slot. No request
-fails, none gets a 503, and `/health` of the workers shows distinct slots after each step."""
+workers): TTIN, or the control socket's `worker add`, beyond the device slots is refused with a
+log line instead of crashing the master; TTOU, TTIN, `worker remove` and `worker add` within them
+work; a HUP reload keeps every live worker on its own slot; a USR2 re-exec starts a new master
+whose workers take the same slots, and stopping the old master leaves it serving alone. No
+request fails, none gets a 503, and `/health` of the workers shows the slots after each step."""
 
 from __future__ import annotations
 
+import os
 import signal
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 
@@ -85,4 +91,85 @@ def test_ttin_ttou_and_hup_under_load_keep_serving_with_consistent_slots(tmp_pat
         running.clear()
         time.sleep(0.5)
         stop(proc)
+    assert statuses and statuses.count(200) == len(statuses), {s: statuses.count(s) for s in set(statuses)}
+
+
+def control(url: str, command: str) -> str:
+    """One command on the instance's control socket (gunicorn.conf.py derives its path from the bind address)."""
+    host, port = url.rsplit("/", 1)[-1].split(":")
+    socket_path = os.path.join(tempfile.gettempdir(), f"embedding-service-{host}-{port}.ctl")
+    gunicornc = os.path.join(os.path.dirname(sys.executable), "gunicornc")
+    done = subprocess.run([gunicornc, "-s", socket_path, "-c", command], capture_output=True, text=True, timeout=30)
+    return done.stdout + done.stderr
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/children") as handle:
+            found += [int(child) for child in handle.read().split()]
+    return found
+
+
+def test_control_socket_add_remove_and_usr2_under_load_keep_serving_with_consistent_slots(tmp_path):
+    url, proc = start_gunicorn(tmp_path, WORKERS="2", THREADS="8")
+    log = tmp_path / next(p.name for p in tmp_path.iterdir() if p.name.startswith("gunicorn-"))
+    statuses: list = []
+    running = threading.Event()
+    running.set()
+    new_master = None
+
+    def client() -> None:
+        deadline = time.time() + 240
+        while running.is_set() and time.time() < deadline:
+            statuses.append(post(url))
+
+    try:
+        wait_healthy(url, proc, workers=2)
+        before = live_slots(url, 2)
+        clients = [threading.Thread(target=client, daemon=True) for _ in range(16)]
+        for thread in clients:
+            thread.start()
+        time.sleep(1)
+
+        control(url, "worker add 1")  # beyond the 2 slots: refused, the master lives
+        time.sleep(3)
+        assert proc.poll() is None and "refusing 3 workers: there are 2 device slots" in log.read_text()
+        assert live_slots(url, 2) == before
+        control(url, "worker remove 1")
+        one = live_slots(url, 1)
+        control(url, "worker add 1")
+        two = live_slots(url, 2)
+        assert sorted(two.values()) == [0, 1] and set(one.items()) <= set(two.items())
+
+        # USR2: a new master, re-executed, starts its own workers beside the old ones; the old
+        # master is then stopped (Gunicorn's upgrade), and the new one serves alone.
+        old_workers = set(two)
+        proc.send_signal(signal.SIGUSR2)
+        deadline = time.time() + 60
+        while new_master is None and time.time() < deadline:
+            new_master = next((c for c in children(proc.pid) if c not in old_workers), None)
+            time.sleep(0.2)
+        assert new_master is not None, "USR2 started no new master"
+        deadline = time.time() + 120
+        while time.time() < deadline and len(children(new_master)) < 2:
+            time.sleep(0.5)
+        seen = live_slots(url, 4)  # both generations serve meanwhile
+        assert sorted(seen.values()) == [0, 0, 1, 1], seen
+        proc.send_signal(signal.SIGTERM)  # retire the old master and its workers
+        proc.wait(timeout=60)
+        after = live_slots(url, 2)
+        assert not set(after) & old_workers and sorted(after.values()) == [0, 1], after
+    finally:
+        running.clear()
+        time.sleep(0.5)
+        stop(proc)
+        if new_master is not None:
+            try:
+                os.kill(new_master, signal.SIGTERM)
+                deadline = time.time() + 30
+                while time.time() < deadline and os.path.exists(f"/proc/{new_master}"):
+                    time.sleep(0.2)
+            except ProcessLookupError:
+                pass
     assert statuses and statuses.count(200) == len(statuses), {s: statuses.count(s) for s in set(statuses)}
