@@ -14,7 +14,7 @@ from flask import Flask, g, request
 
 from . import shared_paths
 from .dialects import BLUEPRINTS
-from .budgets import check_body_size
+from .budgets import body_too_large, check_body_size
 from .json_io import STATE_KEY, route_budget
 from ..observability.request_stats import RequestStats, current_stats
 from ..domain.errors import LimitExceeded, Unavailable
@@ -143,6 +143,5 @@ def install_body_budget(app: Flask, settings: Settings) -> None:
         body = request.get_data(cache=True)
         if len(body) >= limit and request.environ["wsgi.input"].read(1):
             raise LimitExceeded(
-                f"the streamed request body is longer than {limit} bytes; {route} takes at most {how}",
-                param=None,
+                body_too_large(limit, how, app.config["MAX_CONTENT_LENGTH"], route), param=None,
             )

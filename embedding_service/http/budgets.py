@@ -162,7 +162,13 @@ def check_body_size(
     (413) when `content_length` is over it, before any of the body is read."""
     limit, how = body_limit(budget.body, max_content_length, max_request_chars)
     if content_length is not None and content_length > limit:
-        raise LimitExceeded(
-            f"the request body is {content_length} bytes; {route} takes at most {how}", param=None
-        )
+        raise LimitExceeded(body_too_large(limit, how, max_content_length, route), param=None)
     return limit, how
+
+
+def body_too_large(limit: int, how: str, max_content_length: int, route: str) -> str:
+    """The 413 message for a body over the route's byte budget: as nginx in front says it when
+    the budget is MAX_CONTENT_LENGTH (its `client_max_body_size`), else naming the route."""
+    if limit == max_content_length:
+        return f"request body is larger than {how}"
+    return f"request body is larger than {how}, the most {route} takes"

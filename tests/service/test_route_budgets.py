@@ -121,7 +121,7 @@ def test_every_route_serves_its_largest_request_and_refuses_each_budget_before_w
         assert work["tokenize"] > 0, path
         work.update(tokenize=0, forward=0)
         # One byte over the body budget.
-        refused(post(client, path, body, pad_to=limit + 1), operation, work, f"at most {how}")
+        refused(post(client, path, body, pad_to=limit + 1), operation, work, f"request body is larger than {how}")
         unit = [7] if budget.item == "ids" else "a"
         if count > 1:
             # One item over MAX_CLIENT_BATCH_SIZE.
