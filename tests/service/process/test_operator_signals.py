@@ -28,6 +28,35 @@ def post(url: str) -> object:
     return post_status(url, BODY)
 
 
+class Load:
+    """`clients` threads posting a short text until stopped, each loop bounded to 240 s whatever
+    happens to the test; `statuses` holds every answer (or the exception's name)."""
+
+    def __init__(self, url: str, clients: int = 16):
+        self.url, self.statuses = url, []
+        self.running = threading.Event()
+        self.threads = [threading.Thread(target=self._client, daemon=True) for _ in range(clients)]
+
+    def _client(self) -> None:
+        deadline = time.time() + 240
+        while self.running.is_set() and time.time() < deadline:
+            self.statuses.append(post(self.url))
+
+    def start(self) -> None:
+        self.running.set()
+        for thread in self.threads:
+            thread.start()
+        time.sleep(1)
+
+    def stop(self) -> None:
+        self.running.clear()
+        time.sleep(0.5)
+
+    def assert_all_served(self) -> None:
+        statuses = self.statuses
+        assert statuses and statuses.count(200) == len(statuses), {s: statuses.count(s) for s in set(statuses)}
+
+
 def live_slots(url: str, workers: int, seconds: float = 60) -> dict[int, int]:
     """pid -> slot of the workers answering `/health`, once exactly `workers` distinct pids have
     answered in a row of 40 fresh connections (old workers of a reload have left by then)."""
@@ -46,23 +75,13 @@ def live_slots(url: str, workers: int, seconds: float = 60) -> dict[int, int]:
 def test_ttin_ttou_and_hup_under_load_keep_serving_with_consistent_slots(tmp_path):
     url, proc = start_gunicorn(tmp_path, WORKERS="2", THREADS="8")
     log = tmp_path / next(p.name for p in tmp_path.iterdir() if p.name.startswith("gunicorn-"))
-    statuses: list = []
-    running = threading.Event()
-    running.set()
-
-    def client() -> None:
-        deadline = time.time() + 240  # bounded, whatever happens to the test
-        while running.is_set() and time.time() < deadline:
-            statuses.append(post(url))
+    load = Load(url)
 
     try:
         wait_healthy(url, proc, workers=2)
         before = live_slots(url, 2)
         assert sorted(before.values()) == [0, 1]
-        clients = [threading.Thread(target=client, daemon=True) for _ in range(16)]
-        for thread in clients:
-            thread.start()
-        time.sleep(1)
+        load.start()
 
         proc.send_signal(signal.SIGTTIN)  # a third worker: there are 2 slots
         time.sleep(3)
@@ -88,10 +107,9 @@ def test_ttin_ttou_and_hup_under_load_keep_serving_with_consistent_slots(tmp_pat
         time.sleep(3)
         assert proc.poll() is None and live_slots(url, 2) == after
     finally:
-        running.clear()
-        time.sleep(0.5)
+        load.stop()
         stop(proc)
-    assert statuses and statuses.count(200) == len(statuses), {s: statuses.count(s) for s in set(statuses)}
+    load.assert_all_served()
 
 
 def control(url: str, command: str) -> str:
@@ -114,23 +132,13 @@ def children(pid: int) -> list[int]:
 def test_control_socket_add_remove_and_usr2_under_load_keep_serving_with_consistent_slots(tmp_path):
     url, proc = start_gunicorn(tmp_path, WORKERS="2", THREADS="8")
     log = tmp_path / next(p.name for p in tmp_path.iterdir() if p.name.startswith("gunicorn-"))
-    statuses: list = []
-    running = threading.Event()
-    running.set()
+    load = Load(url)
     new_master = None
-
-    def client() -> None:
-        deadline = time.time() + 240
-        while running.is_set() and time.time() < deadline:
-            statuses.append(post(url))
 
     try:
         wait_healthy(url, proc, workers=2)
         before = live_slots(url, 2)
-        clients = [threading.Thread(target=client, daemon=True) for _ in range(16)]
-        for thread in clients:
-            thread.start()
-        time.sleep(1)
+        load.start()
 
         control(url, "worker add 1")  # beyond the 2 slots: refused, the master lives
         time.sleep(3)
@@ -161,8 +169,7 @@ def test_control_socket_add_remove_and_usr2_under_load_keep_serving_with_consist
         after = live_slots(url, 2)
         assert not set(after) & old_workers and sorted(after.values()) == [0, 1], after
     finally:
-        running.clear()
-        time.sleep(0.5)
+        load.stop()
         stop(proc)
         if new_master is not None:
             try:
@@ -172,4 +179,4 @@ def test_control_socket_add_remove_and_usr2_under_load_keep_serving_with_consist
                     time.sleep(0.2)
             except ProcessLookupError:
                 pass
-    assert statuses and statuses.count(200) == len(statuses), {s: statuses.count(s) for s in set(statuses)}
+    load.assert_all_served()
