@@ -51,6 +51,26 @@ def make_texts(count: int, words: int = 24, seed: int = 0) -> list[str]:
     return [" ".join(rng.choice(WORDS) for _ in range(words)).capitalize() + "." for _ in range(count)]
 
 
+def make_mixed_texts(count: int, median_words: float = 42, p90_words: float = 123, max_words: int = 450,
+                     seed: int = 0) -> list[str]:
+    """`count` deterministic texts whose word counts follow a log-normal distribution with the
+    given median and 90th percentile, cut to 1..`max_words`: real corpora's mix of titles,
+    paragraphs and long passages (median 42, p90 123, max 450: about 65 MiniLM tokens on average)."""
+    import math
+
+    rng = random.Random(seed)
+    sigma = math.log(p90_words / median_words) / 1.2816 if p90_words > median_words else 0.0
+    lengths = [min(max_words, max(1, round(rng.lognormvariate(math.log(median_words), sigma)))) for _ in range(count)]
+    return [" ".join(rng.choice(WORDS) for _ in range(n)).capitalize() + "." for n in lengths]
+
+
+def read_corpus(path: str, count: int = 0) -> list[str]:
+    """The non-blank lines of a text file (the first `count` of them, or all with 0)."""
+    with open(path, encoding="utf-8") as handle:
+        lines = [line.strip() for line in handle if line.strip()]
+    return lines[:count] if count else lines
+
+
 def make_image_uri(seed: int = 0) -> str:
     from PIL import Image
 

@@ -63,6 +63,7 @@ OPTIONS = {
     "lowercase": _bool,
     "trust_remote_code": _bool,
     "max_num_patches": _positive_int,
+    "unpadded": _bool,
 }
 
 

@@ -97,6 +97,12 @@ class Settings(BaseSettings):
     threads: int = Field(32, ge=1, le=1024, description="request threads per worker (gthread)")
     timeout: int = Field(120, ge=1, description="Gunicorn worker timeout, seconds")
     graceful_timeout: int = Field(30, ge=1, description="seconds in-flight requests get after SIGTERM")
+    unpadded: bool = Field(
+        True,
+        description="run BERT-family encoders (BERT, XLM-R, RoBERTa: MiniLM, bge, BGE-M3, cross-encoders) on the real "
+        "tokens of a batch only, attention per sequence, instead of padding every input to the longest; a "
+        "model's `unpadded` option overrides it",
+    )
     max_batch_size: int = Field(32, ge=1, description="items per forward pass")
     max_batch_tokens: int = Field(16384, ge=1, description="padded tokens per forward pass (items × longest)")
     batch_timeout_ms: float = Field(

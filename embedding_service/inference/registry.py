@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from typing import Any, Optional, Sequence
 
 from . import compute
@@ -99,6 +100,8 @@ class Registry:
         limits = BatchBounds.from_settings(settings)
         engines = []
         for spec in model_specs(settings):
+            if "unpadded" not in spec.options:  # UNPADDED is every model's default for its option
+                spec = replace(spec, options={**spec.options, "unpadded": settings.unpadded})
             started = time.perf_counter()
             model = compute.run(_load_warm, spec, settings.dtype, runtime, warmup)
             seconds = time.perf_counter() - started

@@ -25,6 +25,7 @@ from .text_encoder import CHUNK_OVERLAP
 from .text_config import files_max_length
 from .files import ModelFiles
 from .loading import load_pretrained, pad_token_id
+from .unpadded import packed_classifier
 from ..config.model_specs import ModelSpec
 
 
@@ -45,6 +46,9 @@ class CrossEncoderReranker(Reranker):
             int(getattr(self.model.config, "type_vocab_size", 1) or 1) > 1
         )
         self.dimension = 1
+        #: The packed forward (models/unpadded.py) for BERT-family classifiers, unless turned off.
+        self._packed = packed_classifier(self.model) if spec.option("unpadded", True) and device == "cpu" else None
+        self.unpadded = self._packed is not None
 
     def info(self) -> dict:
         data = super().info()
@@ -110,6 +114,13 @@ class CrossEncoderReranker(Reranker):
         return items
 
     def forward(self, items: Sequence[PairItem]) -> np.ndarray:
+        if self._packed is not None:
+            with torch.inference_mode():
+                batch = self._packed.encoder.pack([item.ids for item in items],
+                                                  [item.type_ids for item in items] if self.uses_type_ids else None,
+                                                  device=self.device)
+                logits = self._packed(batch).float()
+            return self._relevance(logits)
         ids, mask = pad_batch([item.ids for item in items], self.pad_id, left=False)
         types = np.zeros_like(ids)
         for row, item in enumerate(items):
@@ -123,6 +134,10 @@ class CrossEncoderReranker(Reranker):
             kwargs["token_type_ids"] = torch.from_numpy(types).to(self.device)
         with torch.inference_mode():
             logits = self.model(**kwargs).logits.float()
+        return self._relevance(logits)
+
+    def _relevance(self, logits: torch.Tensor) -> np.ndarray:
+        """(batch, 1) float32 log-odds of relevance: the single logit, or label 1 against label 0."""
         raw = logits[:, :1] if self.num_labels == 1 else logits[:, 1:2] - logits[:, 0:1]
         return raw.cpu().numpy()
 

@@ -42,6 +42,9 @@ class Model(ABC):
     #: Whether a request's `instruction` means something to this model (text encoders prepend it
     #: or fill their template; Qwen3-Reranker reads it); when not, one is refused.
     takes_instruction = False
+    #: Whether forward passes run on the real tokens of a batch only (models/unpadded.py): a
+    #: batch then costs its tokens, not items x longest, and the batcher groups it accordingly.
+    unpadded = False
     #: The fast tokenizer as loaded (vocabulary, decoding) and its thread-safe caller.
     tokenizer: Any = None
     tokenize: ConcurrentTokenizer
@@ -80,6 +83,7 @@ class Model(ABC):
             "precision": self.precision or dtype_name(self.dtype),
             "cpu_kernels": self.cpu_kernels or None,
             "device": self.device,
+            "unpadded": self.unpadded,
         }
 
     @abstractmethod

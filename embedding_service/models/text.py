@@ -24,6 +24,7 @@ from .text_config import TextConfig, resolve_max_length, text_config
 from .files import ModelFiles
 from .loading import load_pretrained, pad_token_id
 from .pooling import pool
+from .unpadded import packed_encoder, pool_packed
 from ..config.model_specs import ModelSpec
 
 
@@ -58,6 +59,9 @@ class TextEmbedder(TextEncoder, TokenStates):
         self.dimension = int(getattr(self.model.config, "hidden_size", 0)) or self._probe_dimension()
         params = inspect.signature(self.model.forward).parameters
         self._position_ids = "position_ids" in params and self.padding_side == "left"
+        #: The packed forward (models/unpadded.py) for BERT-family encoders, unless turned off.
+        self._packed = packed_encoder(self.model) if spec.option("unpadded", True) and device == "cpu" else None
+        self.unpadded = self._packed is not None
 
     def _probe_dimension(self) -> int:
         return int(self.forward([TokenIds(self.prepare_texts(["a"], PromptChoice(), True, "right")[0].ids)]).shape[1])
@@ -88,8 +92,12 @@ class TextEmbedder(TextEncoder, TokenStates):
 
     def forward(self, items: Sequence[TokenIds]) -> np.ndarray:
         with torch.inference_mode():
-            hidden, attention, _ = self._last_hidden(items)
-            pooled = pool(self.text_config.pooling, hidden, attention)
+            if self._packed is not None:
+                batch = self._packed.pack([item.ids for item in items], device=self.device)
+                pooled = pool_packed(self.text_config.pooling, self._packed(batch), batch)
+            else:
+                hidden, attention, _ = self._last_hidden(items)
+                pooled = pool(self.text_config.pooling, hidden, attention)
         return pooled.to("cpu", torch.float32).numpy()
 
     def token_states(self, items: Sequence[TokenIds]) -> list[np.ndarray]:
@@ -97,6 +105,10 @@ class TextEmbedder(TextEncoder, TokenStates):
         padding left out: (len(item), hidden size) float32, not pooled nor normalised (TEI's
         `/embed_all`). The caller holds `lock`."""
         with torch.inference_mode():
+            if self._packed is not None:
+                batch = self._packed.pack([item.ids for item in items], device=self.device)
+                flat = self._packed(batch).to("cpu", torch.float32).numpy()
+                return np.split(flat, batch.offsets[1:-1].numpy())
             hidden, _, mask = self._last_hidden(items)
         rows = hidden.to("cpu", torch.float32).numpy()
         return [rows[row][mask[row].astype(bool)] for row in range(len(items))]

@@ -1,0 +1,201 @@
+"""Unpadded ("packed") execution of BERT-style encoders: the linear layers run on the real tokens
+of a batch only, concatenated into one (total_tokens, hidden) matrix; attention runs per sequence.
+
+A padded batch costs items x longest tokens in every linear layer; real corpora mix titles and
+long passages, so a batch of texts in arrival order pads to several times its real tokens (4.6x
+for a log-normal mix of median 42 and p90 123 words in batches of 32; CONCURRENCY_ANALYSIS.md).
+Packed, every linear layer (about 95% of a base-size encoder's multiply-adds at these lengths)
+costs the real tokens only, as TEI's padding-free GPU backends do with variable-length
+attention. On the CPU the fastest attention measured here is torch's `scaled_dot_product_attention`
+on a padded copy of q, k and v made for attention alone: its cost is items x longest^2 per head,
+small next to the linear layers at these lengths (CONCURRENCY_ANALYSIS.md, "Unpadded execution").
+
+The recipe is the module's own forward (transformers' `BertModel` / `XLMRobertaModel`: embeddings
+with absolute positions, then per layer self-attention, output projection + residual + LayerNorm,
+feed-forward + residual + LayerNorm), with the module's own layers called in the same order, so
+any replacement of its `nn.Linear` layers (oneDNN, packed bf16) applies here too. Outputs equal
+the padded forward's to float32 rounding (tests/unit/models/test_unpadded.py: cosine >= 0.99999).
+
+`packed_encoder(module)` returns a `PackedEncoder` for the families it supports, None for the
+others (which keep the padded forward).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+#: transformers model types whose base model this module runs packed.
+PACKED_TYPES = ("bert", "xlm-roberta", "roberta", "camembert")
+
+
+@dataclass
+class Packed:
+    """A batch as concatenated real tokens: `ids`, `positions` and `type_ids` (total,) int64;
+    `lengths` (batch,) int64; `offsets` (batch + 1,) the start of each sequence (cu_seqlens);
+    `slots` (total,) each token's row in the (batch x longest) layout attention uses; `longest`;
+    `key_mask` (batch, 1, 1, longest) bool, True on real keys (None when every length is equal)."""
+
+    ids: torch.Tensor
+    positions: torch.Tensor
+    type_ids: torch.Tensor
+    lengths: torch.Tensor
+    offsets: torch.Tensor
+    slots: torch.Tensor
+    longest: int
+    key_mask: Optional[torch.Tensor]
+    #: (total,) the batch row of each token.
+    rows: torch.Tensor
+
+    @property
+    def size(self) -> int:
+        return int(self.lengths.shape[0])
+
+
+def pack(rows: Sequence[Sequence[int]], type_rows: Optional[Sequence[Optional[Sequence[int]]]] = None,
+         position_offset: int = 0, device: str = "cpu") -> Packed:
+    """Token rows (and segment type rows, where the model uses them) concatenated. Positions count
+    from `position_offset` in each row (XLM-R: padding_idx + 1)."""
+    lengths = np.fromiter((len(row) for row in rows), dtype=np.int64, count=len(rows))
+    total, longest = int(lengths.sum()), int(lengths.max())
+    ids = np.fromiter((t for row in rows for t in row), dtype=np.int64, count=total)
+    offsets = np.zeros(len(rows) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    batch_rows = np.repeat(np.arange(len(rows), dtype=np.int64), lengths)
+    within = np.arange(total, dtype=np.int64) - np.repeat(offsets[:-1], lengths)
+    if type_rows is not None and any(t is not None for t in type_rows):
+        types = np.concatenate([np.asarray(t if t is not None else [0] * len(r), dtype=np.int64)
+                                for r, t in zip(rows, type_rows)])
+    else:
+        types = np.zeros(total, dtype=np.int64)
+    key_mask = None
+    if int(lengths.min()) != longest:
+        key_mask = torch.from_numpy(np.arange(longest)[None, :] < lengths[:, None]).view(len(rows), 1, 1, longest)
+    as_tensor = lambda a: torch.from_numpy(a).to(device)  # noqa: E731
+    return Packed(as_tensor(ids), as_tensor(within + position_offset), as_tensor(types), as_tensor(lengths),
+                  as_tensor(offsets), as_tensor(batch_rows * longest + within), longest,
+                  key_mask.to(device) if key_mask is not None else None, as_tensor(batch_rows))
+
+
+class PackedEncoder:
+    """The packed forward of one BERT-style base model (`base`: a `BertModel`, `XLMRobertaModel`
+    or the `.bert` / `.roberta` of a sequence classifier)."""
+
+    def __init__(self, base: torch.nn.Module):
+        self.base = base
+        embeddings = base.embeddings
+        padding_idx = getattr(embeddings, "padding_idx", None)
+        #: XLM-R and RoBERTa number positions from padding_idx + 1; BERT from 0.
+        self.position_offset = padding_idx + 1 if getattr(base.config, "model_type", "") != "bert" and padding_idx is not None else 0
+        self.heads = base.config.num_attention_heads
+
+    def pack(self, rows: Sequence[Sequence[int]], type_rows=None, device: str = "cpu") -> Packed:
+        return pack(rows, type_rows, self.position_offset, device)
+
+    def __call__(self, batch: Packed) -> torch.Tensor:
+        """(total_tokens, hidden): the last hidden state of every real token, in `batch` order."""
+        embeddings = self.base.embeddings
+        hidden = embeddings.word_embeddings(batch.ids) + embeddings.position_embeddings(batch.positions)
+        if getattr(embeddings, "token_type_embeddings", None) is not None:
+            hidden = hidden + embeddings.token_type_embeddings(batch.type_ids)
+        hidden = embeddings.LayerNorm(hidden)
+        for layer in self.base.encoder.layer:
+            attention = layer.attention
+            context = self._attend(attention.self, hidden, batch)
+            hidden = attention.output.LayerNorm(attention.output.dense(context) + hidden)
+            inner = layer.intermediate.intermediate_act_fn(layer.intermediate.dense(hidden))
+            hidden = layer.output.LayerNorm(layer.output.dense(inner) + hidden)
+        return hidden
+
+    def _attend(self, module: torch.nn.Module, hidden: torch.Tensor, batch: Packed) -> torch.Tensor:
+        total, width = hidden.shape
+        head = width // self.heads
+        b, longest = batch.size, batch.longest
+
+        def layout(x: torch.Tensor) -> torch.Tensor:
+            if batch.key_mask is None:  # every sequence the same length: a view, no copy
+                return x.view(b, longest, self.heads, head).transpose(1, 2)
+            padded = x.new_zeros(b * longest, width).index_copy_(0, batch.slots, x)
+            return padded.view(b, longest, self.heads, head).transpose(1, 2)
+
+        q, k, v = layout(module.query(hidden)), layout(module.key(hidden)), layout(module.value(hidden))
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=batch.key_mask)
+        out = out.transpose(1, 2).reshape(b * longest, width)
+        return out if batch.key_mask is None else out.index_select(0, batch.slots)
+
+
+def packed_encoder(base: torch.nn.Module) -> Optional[PackedEncoder]:
+    """A PackedEncoder for `base` when its family and configuration are ones this module runs
+    exactly (absolute positions, an encoder without cross-attention, the standard layer layout);
+    None otherwise."""
+    config = getattr(base, "config", None)
+    if config is None or getattr(config, "model_type", None) not in PACKED_TYPES:
+        return None
+    if getattr(config, "is_decoder", False) or getattr(config, "add_cross_attention", False):
+        return None
+    if getattr(config, "position_embedding_type", "absolute") not in (None, "absolute"):
+        return None
+    try:
+        layer = base.encoder.layer[0]
+        parts = (base.embeddings.word_embeddings, base.embeddings.position_embeddings, base.embeddings.LayerNorm,
+                 layer.attention.self.query, layer.attention.self.key, layer.attention.self.value,
+                 layer.attention.output.dense, layer.attention.output.LayerNorm, layer.intermediate.dense,
+                 layer.intermediate.intermediate_act_fn, layer.output.dense, layer.output.LayerNorm)
+    except (AttributeError, IndexError, TypeError):
+        return None
+    if any(part is None for part in parts):
+        return None
+    return PackedEncoder(base)
+
+
+def pool_packed(mode: str, hidden: torch.Tensor, batch: Packed) -> torch.Tensor:
+    """(batch, hidden) float32: sentence-transformers' pooling `mode` over each sequence's real
+    tokens of a packed (total_tokens, hidden) output (the same modes as pooling.POOLERS)."""
+    hidden = hidden.float()
+    if mode == "cls":
+        return hidden.index_select(0, batch.offsets[:-1])
+    if mode == "lasttoken":
+        return hidden.index_select(0, batch.offsets[1:] - 1)
+    if mode == "max":
+        out = hidden.new_full((batch.size, hidden.shape[1]), -1e9)
+        return out.scatter_reduce_(0, batch.rows.unsqueeze(1).expand_as(hidden), hidden, "amax", include_self=True)
+    sums = hidden.new_zeros(batch.size, hidden.shape[1]).index_add_(0, batch.rows, hidden)
+    counts = batch.lengths.to(hidden.dtype).unsqueeze(1)
+    if mode == "mean":
+        return sums / counts
+    if mode == "mean_sqrt_len_tokens":
+        return sums / counts.sqrt()
+    raise ValueError(f"unknown pooling mode {mode!r}")
+
+
+class PackedClassifier:
+    """The packed forward of a BERT-style sequence classifier (`BertForSequenceClassification`:
+    pooler on [CLS], then the classifier; `XLMRobertaForSequenceClassification` and RoBERTa: their
+    classification head on the first token): (batch, labels) logits."""
+
+    def __init__(self, model: torch.nn.Module, encoder: PackedEncoder):
+        self.model = model
+        self.encoder = encoder
+
+    def __call__(self, batch: Packed) -> torch.Tensor:
+        first = self.encoder(batch).index_select(0, batch.offsets[:-1])  # (batch, hidden)
+        base = self.encoder.base
+        if getattr(self.model.config, "model_type", "") == "bert":
+            return self.model.classifier(self.model.dropout(base.pooler(first.unsqueeze(1))))
+        return self.model.classifier(first.unsqueeze(1))
+
+
+def packed_classifier(model: torch.nn.Module) -> Optional[PackedClassifier]:
+    """A PackedClassifier for BERT, XLM-R and RoBERTa sequence classifiers that `packed_encoder`
+    supports (a BERT one with its pooler), None otherwise."""
+    base = getattr(model, "base_model", None)
+    encoder = packed_encoder(base) if base is not None and base is not model else None
+    if encoder is None or getattr(model, "classifier", None) is None:
+        return None
+    if getattr(model.config, "model_type", "") == "bert" and (getattr(base, "pooler", None) is None or not hasattr(model, "dropout")):
+        return None
+    return PackedClassifier(model, encoder)
