@@ -4,7 +4,9 @@
 
 --url, --concurrency and --requests as above, plus: --endpoint (text, image, openai, openai-root,
 tei, ollama, rerank), --inputs per request, --duration (seconds, instead of --requests), --warmup,
-a concurrency sweep (`--concurrency 1,8,32,64`), --compare URL (a second server measured the same
+a concurrency sweep (`--concurrency 1,8,32,64`), --corpus lognormal|FILE (texts of mixed lengths:
+log-normal words per text with --median-words, --p90-words, --max-words, or a file's lines),
+--model-dir (the local model the in-process baseline loads), --compare URL (a second server measured the same
 way in the same run, e.g. the development server against Gunicorn, or a peer), --baseline (the
 same model's batch-32 `encode` and single-text latency in this process, in float32 and under bf16
 autocast, so results read as ratios that hold on a noisy machine), --json FILE and --plot FILE.png
@@ -122,6 +124,26 @@ class Result:
     p99_ms: float = 0.0
     max_ms: float = 0.0
     errors: dict = field(default_factory=dict)
+    #: Padded ÷ real tokens of the forward passes during the run, from the server's /metrics
+    #: (`embedding_padded_tokens_total`, `embedding_tokens_total`); None for a server without them.
+    padding_ratio: Optional[float] = None
+
+
+def token_counters(url: str) -> Optional[tuple[float, float]]:
+    """(real, padded) tokens the server at `url` has run, summed over models, from /metrics."""
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url.rstrip("/") + "/metrics", timeout=5) as response:
+            text = response.read().decode()
+    except Exception:  # noqa: BLE001 - a peer without the service's metrics
+        return None
+    totals = {"embedding_tokens_total": 0.0, "embedding_padded_tokens_total": 0.0}
+    for line in text.splitlines():
+        name = line.split("{", 1)[0].split(" ", 1)[0]
+        if name in totals:
+            totals[name] += float(line.rsplit(" ", 1)[1])
+    return totals["embedding_tokens_total"], totals["embedding_padded_tokens_total"]
 
 
 def percentile(sorted_values: list[float], q: float) -> float:
@@ -191,13 +213,14 @@ async def run_load(
     )
 
 
-def encode_rates(model: Any, texts: list[str], seconds: float) -> tuple[float, float]:
+def encode_rates(model: Any, texts: list[str], seconds: float, chunk: int = 256) -> tuple[float, float]:
     """(texts/s of `model.encode` in batches of 32 for `seconds`, p50 ms of one text at a time
-    for `seconds` / 2), in the current numeric context."""
+    for `seconds` / 2), in the current numeric context. Each `encode` call gets `chunk` texts,
+    which it sorts by length before batching (the whole corpus in --corpus mode: globally sorted)."""
     model.encode(texts[:64], batch_size=32)
     done, began = 0, time.perf_counter()
     while time.perf_counter() - began < seconds:
-        batch = [texts[(done + i) % len(texts)] for i in range(256)]
+        batch = [texts[(done + i) % len(texts)] for i in range(chunk)]
         model.encode(batch, batch_size=32)
         done += len(batch)
     batch_rate = done / (time.perf_counter() - began)
@@ -210,7 +233,7 @@ def encode_rates(model: Any, texts: list[str], seconds: float) -> tuple[float, f
     return batch_rate, statistics.median(singles) * 1000
 
 
-def measure_baseline(model_path: Optional[str], texts: list[str], seconds: float = 10.0) -> dict:
+def measure_baseline(model_path: Optional[str], texts: list[str], seconds: float = 10.0, chunk: int = 256) -> dict:
     """In-process references on the same texts, in this process with torch's default threads.
 
     - `batch32_texts_per_s`: the reference recipe, sentence-transformers `encode` with batch 32,
@@ -235,15 +258,15 @@ def measure_baseline(model_path: Optional[str], texts: list[str], seconds: float
 
     def reference() -> tuple[float, float, float, float]:
         model = SentenceTransformer(model_path, device="cpu")
-        batch_rate, single_p50 = encode_rates(model, texts, seconds)
+        batch_rate, single_p50 = encode_rates(model, texts, seconds, chunk)
         with torch.autocast("cpu", dtype=torch.bfloat16):
-            bf16_rate, bf16_single_p50 = encode_rates(model, texts, seconds)
+            bf16_rate, bf16_single_p50 = encode_rates(model, texts, seconds, chunk)
         return batch_rate, single_p50, bf16_rate, bf16_single_p50
 
     # All torch work of this process on one thread, as in the service (embedding_service/inference/compute.py):
     # a second thread starting OpenMP regions would slow both.
     batch_rate, single_p50, bf16_rate, bf16_single_p50 = compute.run(reference)
-    service_rate, service_precision = measure_service_model(model_path, texts, seconds)
+    service_rate, service_precision = measure_service_model(model_path, texts, seconds, chunk)
     return {
         "model": model_path if not os.path.isdir(model_path) else os.path.basename(model_path.rstrip("/")),
         "batch32_texts_per_s": batch_rate,
@@ -256,9 +279,10 @@ def measure_baseline(model_path: Optional[str], texts: list[str], seconds: float
     }
 
 
-def measure_service_model(model_path: str, texts: list[str], seconds: float) -> tuple[float, str]:
+def measure_service_model(model_path: str, texts: list[str], seconds: float, chunk: int = 256) -> tuple[float, str]:
     """(texts/s, precision) of this service's text model code in process: tokenise + forward,
-    batches of 32, with CPU_KERNELS / ONEDNN_LINEAR and DTYPE from the environment."""
+    batches of 32 of each `chunk` of texts sorted by length (as `encode` sorts), with CPU_KERNELS /
+    ONEDNN_LINEAR, DTYPE and UNPADDED from the environment."""
     from embedding_service.inference import compute
     from embedding_service.models.prompts import PromptChoice
     from embedding_service.inference.registry import Registry
@@ -266,31 +290,33 @@ def measure_service_model(model_path: str, texts: list[str], seconds: float) -> 
     from embedding_service.config.settings import Settings
 
     env = {"MODEL_NAME": model_path, "LOG_LEVEL": "ERROR"}
-    env.update({k: v for k, v in os.environ.items() if k in ("CPU_KERNELS", "ONEDNN_LINEAR", "DTYPE")})
+    env.update({k: v for k, v in os.environ.items() if k in ("CPU_KERNELS", "ONEDNN_LINEAR", "DTYPE", "UNPADDED")})
     settings = Settings.from_mapping(env)
-    model = Registry.load(settings, Runtime.local(settings, "cpu")).first.text
+    model = Registry.load(settings, Runtime.local(settings, "cpu")).first.text_encoder
     done, began = 0, time.perf_counter()
     while time.perf_counter() - began < seconds:
-        for start in range(0, 256, 32):
-            batch = [texts[(done + start + i) % len(texts)] for i in range(32)]
-            compute.run(model.forward, model.prepare_texts(batch, PromptChoice(), True, "right"))
-        done += 256
+        items = model.prepare_texts([texts[(done + i) % len(texts)] for i in range(chunk)], PromptChoice(), True, "right")
+        items.sort(key=len, reverse=True)
+        for start in range(0, chunk, 32):
+            compute.run(model.forward, items[start:start + 32])
+        done += chunk
     return done / (time.perf_counter() - began), model.precision
 
 
 def print_table(results: list[Result], baseline: Optional[dict]) -> None:
-    header = f"{'server':<14}{'endpoint':<9}{'conc':>5}{'inputs':>7}{'req/s':>9}{'items/s':>9}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'max ms':>9}  errors"
+    header = f"{'server':<14}{'endpoint':<9}{'conc':>5}{'inputs':>7}{'req/s':>9}{'items/s':>9}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'max ms':>9}{'padded':>8}  errors"
     if baseline:
-        header += "   vs batch-32   vs service model"
+        header += "   vs batch-32   vs bf16 batch-32   vs service model"
     print(header)
     for r in results:
         line = (
             f"{r.label:<14}{r.endpoint:<9}{r.concurrency:>5}{r.inputs:>7}{r.requests_per_s:>9.1f}{r.items_per_s:>9.1f}"
-            f"{r.p50_ms:>9.1f}{r.p90_ms:>9.1f}{r.p99_ms:>9.1f}{r.max_ms:>9.1f}  {r.errors or '-'}"
+            f"{r.p50_ms:>9.1f}{r.p90_ms:>9.1f}{r.p99_ms:>9.1f}{r.max_ms:>9.1f}{r.padding_ratio or 0:>8.2f}  {r.errors or '-'}"
         )
         if baseline:
             line += f"   {r.items_per_s / baseline['batch32_texts_per_s']:.2f}x"
-            line += f"           {r.items_per_s / baseline['service_batch32_texts_per_s']:.2f}x"
+            line += f"          {r.items_per_s / baseline['bf16_batch32_texts_per_s']:.2f}x"
+            line += f"              {r.items_per_s / baseline['service_batch32_texts_per_s']:.2f}x"
         print(line)
     if baseline:
         print(
@@ -304,19 +330,21 @@ def print_table(results: list[Result], baseline: Optional[dict]) -> None:
 
 def markdown_table(results: list[Result], baseline: Optional[dict]) -> str:
     """The same table as print_table, as Markdown (for CONCURRENCY_ANALYSIS.md)."""
-    head = "| server | endpoint | concurrency | inputs | req/s | items/s | p50 ms | p90 ms | p99 ms | max ms | errors |"
-    rule = "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+    head = "| server | endpoint | concurrency | inputs | req/s | items/s | p50 ms | p90 ms | p99 ms | max ms | padded ÷ real tokens | errors |"
+    rule = "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
     if baseline:
-        head += " ÷ in-process `encode` batch-32 | ÷ service model in process |"
-        rule += "---:|---:|"
+        head += " ÷ in-process `encode` batch-32 | ÷ bf16 `encode` batch-32 | ÷ service model in process |"
+        rule += "---:|---:|---:|"
     lines = [head, rule]
     for r in results:
         line = (
             f"| {r.label} | {r.endpoint} | {r.concurrency} | {r.inputs} | {r.requests_per_s:.1f} | {r.items_per_s:.1f} | "
-            f"{r.p50_ms:.1f} | {r.p90_ms:.1f} | {r.p99_ms:.1f} | {r.max_ms:.1f} | {r.errors or 0} |"
+            f"{r.p50_ms:.1f} | {r.p90_ms:.1f} | {r.p99_ms:.1f} | {r.max_ms:.1f} | "
+            f"{'%.2f' % r.padding_ratio if r.padding_ratio else '-'} | {r.errors or 0} |"
         )
         if baseline:
             line += f" {r.items_per_s / baseline['batch32_texts_per_s']:.2f} |"
+            line += f" {r.items_per_s / baseline['bf16_batch32_texts_per_s']:.2f} |"
             line += f" {r.items_per_s / baseline['service_batch32_texts_per_s']:.2f} |"
         lines.append(line)
     if baseline:
@@ -365,8 +393,17 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=20, help="unrecorded requests before each run")
     parser.add_argument("--model", default=None, help="`model` field to send")
     parser.add_argument("--words", type=int, default=24, help="words per generated text")
+    parser.add_argument("--corpus", default=None, metavar="lognormal|FILE",
+                        help="mixed lengths: `lognormal` (see --median-words, --p90-words, --max-words) or a text "
+                        "file, one text per line; the in-process baseline then sorts the whole corpus")
+    parser.add_argument("--corpus-size", type=int, default=600, help="texts in the corpus (a file: its first N)")
+    parser.add_argument("--median-words", type=float, default=42, help="--corpus lognormal: median words per text")
+    parser.add_argument("--p90-words", type=float, default=123, help="--corpus lognormal: 90th percentile")
+    parser.add_argument("--max-words", type=int, default=450, help="--corpus lognormal: longest text, words")
     parser.add_argument("--baseline", action="store_true", help="measure the in-process baseline too")
-    parser.add_argument("--baseline-model", default=None, help="model directory for --baseline (default: bundled MiniLM)")
+    parser.add_argument("--model-dir", "--baseline-model", dest="model_dir", default=None,
+                        help="local model directory for --baseline (default: the bundled MiniLM); serve the same "
+                        "directory with MODEL_NAME=<dir> (scripts/make_base_model.py writes a base-size one)")
     parser.add_argument("--baseline-seconds", type=float, default=10.0, help="seconds per in-process baseline measurement")
     parser.add_argument("--json", default=None, help="write results as JSON to this file")
     parser.add_argument("--plot", default=None, help="write a throughput / p99 PNG (needs matplotlib)")
@@ -376,19 +413,29 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
 
 def main(argv: Optional[list[str]] = None) -> int:
     args = parse_args(argv)
-    texts = make_texts(1024, words=args.words)
+    if args.corpus == "lognormal":
+        texts = make_mixed_texts(args.corpus_size, args.median_words, args.p90_words, args.max_words)
+    elif args.corpus:
+        texts = read_corpus(args.corpus, args.corpus_size)
+    else:
+        texts = make_texts(1024, words=args.words)
     targets = [(args.label or args.url.rsplit(":", 1)[-1], args.url)]
     for item in args.compare:
         label, _, url = item.rpartition("=")
         targets.append((label or url.rsplit(":", 1)[-1], url))
-    baseline = measure_baseline(args.baseline_model, texts, args.baseline_seconds) if args.baseline else None
+    chunk = len(texts) if args.corpus else 256
+    baseline = measure_baseline(args.model_dir, texts, args.baseline_seconds, chunk) if args.baseline else None
     results = []
     for concurrency in [int(c) for c in str(args.concurrency).split(",")]:
         for label, url in targets:
+            before = token_counters(url)
             result = asyncio.run(
                 run_load(label, url, args.endpoint, concurrency, args.inputs, args.requests, args.duration,
                          args.warmup, args.model, texts)
             )
+            after = token_counters(url)
+            if before and after and after[0] > before[0]:
+                result.padding_ratio = round((after[1] - before[1]) / (after[0] - before[0]), 3)
             results.append(result)
     print_table(results, baseline)
     if args.markdown:

@@ -22,6 +22,7 @@ from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource
 from .env_source import SECONDS_ALIASES, SINGLE_KEY, EnvMapping, SettingsError, env_names, environment
 from .values import (
     check_aliases,
+    check_api_keys,
     check_device,
     check_devices,
     check_dirs,
@@ -104,7 +105,26 @@ class Settings(BaseSettings):
         "model's `unpadded` option overrides it",
     )
     max_batch_size: int = Field(32, ge=1, description="items per forward pass")
-    max_batch_tokens: int = Field(16384, ge=1, description="padded tokens per forward pass (items × longest)")
+    max_batch_tokens: int = Field(
+        16384, ge=1,
+        description="tokens per forward pass at most: padded tokens (items × longest), or the real tokens of a model "
+        "that runs unpadded",
+    )
+    target_batch_tokens: int = Field(
+        2048, ge=1,
+        description="tokens (counted as for `MAX_BATCH_TOKENS`) at which a batch stops growing: on the CPU larger "
+        "passes ran slower per token",
+    )
+    max_padding: float = Field(
+        1.25, ge=1.0, le=100.0,
+        description="padded ÷ real tokens a padded model's batch may reach: items much shorter or longer than the "
+        "request served next wait for a batch of their own length",
+    )
+    max_priority_wait_ms: float = Field(
+        2000.0, gt=0, le=3_600_000,
+        description="milliseconds a waiting request may go without a forward pass before it is served next, "
+        "whatever its `priority`: no request starves",
+    )
     batch_timeout_ms: float = Field(
         0.0,
         ge=0,
@@ -167,10 +187,11 @@ class Settings(BaseSettings):
     image_fetch_deadline: float = Field(
         30.0, gt=0, le=3600, description="seconds for all of one request's image URLs together (422 beyond)"
     )
-    api_keys: Annotated[tuple[SecretStr, ...], NoDecode, BeforeValidator(split_commas)] = Field(
+    api_keys: Annotated[tuple[SecretStr, ...], NoDecode, BeforeValidator(split_commas), AfterValidator(check_api_keys)] = Field(
         (),
         description="comma-separated API keys (`Authorization: Bearer <key>`), `API_KEY` adds one; "
-        "unset = no authentication",
+        "unset = no authentication. `key;priority=N` gives a key a queue priority (a bulk-indexing key: "
+        "`priority=10`): its requests are served at that priority or a later one",
     )
     auth_public_paths: CommaList = Field(
         ("/health", "/ready", "/metrics", "/", "/docs", "/openapi.json"),

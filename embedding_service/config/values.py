@@ -90,3 +90,28 @@ def is_device_name(value: str) -> bool:
         return True
     head, _, tail = value.partition(":")
     return head == "cuda" and tail.isdigit()
+
+
+def api_key_entry(entry: str) -> tuple[str, int]:
+    """One `API_KEYS` entry, `key` or `key;priority=N`: (the key, its priority floor: requests with
+    it are queued at that priority or a later one; default 0). raises ValueError on another form."""
+    key, _, rest = entry.partition(";")
+    key = key.strip()
+    if not key:
+        raise ValueError("an API key is empty")
+    if not rest:
+        return key, 0
+    name, _, value = rest.partition("=")
+    if name.strip() != "priority":
+        raise ValueError(f"an API key's option must be priority=N, got {name.strip()[:20]!r}")
+    try:
+        return key, int(value.strip())
+    except ValueError:
+        raise ValueError("an API key's priority must be an integer") from None
+
+
+def check_api_keys(keys: tuple) -> tuple:
+    """Every `API_KEYS` entry in a form `api_key_entry` reads (checked at start-up)."""
+    for key in keys:
+        api_key_entry(key.get_secret_value() if hasattr(key, "get_secret_value") else str(key))
+    return keys

@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Any, Optional
 
 import orjson
-from flask import Response, current_app, request
+from flask import Response, current_app, g, request
 
 from .budgets import NO_ITEMS, Budget
 from ..domain.errors import InvalidInput, LimitExceeded, UnsupportedMedia
 from ..images import ImageLoader
+from ..inference.batching import request_priority
 from ..inference.registry import Registry
 from ..operations.state import RequestBudgets, ServiceState
 
@@ -58,6 +59,7 @@ def json_body() -> Any:
         body = orjson.loads(request.get_data(cache=False))
     except orjson.JSONDecodeError as exc:
         raise InvalidInput(f"malformed JSON at character {exc.pos}", param=None) from None
+    request_priority.set(_priority(body))
     served = current_app.extensions.get(STATE_KEY)
     if served is not None:  # (an app without the service's state, in a test, has no budgets)
         check_shape(body, served.budgets)
@@ -65,6 +67,17 @@ def json_body() -> Any:
         if output is not None:
             output.check(body, served.engines, served.settings)
     return body
+
+
+def _priority(body: Any) -> int:
+    """The request's queue priority: its `priority` field (vLLM's: lower is served first, default
+    0), never more urgent than its API key's (`API_KEYS` entries `key;priority=N`). A value that is
+    not an integer is left to the route's schema, which refuses it."""
+    floor = g.get("priority_floor")
+    asked = body.get("priority") if isinstance(body, dict) else None
+    if isinstance(asked, bool) or not isinstance(asked, (int, float)) or (isinstance(asked, float) and not asked.is_integer()):
+        return floor or 0
+    return int(asked) if floor is None else max(floor, int(asked))
 
 
 def route_budget() -> Budget:

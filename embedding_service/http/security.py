@@ -39,6 +39,7 @@ from ..domain.errors import Unavailable
 from .errors import RateLimited, Unauthorized
 from .rate_limit_storage import StorageDown, make_limiter
 from ..config.settings import Settings
+from ..config.values import api_key_entry
 
 log = logging.getLogger("embedding_service.http.security")
 CHALLENGE = 'Bearer realm="embedding_service"'
@@ -50,7 +51,8 @@ T = TypeVar("T")
 def install_security(app: Flask, settings: Settings) -> None:
     """Register auth (with its failure limit), then the rate limit, then CORS, in that order (auth
     decides the limit key)."""
-    keys = [key.get_secret_value().encode() for key in settings.api_keys]
+    entries = [api_key_entry(key.get_secret_value()) for key in settings.api_keys]
+    keys = [(key.encode(), floor) for key, floor in entries]
     public = set(settings.auth_public_paths)
     failure_limit = settings.auth_failure_limit if keys else 0
     limiter, guard = make_limiter(settings) if (failure_limit or settings.rate_limit_requests) else (None, None)
@@ -118,11 +120,14 @@ def install_security(app: Flask, settings: Settings) -> None:
                 "malformed Authorization header; expected: Bearer <key>", f'{CHALLENGE}, error="invalid_request"'
             )
         candidate = token.encode()
-        matched = False
-        for key in keys:  # compare with every key, so timing says nothing about which one matched
-            matched |= hmac.compare_digest(key, candidate)
+        matched, floor = False, 0
+        for key, key_floor in keys:  # compare with every key, so timing says nothing about which one matched
+            hit = hmac.compare_digest(key, candidate)
+            matched |= hit
+            floor = key_floor if hit else floor
         if not matched:
             raise refuse("invalid API key", f'{CHALLENGE}, error="invalid_token"')
+        g.priority_floor = floor  # the key's queue priority (json_io: a request's priority is never below it)
         g.client_key = "key:" + hashlib.sha256(candidate).hexdigest()[:16]
 
     if settings.rate_limit_requests:

@@ -5,11 +5,23 @@ enqueues them, submits the batcher's turn to the process's compute thread (compu
 thread that runs torch's work, for every model) and waits. Work is taken as it comes: an idle
 model takes the first request at once; work that arrives during a forward pass forms the next
 batch; with `BATCH_TIMEOUT_MS` > 0 it may wait that long to fill a batch (holding the compute
-thread: other models wait too). Each batch holds at most `MAX_BATCH_SIZE` items and
-`MAX_BATCH_TOKENS` padded tokens (items x longest item), groups items of similar length to cut
-padding, lets requests take turns (each batch includes the oldest waiting item of the request
-served least recently: no starvation, and a small request is not stuck behind a large one), and
-runs one forward pass at a time under the model's inference lock. A request larger than a batch
+thread: other models wait too).
+
+Each batch is chosen in two steps (CONCURRENCY_ANALYSIS.md, "The batcher's policy"):
+
+1. Which request goes next: a request that has gone `MAX_PRIORITY_WAIT_MS` without a forward pass
+   (the longest-waiting first); else the lowest `priority` value (vLLM's field: lower is served
+   first, default 0), and within a priority the request served least recently (a request not
+   served yet counts from when it was queued). So requests take turns: a small request queued
+   behind a large one rides in the next forward pass, and none waits for ever.
+2. What rides with it: that request's longest waiting item is the anchor;
+   the batch grows around it with the waiting items of the same or more urgent priority nearest
+   in length to it, from the whole queue (the anchor's own request first on equal lengths), while
+   it holds at most `MAX_BATCH_SIZE` items, costs at most `TARGET_BATCH_TOKENS` tokens (padded
+   tokens, items x longest, for a padded model; real tokens for an unpadded one) and, padded,
+   pads to at most `MAX_PADDING` x its real tokens. Mismatched lengths are never forced together.
+
+One forward pass runs at a time under the model's inference lock. A request larger than a batch
 is split and reassembled in order. If a forward pass raises, only the requests with items in that
 batch fail. `MAX_QUEUE_SIZE` holds for every request, the first into an empty queue included: a
 request with more items than that can never fit and is refused with 413; one that would take the
@@ -22,7 +34,8 @@ import logging
 import queue
 import threading
 import time
-from collections import deque
+from bisect import bisect_left
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Sequence
 
@@ -31,11 +44,15 @@ import numpy as np
 from . import compute
 from .compute import Signal
 from ..observability.request_stats import current_stats
-from .batch_plan import LOOKAHEAD_BATCHES, BatchBounds, BatcherStats, plan_batches
+from .batch_plan import BatchBounds, BatcherStats, batch_cost, grow_batch
 from ..domain.errors import InternalError, LimitExceeded, ServiceError, Unavailable
 from ..models.interfaces import Model
 
 log = logging.getLogger("embedding_service.inference.batching")
+
+#: The priority of the request being served on this thread (vLLM's `priority`: lower is served
+#: first; default 0), set at the HTTP edge from the request's field and its API key.
+request_priority: ContextVar[int] = ContextVar("request_priority", default=0)
 
 @dataclass
 class _Job:
@@ -52,9 +69,13 @@ class _Job:
     #: When a forward pass last carried items of this request (its queueing time until then):
     #: requests take turns by it.
     served: float = 0.0
+    priority: int = 0
+    #: Indices of the items not yet taken, ascending by length.
+    waiting: list[int] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.served = self.served or self.enqueued
+        self.waiting = sorted(range(len(self.items)), key=lambda i: self.lengths[i])
 
 
 class Batcher:
@@ -71,18 +92,24 @@ class Batcher:
         self.max_batch_tokens = limits.max_batch_tokens
         self.batch_timeout = limits.batch_timeout_ms / 1000.0
         self.max_queue_size = limits.max_queue_size
+        self.limits = limits
+        #: Whether the model's passes cost their real tokens (models/unpadded.py) or items x longest.
+        self.unpadded = bool(getattr(model, "unpadded", False))
+        self.max_priority_wait = limits.max_priority_wait_ms / 1000.0
         self.cpu_share = cpu_share
         self.observer = observer
         self.stats = BatcherStats()
-        self._pending: deque[tuple[_Job, int]] = deque()
-        self._lock = threading.Lock()  # guards _pending
+        #: Requests with items waiting, in arrival order, and their items' count.
+        self._jobs: list[_Job] = []
+        self._depth = 0
+        self._lock = threading.Lock()  # guards _jobs and _depth
         #: With BATCH_TIMEOUT_MS, one token per enqueue ends `take_turn`'s wait for a fuller batch.
         self._arrived: "queue.SimpleQueue[None]" = queue.SimpleQueue()
 
     @property
     def queued(self) -> int:
         """Items waiting for a forward pass now."""
-        return len(self._pending)
+        return self._depth
 
     def check_fits(self, count: int) -> None:
         """raises LimitExceeded (413) when `count` items could never be queued (more than
@@ -109,18 +136,19 @@ class Batcher:
             return np.zeros((0, self.model.dimension), dtype=np.float32)
         lengths = lengths if lengths is not None else [len(item) for item in items]
         job = _Job(items, lengths, np.empty((len(items), self.model.dimension), dtype=np.float32), len(items),
-                   time.perf_counter())
+                   time.perf_counter(), priority=request_priority.get())
         with self._lock:
             self.check_fits(len(items))
-            if self.max_queue_size and len(self._pending) + len(items) > self.max_queue_size:
+            if self.max_queue_size and self._depth + len(items) > self.max_queue_size:
                 self.stats.rejected += 1
                 raise Unavailable(
-                    f"model {self.model.name!r} is busy: {len(self._pending)} items queued (MAX_QUEUE_SIZE "
+                    f"model {self.model.name!r} is busy: {self._depth} items queued (MAX_QUEUE_SIZE "
                     f"{self.max_queue_size}); retry shortly",
                     retry_after=1,
                 )
-            self._pending.extend((job, index) for index in range(len(items)))
-            depth = len(self._pending)
+            self._jobs.append(job)
+            self._depth += len(items)
+            depth = self._depth
         if self.batch_timeout > 0:
             self._arrived.put(None)
         compute.submit(self.take_turn)
@@ -158,13 +186,13 @@ class Batcher:
         run it. Every enqueue submits one turn; a turn that finds nothing waiting (an earlier
         turn took its items) returns at once, and one that leaves items waiting submits another,
         behind whatever else the compute thread has queued meanwhile (other models' turns)."""
-        if not self._pending:
+        if not self._depth:
             return
         if self.batch_timeout > 0:
             while not self._arrived.empty():
-                self._arrived.get_nowait()  # arrivals already in _pending
+                self._arrived.get_nowait()  # arrivals already queued
             deadline = time.perf_counter() + self.batch_timeout
-            while len(self._pending) < self.max_batch_size:
+            while self._depth < self.max_batch_size:
                 remaining = deadline - time.perf_counter()
                 if remaining <= 0:
                     break
@@ -176,68 +204,62 @@ class Batcher:
             batch = self._take()
         if batch:
             self._execute(batch)
-        if self._pending:
+        if self._depth:
             compute.submit(self.take_turn)
 
     def _take(self) -> list[tuple[_Job, int]]:
-        """Remove and return the next batch. Requests take turns: the batch is the length group
-        that contains the anchor, the oldest waiting item of the request served least recently (a
-        request not served yet counts from when it was queued), chosen among up to
-        LOOKAHEAD_BATCHES batches' worth of items of the anchor's type taken in turn from the
-        waiting requests. A small request queued behind a large one rides in the next forward
-        pass, and no request waits for ever."""
-        while self._pending and self._pending[0][0].error is not None:
-            self._pending.popleft()  # a failed request's leftover items
-        if not self._pending:
+        """Remove and return the next batch (the module docstring's two steps): the anchor request,
+        then the items that ride with its longest waiting item. Requests that failed meanwhile
+        leave the queue here."""
+        for job in [job for job in self._jobs if job.error is not None]:
+            self._drop(job)
+        if not self._jobs:
             return []
-        everything = self._all_in_one()
-        if everything is not None:
-            return everything
-        window = self.max_batch_size * LOOKAHEAD_BATCHES
-        waiting: dict[int, tuple[_Job, list[int]]] = {}
-        for position, (job, _) in enumerate(self._pending):
-            if job.error is None:
-                waiting.setdefault(id(job), (job, []))[1].append(position)
-        turns = sorted(waiting.values(), key=lambda entry: (entry[0].served, entry[1][0]))
-        anchor_job, anchor_positions = turns[0]
-        kind = type(anchor_job.items[self._pending[anchor_positions[0]][1]])
-        queues = [[p for p in positions[:window] if type(job.items[self._pending[p][1]]) is kind] for job, positions in turns]
-        positions: list[int] = []
-        for depth in range(window):  # round robin over the requests, oldest turn first
-            row = [queue[depth] for queue in queues if depth < len(queue)]
-            if not row:
-                break
-            positions.extend(row[: window - len(positions)])
-            if len(positions) >= window:
-                break
-        lengths = [self._pending[p][0].lengths[self._pending[p][1]] for p in positions]
-        chosen = next(b for b in plan_batches(lengths, self.max_batch_size, self.max_batch_tokens) if 0 in b)
-        taken = {positions[i] for i in chosen}
-        batch = [self._pending[p] for p in sorted(taken)]
-        self._pending = deque(
-            entry for p, entry in enumerate(self._pending) if p not in taken and entry[0].error is None
-        )
+        anchor_job, overdue = self._next_request(time.perf_counter())
+        if overdue:
+            self.stats.overdue_batches += 1
+        anchor = anchor_job.waiting[-1]
+        kind = type(anchor_job.items[anchor])
+        size = anchor_job.lengths[anchor]
+        # Candidates: up to a batch of each eligible request's items nearest the anchor's length.
+        entries: list[tuple[_Job, int]] = [(anchor_job, anchor)]
+        for job in [anchor_job] + sorted((j for j in self._jobs if j is not anchor_job), key=self._turn):
+            if job.priority > anchor_job.priority and not overdue:
+                continue
+            where = bisect_left(job.waiting, size, key=lambda i: job.lengths[i])
+            span = job.waiting[max(0, where - self.max_batch_size): where + self.max_batch_size]
+            entries.extend((job, i) for i in span if not (job is anchor_job and i == anchor)
+                           and type(job.items[i]) is kind)
+        lengths = [job.lengths[i] for job, i in entries]
+        chosen = grow_batch(0, range(len(entries)), lengths, self.limits, self.unpadded)
+        batch = [entries[c] for c in chosen]
+        taken: dict[int, set[int]] = {}
+        for job, index in batch:
+            taken.setdefault(id(job), set()).add(index)
+        for job in {id(job): job for job, _ in batch}.values():
+            job.waiting = [i for i in job.waiting if i not in taken[id(job)]]
+            self._depth -= len(taken[id(job)])
+            if not job.waiting:
+                self._jobs.remove(job)
         return batch
 
-    def _all_in_one(self) -> Optional[list[tuple[_Job, int]]]:
-        """Every waiting item, in queue order, when they all fit in one batch (at most
-        max_batch_size items of one type, none of a failed request, max_batch_tokens padded
-        tokens): the batch the turn-taking choice below makes then, found without its cost (the
-        usual case below full load). Taken from the queue; None when they do not all fit."""
-        pending = self._pending
-        if len(pending) > self.max_batch_size:
-            return None
-        kind = type(pending[0][0].items[pending[0][1]])
-        longest = 1
-        for job, index in pending:
-            if job.error is not None or type(job.items[index]) is not kind:
-                return None
-            longest = max(longest, job.lengths[index])
-        if longest * len(pending) > self.max_batch_tokens:
-            return None
-        batch = list(pending)
-        pending.clear()
-        return batch
+    @staticmethod
+    def _turn(job: _Job) -> tuple[int, float, float]:
+        return (job.priority, job.served, job.enqueued)
+
+    def _next_request(self, now: float) -> tuple[_Job, bool]:
+        """(the request to serve next, whether it is overdue): the one waiting longest past
+        max_priority_wait since its last forward pass, else the first by (priority, last served)."""
+        overdue = [job for job in self._jobs if now - job.served > self.max_priority_wait]
+        if overdue:
+            return min(overdue, key=lambda job: job.served), True
+        return min(self._jobs, key=self._turn), False
+
+    def _drop(self, job: _Job) -> None:
+        """A failed request's waiting items leave the queue."""
+        self._depth -= len(job.waiting)
+        job.waiting = []
+        self._jobs.remove(job)
 
     def _execute(self, batch: list[tuple[_Job, int]]) -> None:
         started = time.perf_counter()
@@ -260,9 +282,13 @@ class Batcher:
         self.stats.busy_seconds += elapsed
         self.stats.items += len(batch)
         self.stats.largest_batch = max(self.stats.largest_batch, len(batch))
+        lengths = [job.lengths[index] for job, index in batch]
+        real, padded = sum(lengths), batch_cost(lengths, self.unpadded)
+        self.stats.real_tokens += real
+        self.stats.padded_tokens += padded
         if self.observer is not None:
-            self.observer.batch(self.model.name, len(batch), sum(job.lengths[index] for job, index in batch), elapsed)
-            self.observer.queued(self.model.name, len(self._pending))
+            self.observer.batch(self.model.name, len(batch), real, padded, elapsed)
+            self.observer.queued(self.model.name, self._depth)
         finished = []
         for row, (job, index) in enumerate(batch):
             job.out[index] = rows[row]

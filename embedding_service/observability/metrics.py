@@ -41,6 +41,12 @@ BATCH_SIZE = Histogram(
 )
 ITEMS = Counter("embedding_items_total", "Inputs, documents or images run through a model.", ["model"])
 TOKENS = Counter("embedding_tokens_total", "Tokens fed to a model (special tokens included).", ["model"])
+PADDED_TOKENS = Counter(
+    "embedding_padded_tokens_total",
+    "Tokens computed by a model's forward passes: items x longest per batch for a padded model, the real tokens "
+    "for an unpadded one (÷ embedding_tokens_total: the padding paid).",
+    ["model"],
+)
 QUEUE_DEPTH = Gauge("embedding_queue_depth", "Items waiting for a forward pass.", ["model"], multiprocess_mode="livesum")
 IMAGES = Counter("embedding_images_total", "Images read, by source and outcome.", ["source", "outcome"])
 LOAD_SECONDS = Gauge(
@@ -85,11 +91,14 @@ def child(metric: Any, *labels: str) -> Any:
 class BatchObserver:
     """What the batchers report (see batching.Batcher.observer)."""
 
-    def batch(self, model: str, items: int, tokens: int, seconds: float) -> None:
+    def batch(self, model: str, items: int, tokens: int, padded_tokens: int, seconds: float) -> None:
+        """One forward pass: its items, their `tokens` (lengths: tokens or image patches), the
+        `padded_tokens` it computed, and its `seconds`."""
         child(BATCH_SIZE, model).observe(items)
         child(INFERENCE_SECONDS, model).observe(seconds)
         child(ITEMS, model).inc(items)
         child(TOKENS, model).inc(tokens)
+        child(PADDED_TOKENS, model).inc(padded_tokens)
 
     def queued(self, model: str, depth: int) -> None:
         child(QUEUE_DEPTH, model).set(depth)

@@ -13,13 +13,15 @@ def value(name: str, **labels) -> float:
 
 
 def test_a_batch_counts_its_items_and_tokens():
-    before = value("embedding_items_total", model="unit-m"), value("embedding_tokens_total", model="unit-m")
+    before = (value("embedding_items_total", model="unit-m"), value("embedding_tokens_total", model="unit-m"),
+              value("embedding_padded_tokens_total", model="unit-m"))
     observer = BatchObserver()
-    observer.batch("unit-m", 3, 41, 0.02)
-    observer.batch("unit-m", 2, 9, 0.01)
+    observer.batch("unit-m", 3, 41, 45, 0.02)
+    observer.batch("unit-m", 2, 9, 10, 0.01)
     observer.queued("unit-m", 7)
     assert value("embedding_items_total", model="unit-m") - before[0] == 5
     assert value("embedding_tokens_total", model="unit-m") - before[1] == 50
+    assert value("embedding_padded_tokens_total", model="unit-m") - before[2] == 55
     assert value("embedding_batch_size_count", model="unit-m") >= 2
     assert value("embedding_queue_depth", model="unit-m") == 7
 

@@ -12,8 +12,8 @@ SDK parses (`Client.embed`, `ClientV2.embed`, their async twins). Cohere's reran
   `response_type: "embeddings_floats"` with `embeddings: [[float]]`; otherwise (and always on v2)
   `"embeddings_by_type"` with one array per type asked (v2 default: `float`).
 - v2: `output_dimension` truncates (Matryoshka) then re-normalises; `max_tokens` cuts each text to
-  that many tokens on the side `truncate` says (`NONE`: 422 beyond); `priority` is accepted and
-  changes nothing.
+  that many tokens on the side `truncate` says (`NONE`: 422 beyond); `priority` orders the
+  batcher's queue (lower first, as vLLM's field).
 - Images (`images`, or v2 `inputs` with an image part) need a multimodal model: without `model`,
   the default image model embeds the whole request (its text tower for the texts), so text and
   image vectors share one space. Responses carry `texts` (the texts embedded, v2 text parts

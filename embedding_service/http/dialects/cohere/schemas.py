@@ -109,7 +109,7 @@ class CohereEmbedV1Request(_CohereEmbed):
 class CohereEmbedV2Request(_CohereEmbed):
     """`POST /v2/embed` (Cohere v2): v1's fields, `inputs`, `output_dimension` (Matryoshka, 1 to
     the model's dimension), `max_tokens` (each text cut to that many tokens, per `truncate`) and
-    `priority` (accepted, no effect)."""
+    `priority` (lower is served first, as vLLM's field)."""
 
     model_config = strict_with({"anyOf": [
         _only("texts", "images", "inputs", title="texts"),
@@ -199,8 +199,8 @@ _ONE_SWITCH = {
 
 class RerankRequest(Strict):
     """`POST /rerank`, `/v1/rerank`, `/v2/rerank` (Cohere; `texts` accepted in place of
-    `documents`; TEI's `return_text`, `truncate` and `truncation_direction`). `priority` is
-    accepted and has no effect. On `/rerank`, `texts` with one of TEI's own fields
+    `documents`; TEI's `return_text`, `truncate` and `truncation_direction`). `priority`: lower is
+    served first (vLLM's field). On `/rerank`, `texts` with one of TEI's own fields
     (`truncation_direction`, `raw_scores`, `return_text`) is TEI's request (see :meth:`tei_shaped`)."""
 
     model_config = strict_with(exactly_one("documents", "texts"), _ONE_SWITCH, _DOCUMENT_SHAPES)

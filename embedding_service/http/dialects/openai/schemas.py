@@ -6,12 +6,12 @@ from typing import Any, Literal, Optional, Union
 
 from pydantic import StrictStr, field_validator
 
-from ...schemas import INPUT_SHAPES, NEEDS_IMAGE_MODEL, TEXTS, PositiveInt, Strict, TextInput, TokenInput, check_text_list, strict_with
+from ...schemas import INPUT_SHAPES, NEEDS_IMAGE_MODEL, TEXTS, JsonInt, PositiveInt, Strict, TextInput, TokenInput, check_text_list, strict_with
 
 
 class OpenAIEmbeddingRequest(Strict):
     """`POST /v1/embeddings` and `/embeddings` (OpenAI), plus `instruction` (a query instruction
-    for instruction-tuned models such as Qwen3-Embedding), `input_type` and `modality: "image"`.
+    for instruction-tuned models such as Qwen3-Embedding), `input_type`, `modality: "image"` and vLLM's `priority`.
 
     The JSON schema says what the view and the models refuse besides the types: an instruction
     with `input_type: "document"` for texts; with `modality: "image"`, token ids, an instruction
@@ -55,6 +55,8 @@ class OpenAIEmbeddingRequest(Strict):
     instruction: Optional[StrictStr] = None
     input_type: Optional[Literal["query", "document"]] = None
     modality: Literal["text", "image"] = "text"
+    #: vLLM's field: lower is served first (default 0); an API key's priority is a floor.
+    priority: Optional[JsonInt] = None
 
     @field_validator("input", mode="before")
     @classmethod

@@ -102,6 +102,10 @@ def info():
             "device": reg.device,
             "pid": os.getpid(),
             "models": [e.info() for e in reg.engines],
-            "batching": {e.name: {**asdict(e.batcher.stats), "queued": e.batcher.queued} for e in reg.engines},
+            "batching": {
+                e.name: {**asdict(e.batcher.stats), "padding_ratio": e.batcher.stats.padding_ratio,
+                         "queued": e.batcher.queued}
+                for e in reg.engines
+            },
         }
     )
