@@ -120,6 +120,12 @@ class Settings(BaseSettings):
         description="padded ÷ real tokens a padded model's batch may reach: items much shorter or longer than the "
         "request served next wait for a batch of their own length",
     )
+    bulk_lane: bool = Field(
+        True,
+        description="run bulk requests (a `priority` above 0, or more tokens than `TARGET_BATCH_TOKENS`) on a second "
+        "compute thread per worker at a lower scheduling priority, so that interactive requests never wait for "
+        "their forward passes",
+    )
     max_priority_wait_ms: float = Field(
         2000.0, gt=0, le=3_600_000,
         description="milliseconds a waiting request may go without a forward pass before it is served next, "

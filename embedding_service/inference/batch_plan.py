@@ -82,11 +82,13 @@ class BatchBounds:
     target_batch_tokens: int = 2048
     max_padding: float = 1.25
     max_priority_wait_ms: float = 2000.0
+    #: Whether bulk requests run on the bulk compute lane (compute.py), beside interactive ones.
+    bulk_lane: bool = True
 
     @classmethod
     def from_settings(cls, settings) -> "BatchBounds":
         return cls(settings.max_batch_size, settings.max_batch_tokens, settings.batch_timeout_ms, settings.max_queue_size,
-                   settings.target_batch_tokens, settings.max_padding, settings.max_priority_wait_ms)
+                   settings.target_batch_tokens, settings.max_padding, settings.max_priority_wait_ms, settings.bulk_lane)
 
 
 @dataclass

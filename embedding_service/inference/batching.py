@@ -54,7 +54,7 @@ log = logging.getLogger("embedding_service.inference.batching")
 #: first; default 0), set at the HTTP edge from the request's field and its API key.
 request_priority: ContextVar[int] = ContextVar("request_priority", default=0)
 
-@dataclass
+@dataclass(eq=False)  # compared by identity: the queue removes a request by `is`
 class _Job:
     items: Sequence[Any]
     #: Each item's length (tokens, or image patches), measured once at enqueue.
@@ -70,6 +70,9 @@ class _Job:
     #: requests take turns by it.
     served: float = 0.0
     priority: int = 0
+    #: The compute lane its passes run on: 1 (bulk) for a later priority than 0 or more tokens
+    #: than one batch takes, else 0 (interactive).
+    lane: int = 0
     #: Indices of the items not yet taken, ascending by length.
     waiting: list[int] = field(default_factory=list)
 
@@ -103,6 +106,8 @@ class Batcher:
         self._jobs: list[_Job] = []
         self._depth = 0
         self._lock = threading.Lock()  # guards _jobs and _depth
+        #: Each compute lane's turn (see take_turn).
+        self._turns = (self.take_turn, self.take_bulk_turn)
         #: With BATCH_TIMEOUT_MS, one token per enqueue ends `take_turn`'s wait for a fuller batch.
         self._arrived: "queue.SimpleQueue[None]" = queue.SimpleQueue()
 
@@ -135,8 +140,10 @@ class Batcher:
         if not items:
             return np.zeros((0, self.model.dimension), dtype=np.float32)
         lengths = lengths if lengths is not None else [len(item) for item in items]
+        priority = request_priority.get()
+        bulk = self.limits.bulk_lane and (priority > 0 or sum(lengths) > self.limits.target_batch_tokens)
         job = _Job(items, lengths, np.empty((len(items), self.model.dimension), dtype=np.float32), len(items),
-                   time.perf_counter(), priority=request_priority.get())
+                   time.perf_counter(), priority=priority, lane=int(bulk))
         with self._lock:
             self.check_fits(len(items))
             if self.max_queue_size and self._depth + len(items) > self.max_queue_size:
@@ -151,7 +158,7 @@ class Batcher:
             depth = self._depth
         if self.batch_timeout > 0:
             self._arrived.put(None)
-        compute.submit(self.take_turn)
+        compute.submit(self._turns[job.lane], job.lane)
         if self.observer is not None:
             self.observer.queued(self.model.name, depth)
         job.done.wait()
@@ -181,11 +188,17 @@ class Batcher:
                     self.cpu_share.leave()
 
     # ---------------------------------------------------------------- on the compute thread
-    def take_turn(self) -> None:
-        """One turn of this model on the compute thread: form a batch from what is waiting and
-        run it. Every enqueue submits one turn; a turn that finds nothing waiting (an earlier
-        turn took its items) returns at once, and one that leaves items waiting submits another,
-        behind whatever else the compute thread has queued meanwhile (other models' turns)."""
+    def take_bulk_turn(self) -> None:
+        """:meth:`take_turn` on the bulk lane."""
+        self.take_turn(1)
+
+    def take_turn(self, lane: int = 0) -> None:
+        """One turn of this model on compute lane `lane` (compute.py): form a batch from the
+        requests waiting for that lane and run it. Every enqueue submits one turn to its lane; a
+        turn that finds nothing waiting (an earlier turn took its items) returns at once, and one
+        that leaves items waiting submits another, behind whatever else the lane has queued
+        meanwhile (other models' turns). The interactive lane also takes bulk requests that have
+        gone MAX_PRIORITY_WAIT_MS without a pass."""
         if not self._depth:
             return
         if self.batch_timeout > 0:
@@ -201,21 +214,30 @@ class Batcher:
                 except queue.Empty:
                     break
         with self._lock:
-            batch = self._take()
+            batch = self._take(lane)
         if batch:
-            self._execute(batch)
-        if self._depth:
-            compute.submit(self.take_turn)
+            self._execute(batch, lane)
+        with self._lock:
+            more = any(self._eligible(job, lane, time.perf_counter()) for job in self._jobs)
+        if more:
+            compute.submit(self._turns[lane], lane)
 
-    def _take(self) -> list[tuple[_Job, int]]:
-        """Remove and return the next batch (the module docstring's two steps): the anchor request,
-        then the items that ride with its longest waiting item. Requests that failed meanwhile
-        leave the queue here."""
+    def _eligible(self, job: _Job, lane: int, now: float) -> bool:
+        """Whether `lane` may serve `job`: its own lane's requests, and on the interactive lane
+        also bulk requests that have gone max_priority_wait without a pass."""
+        return job.lane == lane or (lane == 0 and now - job.served > self.max_priority_wait)
+
+    def _take(self, lane: int = 0) -> list[tuple[_Job, int]]:
+        """Remove and return the next batch for `lane` (the module docstring's two steps): the
+        anchor request, then the items that ride with its longest waiting item. Requests that
+        failed meanwhile leave the queue here."""
         for job in [job for job in self._jobs if job.error is not None]:
             self._drop(job)
-        if not self._jobs:
+        now = time.perf_counter()
+        jobs = [job for job in self._jobs if self._eligible(job, lane, now)]
+        if not jobs:
             return []
-        anchor_job, overdue = self._next_request(time.perf_counter())
+        anchor_job, overdue = self._next_request(jobs, now)
         if overdue:
             self.stats.overdue_batches += 1
         anchor = anchor_job.waiting[-1]
@@ -223,7 +245,7 @@ class Batcher:
         size = anchor_job.lengths[anchor]
         # Candidates: up to a batch of each eligible request's items nearest the anchor's length.
         entries: list[tuple[_Job, int]] = [(anchor_job, anchor)]
-        for job in [anchor_job] + sorted((j for j in self._jobs if j is not anchor_job), key=self._turn):
+        for job in [anchor_job] + sorted((j for j in jobs if j is not anchor_job), key=self._turn):
             if job.priority > anchor_job.priority and not overdue:
                 continue
             where = bisect_left(job.waiting, size, key=lambda i: job.lengths[i])
@@ -247,13 +269,14 @@ class Batcher:
     def _turn(job: _Job) -> tuple[int, float, float]:
         return (job.priority, job.served, job.enqueued)
 
-    def _next_request(self, now: float) -> tuple[_Job, bool]:
-        """(the request to serve next, whether it is overdue): the one waiting longest past
-        max_priority_wait since its last forward pass, else the first by (priority, last served)."""
-        overdue = [job for job in self._jobs if now - job.served > self.max_priority_wait]
+    def _next_request(self, jobs: list[_Job], now: float) -> tuple[_Job, bool]:
+        """(the request of `jobs` to serve next, whether it is overdue): the one waiting longest
+        past max_priority_wait since its last forward pass, else the first by (priority, last
+        served)."""
+        overdue = [job for job in jobs if now - job.served > self.max_priority_wait]
         if overdue:
             return min(overdue, key=lambda job: job.served), True
-        return min(self._jobs, key=self._turn), False
+        return min(jobs, key=self._turn), False
 
     def _drop(self, job: _Job) -> None:
         """A failed request's waiting items leave the queue."""
@@ -261,13 +284,25 @@ class Batcher:
         job.waiting = []
         self._jobs.remove(job)
 
-    def _execute(self, batch: list[tuple[_Job, int]]) -> None:
+    def _pass(self, lane: int, items: list) -> np.ndarray:
+        """One forward pass on the calling compute lane, with torch's threads sized by the CPU
+        share. Not under the model's lock: the two lanes may run passes of one model at once
+        (a forward pass keeps no state between calls)."""
+        if self.cpu_share is not None:
+            self.cpu_share.enter(lane)
+        try:
+            return self.model.forward(items)
+        finally:
+            if self.cpu_share is not None:
+                self.cpu_share.leave(lane)
+
+    def _execute(self, batch: list[tuple[_Job, int]], lane: int = 0) -> None:
         started = time.perf_counter()
         for job, _ in batch:
             if job.started is None:
                 job.started = started
         try:
-            rows = self.call(self.model.forward, [job.items[index] for job, index in batch])
+            rows = self._pass(lane, [job.items[index] for job, index in batch])
         except Exception:
             log.exception("forward pass of %d items failed on model %s", len(batch), self.model.name)
             failure = InternalError(

@@ -14,8 +14,15 @@ numpy arrays; tensors are made here).
 
 `run(fn, ...)` runs `fn` on the thread and returns its result or raises its exception; called
 from the thread itself it runs `fn` directly. `submit(fn)` queues `fn` without waiting. Work
-runs one item at a time, in submission order. One thread per process, started on first use and
-again in a forked child (threads do not survive `fork`).
+runs one item at a time, in submission order. Started on first use and again in a forked child
+(threads do not survive `fork`).
+
+Two lanes: besides this thread (the interactive lane) a second thread, the bulk lane, runs the
+forward passes of bulk requests (batching.py: a later priority than 0, or more tokens than one
+batch takes), at a lower scheduling priority (BULK_NICE). An interactive request then never waits
+for a bulk pass to finish: both run, and the kernel gives the core to the interactive one. The
+CPU share (config/cpu_share.py) counts each busy lane, so the two lanes' OpenMP threads together
+stay within the cores and the oversubscription above does not return.
 """
 
 from __future__ import annotations
@@ -65,10 +72,13 @@ class _Call:
 
 
 class ComputeThread:
-    """A daemon thread running submitted calls one at a time, in submission order."""
+    """A daemon thread running submitted calls one at a time, in submission order; with `nice`,
+    the thread runs at that scheduling niceness (Linux: per thread), and so do the OpenMP threads
+    it starts."""
 
-    def __init__(self, name: str = "torch-compute"):
+    def __init__(self, name: str = "torch-compute", nice: int = 0):
         self.name = name
+        self.nice = nice
         self._calls: "queue.SimpleQueue[Any]" = queue.SimpleQueue()  # _Call, or a callable from submit
         self._thread: Optional[threading.Thread] = None
         self._start_lock = threading.Lock()
@@ -113,6 +123,11 @@ class ComputeThread:
                 self._thread = thread
 
     def _loop(self) -> None:
+        if self.nice:
+            try:
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), self.nice)
+            except (OSError, AttributeError):  # not Linux, or not allowed: the lane still works
+                log.warning("could not lower the priority of the %s thread", self.name)
         while True:
             call = self._calls.get()
             if not isinstance(call, _Call):
@@ -136,9 +151,19 @@ class ComputeThread:
         self._start_lock = threading.Lock()
 
 
-#: This process's compute thread.
+#: Niceness of the bulk lane's thread: next to an interactive pass on the same core, the Linux
+#: scheduler gives the bulk pass about 1/10 of the core (weights 110 against 1024).
+BULK_NICE = 10
+
+#: This process's compute thread: the interactive lane (lane 0), where models load and every
+#: request's forward passes run unless they are bulk.
 compute = ComputeThread()
+#: The bulk lane (lane 1): forward passes of bulk requests (a later priority than 0, or more
+#: tokens than a batch takes), at BULK_NICE, so that an interactive pass never waits for one.
+bulk = ComputeThread("torch-bulk", nice=BULK_NICE)
+LANES = (compute, bulk)
 os.register_at_fork(after_in_child=compute._forget)
+os.register_at_fork(after_in_child=bulk._forget)
 
 
 def run(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -146,6 +171,13 @@ def run(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     return compute.run(fn, *args, **kwargs)
 
 
-def submit(fn: Callable[[], Any]) -> None:
-    """Queue `fn()` on this process's compute thread without waiting (see ComputeThread.submit)."""
-    compute.submit(fn)
+def submit(fn: Callable[[], Any], lane: int = 0) -> None:
+    """Queue `fn()` on compute lane `lane` (0: interactive, 1: bulk) without waiting (see
+    ComputeThread.submit)."""
+    LANES[lane].submit(fn)
+
+
+def on_lane() -> bool:
+    """Whether the calling thread is one of the compute lanes."""
+    ident = threading.get_ident()
+    return any(lane.ident == ident for lane in LANES)

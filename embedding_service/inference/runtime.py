@@ -4,6 +4,7 @@ workers and the CPU kernels. Decided once, at start-up, before any model loads.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Optional
 
@@ -82,16 +83,18 @@ class SlotShare:
         self.share = share
         self.slot = slot
         self.share.clear(slot)  # a worker that died mid-pass left its slot marked busy
-        self._threads: Optional[int] = None
+        #: Each compute lane's thread count as last set (torch's count is per OpenMP thread).
+        self._threads = threading.local()
 
-    def enter(self) -> None:
-        """Before a forward pass: mark the slot busy and size torch's threads to this worker's share."""
-        threads = self.share.enter(self.slot)
-        if threads != self._threads:
+    def enter(self, lane: int = 0) -> None:
+        """Before a forward pass on compute lane `lane` (its own thread): mark the lane busy and
+        size this thread's torch threads to its share."""
+        threads = self.share.enter(self.slot, lane)
+        if threads != getattr(self._threads, "count", None):
             import torch
 
             torch.set_num_threads(threads)
-            self._threads = threads
+            self._threads.count = threads
 
-    def leave(self) -> None:
-        self.share.leave(self.slot)
+    def leave(self, lane: int = 0) -> None:
+        self.share.leave(self.slot, lane)

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from embedding_service.inference.batch_plan import BatchBounds, batch_cost, grow_batch
-from embedding_service.inference.batching import Batcher, request_priority
+from embedding_service.inference.batching import Batcher, _Job, request_priority
 from embedding_service.models.items import TokenIds
 
 
@@ -100,7 +100,7 @@ def test_mismatched_lengths_never_share_a_padded_pass_and_every_output_is_in_ord
 
 def test_a_more_urgent_request_goes_in_the_next_pass():
     model = RecordingModel(delay=0.02)
-    batcher = Batcher(model, bounds(max_batch_size=4), observer=None, cpu_share=None)
+    batcher = Batcher(model, bounds(max_batch_size=4, bulk_lane=False), observer=None, cpu_share=None)
     bulk = ([item(1000 + i, 8) for i in range(64)], 10)
     query = ([item(1, 8)], 0)
     _, finished = run_concurrently(batcher, [bulk, query], stagger=0.05)
@@ -113,7 +113,8 @@ def test_a_more_urgent_request_goes_in_the_next_pass():
 def test_no_request_waits_longer_than_the_bound_under_a_flood_of_urgent_ones():
     wait_ms, delay = 150, 0.01
     model = RecordingModel(delay=delay)
-    batcher = Batcher(model, bounds(max_batch_size=2, max_priority_wait_ms=wait_ms), observer=None, cpu_share=None)
+    batcher = Batcher(model, bounds(max_batch_size=2, max_priority_wait_ms=wait_ms, bulk_lane=False), observer=None,
+                      cpu_share=None)
     stop = time.perf_counter() + 1.2
     gaps: list[float] = []
 
@@ -152,3 +153,47 @@ def test_within_a_priority_requests_take_turns():
     assert finished[1] < finished[0]
     first = next(i for i, firsts in enumerate(model.firsts) if 1 in firsts)
     assert first <= 5
+
+
+def test_bulk_requests_run_on_their_own_lane_and_never_delay_an_interactive_one():
+    model = RecordingModel(delay=0.25)
+    batcher = Batcher(model, bounds(max_batch_size=4), observer=None, cpu_share=None)
+    bulk = ([item(1000 + i, 8) for i in range(8)], 10)  # a later priority: the bulk lane
+    large = ([item(2000 + i, 600) for i in range(4)], 0)  # 2400 tokens > TARGET_BATCH_TOKENS: the bulk lane
+    query = ([item(1, 8)], 0)
+    began = time.perf_counter()
+    _, finished = run_concurrently(batcher, [bulk, large, query], stagger=0.03)
+    # The query was queued at 0.06 s while bulk passes of 0.25 s ran; it took one pass of its own.
+    assert finished[2] - began < 0.06 + 0.25 + 0.15
+    assert finished[2] < min(finished[0], finished[1])
+    assert [1] in model.firsts
+
+
+def test_a_bulk_request_starved_on_its_lane_is_taken_by_the_interactive_one():
+    model = RecordingModel(delay=0.01)
+    batcher = Batcher(model, bounds(max_priority_wait_ms=50), observer=None, cpu_share=None)
+    job_items = [item(5, 8)]
+    job = _Job(job_items, [8], np.empty((1, 2), dtype=np.float32), 1, time.perf_counter() - 1.0, priority=10, lane=1)
+    batcher._jobs.append(job)
+    batcher._depth += 1
+    assert batcher._take(0) != []  # overdue: the interactive lane serves it
+    assert batcher.stats.overdue_batches == 1
+    fresh = _Job(job_items, [8], np.empty((1, 2), dtype=np.float32), 1, time.perf_counter(), priority=10, lane=1)
+    batcher._jobs.append(fresh)
+    batcher._depth += 1
+    assert batcher._take(0) == [] and batcher._take(1) == [(fresh, 0)]
+
+
+def test_identical_concurrent_requests_all_complete():
+    """Requests with equal items are distinct requests: each leaves the queue as itself, also when
+    a later one finishes first."""
+    model = RecordingModel(delay=0.005)
+    batcher = Batcher(model, bounds(max_batch_size=8, target_batch_tokens=64, bulk_lane=False), observer=None,
+                      cpu_share=None)
+    same = [item(3, 5 + i % 4) for i in range(40)]
+    requests = [(same, 5)] + [(same, 0)] * 6
+    outputs, finished = run_concurrently(batcher, requests, stagger=0.01)
+    for out in outputs:
+        assert out[:, 1].tolist() == [len(i) for i in same]
+    assert finished[0] == max(finished.values())  # the later, more urgent ones left the queue first
+    assert batcher.queued == 0 and batcher.stats.items == 7 * 40
