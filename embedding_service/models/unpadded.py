@@ -6,9 +6,10 @@ long passages, so a batch of texts in arrival order pads to several times its re
 for a log-normal mix of median 42 and p90 123 words in batches of 32; CONCURRENCY_ANALYSIS.md).
 Packed, every linear layer (about 95% of a base-size encoder's multiply-adds at these lengths)
 costs the real tokens only, as TEI's padding-free GPU backends do with variable-length
-attention. On the CPU the fastest attention measured here is torch's `scaled_dot_product_attention`
-on a padded copy of q, k and v made for attention alone: its cost is items x longest^2 per head,
-small next to the linear layers at these lengths (CONCURRENCY_ANALYSIS.md, "Unpadded execution").
+attention. Attention runs per group of sequences of similar length (ATTENTION_PADDING), through
+torch's `scaled_dot_product_attention` on a padded copy of each group's q, k and v made for
+attention alone: a batch that mixes a title and a long passage pays neither in its linear layers
+nor in its attention (CONCURRENCY_ANALYSIS.md, "Unpadded execution").
 
 The recipe is the module's own forward (transformers' `BertModel` / `XLMRobertaModel`: embeddings
 with absolute positions, then per layer self-attention, output projection + residual + LayerNorm,
@@ -33,27 +34,75 @@ import torch.nn.functional as F
 PACKED_TYPES = ("bert", "xlm-roberta", "roberta", "camembert")
 
 
+#: Padded ÷ real tokens an attention group may reach: the sequences of a batch are split, longest
+#: first, into groups of similar length, and each group's attention runs padded to its own longest.
+ATTENTION_PADDING = 1.25
+
+
+@dataclass
+class AttentionGroup:
+    """Sequences of similar length whose attention runs together: `count` sequences padded to
+    `longest`; `tokens` (group tokens,) their tokens' rows in the packed batch (None: the whole
+    batch, in order); `slots` their rows in the (count x longest) layout (None: no padding);
+    `key_mask` (count, 1, 1, longest) bool, True on real keys (None: no padding)."""
+
+    count: int
+    longest: int
+    tokens: Optional[torch.Tensor]
+    slots: Optional[torch.Tensor]
+    key_mask: Optional[torch.Tensor]
+
+
 @dataclass
 class Packed:
     """A batch as concatenated real tokens: `ids`, `positions` and `type_ids` (total,) int64;
     `lengths` (batch,) int64; `offsets` (batch + 1,) the start of each sequence (cu_seqlens);
-    `slots` (total,) each token's row in the (batch x longest) layout attention uses; `longest`;
-    `key_mask` (batch, 1, 1, longest) bool, True on real keys (None when every length is equal)."""
+    `rows` (total,) the batch row of each token; `groups`, how attention splits the sequences."""
 
     ids: torch.Tensor
     positions: torch.Tensor
     type_ids: torch.Tensor
     lengths: torch.Tensor
     offsets: torch.Tensor
-    slots: torch.Tensor
-    longest: int
-    key_mask: Optional[torch.Tensor]
-    #: (total,) the batch row of each token.
     rows: torch.Tensor
+    groups: list[AttentionGroup]
 
     @property
     def size(self) -> int:
         return int(self.lengths.shape[0])
+
+
+def attention_groups(lengths: np.ndarray, offsets: np.ndarray, device: str) -> list[AttentionGroup]:
+    """The sequences split, longest first, into groups whose padding stays within
+    ATTENTION_PADDING x their real tokens (one group with no copy when every length is equal)."""
+    if int(lengths.min()) == int(lengths.max()):
+        return [AttentionGroup(len(lengths), int(lengths[0]), None, None, None)]
+    order = np.argsort(-lengths, kind="stable")
+    members: list[list[int]] = [[]]
+    real = 0
+    for index in order:
+        group = members[-1]
+        length = int(lengths[index])
+        if group and (len(group) + 1) * int(lengths[group[0]]) > ATTENTION_PADDING * (real + length):
+            members.append([])
+            group, real = members[-1], 0
+        group.append(int(index))
+        real += length
+    groups = []
+    for group in members:
+        sizes = lengths[group]
+        longest = int(sizes.max())
+        tokens = np.concatenate([np.arange(offsets[i], offsets[i + 1]) for i in group])
+        within = np.concatenate([np.arange(n) for n in sizes])
+        slots = np.repeat(np.arange(len(group)), sizes) * longest + within
+        padded = int(sizes.min()) != longest
+        mask = (np.arange(longest)[None, :] < sizes[:, None]).reshape(len(group), 1, 1, longest) if padded else None
+        groups.append(AttentionGroup(
+            len(group), longest, torch.from_numpy(tokens).to(device),
+            torch.from_numpy(slots).to(device) if padded else None,
+            torch.from_numpy(mask).to(device) if padded else None,
+        ))
+    return groups
 
 
 def pack(rows: Sequence[Sequence[int]], type_rows: Optional[Sequence[Optional[Sequence[int]]]] = None,
@@ -61,7 +110,7 @@ def pack(rows: Sequence[Sequence[int]], type_rows: Optional[Sequence[Optional[Se
     """Token rows (and segment type rows, where the model uses them) concatenated. Positions count
     from `position_offset` in each row (XLM-R: padding_idx + 1)."""
     lengths = np.fromiter((len(row) for row in rows), dtype=np.int64, count=len(rows))
-    total, longest = int(lengths.sum()), int(lengths.max())
+    total = int(lengths.sum())
     ids = np.fromiter((t for row in rows for t in row), dtype=np.int64, count=total)
     offsets = np.zeros(len(rows) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
@@ -72,13 +121,9 @@ def pack(rows: Sequence[Sequence[int]], type_rows: Optional[Sequence[Optional[Se
                                 for r, t in zip(rows, type_rows)])
     else:
         types = np.zeros(total, dtype=np.int64)
-    key_mask = None
-    if int(lengths.min()) != longest:
-        key_mask = torch.from_numpy(np.arange(longest)[None, :] < lengths[:, None]).view(len(rows), 1, 1, longest)
     as_tensor = lambda a: torch.from_numpy(a).to(device)  # noqa: E731
     return Packed(as_tensor(ids), as_tensor(within + position_offset), as_tensor(types), as_tensor(lengths),
-                  as_tensor(offsets), as_tensor(batch_rows * longest + within), longest,
-                  key_mask.to(device) if key_mask is not None else None, as_tensor(batch_rows))
+                  as_tensor(offsets), as_tensor(batch_rows), attention_groups(lengths, offsets, device))
 
 
 class PackedEncoder:
@@ -112,20 +157,31 @@ class PackedEncoder:
         return hidden
 
     def _attend(self, module: torch.nn.Module, hidden: torch.Tensor, batch: Packed) -> torch.Tensor:
-        total, width = hidden.shape
+        """Self-attention of every sequence over its own tokens: (total_tokens, hidden)."""
+        width = hidden.shape[1]
         head = width // self.heads
-        b, longest = batch.size, batch.longest
+        q, k, v = module.query(hidden), module.key(hidden), module.value(hidden)
+        if len(batch.groups) == 1 and batch.groups[0].slots is None:  # one length: views, no copy
+            group = batch.groups[0]
+            shape = (group.count, group.longest, self.heads, head)
+            out = F.scaled_dot_product_attention(*(x.view(shape).transpose(1, 2) for x in (q, k, v)))
+            return out.transpose(1, 2).reshape(hidden.shape)
+        out = torch.empty_like(q)
+        for group in batch.groups:
+            rows = group.count * group.longest
 
-        def layout(x: torch.Tensor) -> torch.Tensor:
-            if batch.key_mask is None:  # every sequence the same length: a view, no copy
-                return x.view(b, longest, self.heads, head).transpose(1, 2)
-            padded = x.new_zeros(b * longest, width).index_copy_(0, batch.slots, x)
-            return padded.view(b, longest, self.heads, head).transpose(1, 2)
+            def layout(x: torch.Tensor) -> torch.Tensor:
+                x = x.index_select(0, group.tokens)
+                if group.slots is not None:
+                    x = x.new_zeros(rows, width).index_copy_(0, group.slots, x)
+                return x.view(group.count, group.longest, self.heads, head).transpose(1, 2)
 
-        q, k, v = layout(module.query(hidden)), layout(module.key(hidden)), layout(module.value(hidden))
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=batch.key_mask)
-        out = out.transpose(1, 2).reshape(b * longest, width)
-        return out if batch.key_mask is None else out.index_select(0, batch.slots)
+            part = F.scaled_dot_product_attention(layout(q), layout(k), layout(v), attn_mask=group.key_mask)
+            part = part.transpose(1, 2).reshape(rows, width)
+            if group.slots is not None:
+                part = part.index_select(0, group.slots)
+            out.index_copy_(0, group.tokens, part)
+        return out
 
 
 def packed_encoder(base: torch.nn.Module) -> Optional[PackedEncoder]:
