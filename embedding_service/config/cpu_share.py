@@ -35,10 +35,13 @@ class CpuShare:
         self.until = multiprocessing.RawArray("d", max(1, slots) * LANES)  # inherited by forked workers
 
     def enter(self, slot: int, lane: int = 0) -> int:
-        """Mark `slot`'s `lane` busy; returns cores // (lanes busy now or recently), at least 1."""
+        """Mark `slot`'s `lane` busy; returns cores // (lanes busy now or recently), at least 1.
+        A bulk lane (1) counts the bulk lanes only: an interactive pass is short and preempts it
+        (compute.BULK_NICE), so a trickle of queries does not halve a bulk pass's threads."""
         self.until[slot * LANES + lane] = math.inf
         now = time.monotonic()
-        busy = sum(1 for until in self.until if until > now - RECENT)
+        counted = self.until[lane::LANES] if lane else self.until
+        busy = sum(1 for until in counted if until > now - RECENT)
         return max(1, self.cores // max(1, busy))
 
     def leave(self, slot: int, lane: int = 0) -> None:

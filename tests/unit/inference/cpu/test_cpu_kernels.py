@@ -268,3 +268,15 @@ def test_tied_weights_are_not_packed():
     assert use_bucketed_linear(model) == (2, 1)
     assert type(model["hidden"]) is PackedBf16Linear and type(model["head"]) is BucketedLinear
     assert use_bucketed_linear(torch.nn.Sequential(torch.nn.Linear(4, 4)), pack=False) == (1, 0)
+
+
+def test_cpu_share_counts_busy_lanes_and_a_bulk_lane_counts_bulk_lanes_only():
+    share = CpuShare(slots=2, cores=2)
+    assert share.enter(0, 1) == 2  # a bulk pass alone: every core
+    assert share.enter(1, 0) == 1  # a query beside it: its share of the busy lanes
+    assert share.enter(0, 1) == 2  # the bulk lane keeps its cores: the query preempts it (niceness)
+    assert share.enter(1, 1) == 1  # a second bulk pass: the bulk lanes split the cores
+    assert share.enter(0, 0) == 1  # 4 lanes busy: at least 1 thread
+    share.clear(0)
+    share.clear(1)
+    assert share.enter(1, 0) == 2
