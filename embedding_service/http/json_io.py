@@ -10,7 +10,7 @@ from flask import Response, current_app, g, request
 from .budgets import NO_ITEMS, Budget
 from ..domain.errors import InvalidInput, LimitExceeded, UnsupportedMedia
 from ..images import ImageLoader
-from ..inference.batching import request_priority
+from ..inference.jobs import request_priority
 from ..inference.registry import Registry
 from ..operations.state import RequestBudgets, ServiceState
 

@@ -35,51 +35,18 @@ import queue
 import threading
 import time
 from bisect import bisect_left
-from contextvars import ContextVar
-from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
 from . import compute
-from .compute import Signal
 from ..observability.request_stats import current_stats
 from .batch_plan import BatchBounds, BatcherStats, batch_cost, grow_batch
-from ..domain.errors import InternalError, LimitExceeded, ServiceError, Unavailable
+from .jobs import Job as _Job, request_priority
+from ..domain.errors import InternalError, LimitExceeded, Unavailable
 from ..models.interfaces import Model
 
 log = logging.getLogger("embedding_service.inference.batching")
-
-#: The priority of the request being served on this thread (vLLM's `priority`: lower is served
-#: first; default 0), set at the HTTP edge from the request's field and its API key.
-request_priority: ContextVar[int] = ContextVar("request_priority", default=0)
-
-@dataclass(eq=False)  # compared by identity: the queue removes a request by `is`
-class _Job:
-    items: Sequence[Any]
-    #: Each item's length (tokens, or image patches), measured once at enqueue.
-    lengths: Sequence[int]
-    out: np.ndarray
-    remaining: int
-    enqueued: float
-    done: Signal = field(default_factory=Signal)
-    error: Optional[ServiceError] = None
-    started: Optional[float] = None
-    inference: float = 0.0
-    #: When a forward pass last carried items of this request (its queueing time until then):
-    #: requests take turns by it.
-    served: float = 0.0
-    priority: int = 0
-    #: The compute lane its passes run on: 1 (bulk) for a later priority than 0 or more tokens
-    #: than one batch takes, else 0 (interactive).
-    lane: int = 0
-    #: Indices of the items not yet taken, ascending by length.
-    waiting: list[int] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        self.served = self.served or self.enqueued
-        self.waiting = sorted(range(len(self.items)), key=lambda i: self.lengths[i])
-
 
 class Batcher:
     """Owns one model's queue; its turns (`take_turn`) run on the process's compute thread.

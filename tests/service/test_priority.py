@@ -7,7 +7,7 @@ import pytest
 
 from conftest import load_registry
 from embedding_service.config.settings import Settings, SettingsError
-from embedding_service.inference import batching
+from embedding_service.inference import jobs
 from embedding_service.process.boot import local_app
 
 
@@ -24,7 +24,7 @@ def seen(registry, monkeypatch):
     original = batcher.run
 
     def run(items, lengths=None):
-        priorities.append(batching.request_priority.get())
+        priorities.append(jobs.request_priority.get())
         return original(items, lengths)
 
     monkeypatch.setattr(batcher, "run", run)

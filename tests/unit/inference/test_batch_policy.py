@@ -10,7 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from embedding_service.inference.batch_plan import BatchBounds, batch_cost, grow_batch
-from embedding_service.inference.batching import Batcher, _Job, request_priority
+from embedding_service.inference.batching import Batcher
+from embedding_service.inference.jobs import Job as _Job, request_priority
 from embedding_service.models.items import TokenIds
 
 

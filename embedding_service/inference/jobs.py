@@ -1,0 +1,46 @@
+"""A request in a batcher's queue (batching.py), and the priority a request carries there."""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any, Optional, Sequence
+
+import numpy as np
+
+from .compute import Signal
+from ..domain.errors import ServiceError
+
+#: The priority of the request being served on this thread (vLLM's `priority`: lower is served
+#: first; default 0), set at the HTTP edge from the request's field and its API key.
+request_priority: ContextVar[int] = ContextVar("request_priority", default=0)
+
+
+@dataclass(eq=False)  # compared by identity: the queue removes a request by `is`
+class Job:
+    """One request's items in a batcher's queue: `out` (items, dimension) float32 filled as
+    passes finish, `done` set when the last one has (or the request failed: `error`)."""
+
+    items: Sequence[Any]
+    #: Each item's length (tokens, or image patches), measured once at enqueue.
+    lengths: Sequence[int]
+    out: np.ndarray
+    remaining: int
+    enqueued: float
+    done: Signal = field(default_factory=Signal)
+    error: Optional[ServiceError] = None
+    started: Optional[float] = None
+    inference: float = 0.0
+    #: When a forward pass last carried items of this request (its queueing time until then):
+    #: requests take turns by it.
+    served: float = 0.0
+    priority: int = 0
+    #: The compute lane its passes run on: 1 (bulk) for a later priority than 0 or more tokens
+    #: than one batch takes, else 0 (interactive).
+    lane: int = 0
+    #: Indices of the items not yet taken, ascending by length.
+    waiting: list[int] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.served = self.served or self.enqueued
+        self.waiting = sorted(range(len(self.items)), key=lambda i: self.lengths[i])
