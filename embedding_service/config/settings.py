@@ -100,9 +100,9 @@ class Settings(BaseSettings):
     graceful_timeout: int = Field(30, ge=1, description="seconds in-flight requests get after SIGTERM")
     unpadded: bool = Field(
         True,
-        description="on the CPU, run BERT-family encoders (BERT, XLM-R, RoBERTa: MiniLM, bge, BGE-M3, cross-encoders) on "
-        "the real tokens of a batch only, attention per group of similar lengths, instead of padding every input to "
-        "the longest; a model's `unpadded` option overrides it",
+        description="on the CPU, run BERT-family encoders (BERT, XLM-R, RoBERTa: MiniLM, bge, BGE-M3, cross-encoders) and "
+        "Qwen3 (Qwen3-Embedding, Qwen3-Reranker) on the real tokens of a batch only, attention per group of similar "
+        "lengths, instead of padding every input to the longest; a model's `unpadded` option overrides it",
     )
     max_batch_size: int = Field(32, ge=1, description="items per forward pass")
     max_batch_tokens: int = Field(

@@ -18,6 +18,7 @@ import torch
 from ..domain.errors import Unprocessable
 from ..config.settings import SettingsError
 from .interfaces import Reranker
+from .unpadded_decoder import packed_decoder
 from .items import PairItem, pad_batch
 from .text_encoder import CHUNK_OVERLAP
 from .text_config import files_max_length
@@ -56,6 +57,14 @@ class Qwen3Reranker(Reranker):
         self.pad_id = pad_token_id(self.tokenizer)
         params = inspect.signature(self.model.forward).parameters
         self._logits_to_keep = "logits_to_keep" in params
+        #: The packed forward (models/unpadded_decoder.py) of the Qwen3 body, unless turned off;
+        #: the LM head then computes only the "yes" and "no" logits.
+        base = getattr(self.model, "model", None)
+        head = getattr(self.model, "lm_head", None)
+        self._packed = None
+        if spec.option("unpadded", True) and device == "cpu" and base is not None and head is not None and head.bias is None:
+            self._packed = packed_decoder(base)
+        self.unpadded = self._packed is not None
         self.dimension = 1
 
     def info(self) -> dict:
@@ -109,6 +118,13 @@ class Qwen3Reranker(Reranker):
         return items
 
     def forward(self, items: Sequence[PairItem]) -> np.ndarray:
+        if self._packed is not None:
+            with torch.inference_mode():
+                batch = self._packed.pack([item.ids for item in items], device=self.device)
+                last = self._packed(batch).index_select(0, batch.offsets[1:] - 1)  # each pair's last token
+                head = self.model.lm_head.weight[[self.yes_id, self.no_id]]  # only the two logits read
+                logits = (last @ head.T.to(last.dtype)).float()
+            return (logits[:, 0] - logits[:, 1]).unsqueeze(1).cpu().numpy()
         ids, mask = pad_batch([item.ids for item in items], self.pad_id, left=True)
         attention = torch.from_numpy(mask).to(self.device)
         kwargs = {

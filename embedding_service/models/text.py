@@ -25,6 +25,7 @@ from .files import ModelFiles
 from .loading import load_pretrained, pad_token_id
 from .pooling import pool
 from .unpadded import packed_encoder, pool_packed
+from .unpadded_decoder import packed_decoder
 from ..config.model_specs import ModelSpec
 
 
@@ -59,8 +60,11 @@ class TextEmbedder(TextEncoder, TokenStates):
         self.dimension = int(getattr(self.model.config, "hidden_size", 0)) or self._probe_dimension()
         params = inspect.signature(self.model.forward).parameters
         self._position_ids = "position_ids" in params and self.padding_side == "left"
-        #: The packed forward (models/unpadded.py) for BERT-family encoders, unless turned off.
-        self._packed = packed_encoder(self.model) if spec.option("unpadded", True) and device == "cpu" else None
+        #: The packed forward (models/unpadded.py, unpadded_decoder.py) for BERT-family encoders and
+        #: Qwen3, unless turned off.
+        self._packed = None
+        if spec.option("unpadded", True) and device == "cpu":
+            self._packed = packed_encoder(self.model) or packed_decoder(self.model)
         self.unpadded = self._packed is not None
 
     def _probe_dimension(self) -> int:

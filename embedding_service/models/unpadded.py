@@ -158,30 +158,39 @@ class PackedEncoder:
 
     def _attend(self, module: torch.nn.Module, hidden: torch.Tensor, batch: Packed) -> torch.Tensor:
         """Self-attention of every sequence over its own tokens: (total_tokens, hidden)."""
-        width = hidden.shape[1]
-        head = width // self.heads
-        q, k, v = module.query(hidden), module.key(hidden), module.value(hidden)
-        if len(batch.groups) == 1 and batch.groups[0].slots is None:  # one length: views, no copy
-            group = batch.groups[0]
-            shape = (group.count, group.longest, self.heads, head)
-            out = F.scaled_dot_product_attention(*(x.view(shape).transpose(1, 2) for x in (q, k, v)))
-            return out.transpose(1, 2).reshape(hidden.shape)
-        out = torch.empty_like(q)
-        for group in batch.groups:
-            rows = group.count * group.longest
+        shape = (hidden.shape[0], self.heads, hidden.shape[1] // self.heads)
+        return attend(module.query(hidden).view(shape), module.key(hidden).view(shape), module.value(hidden).view(shape),
+                      batch, causal=False)
 
-            def layout(x: torch.Tensor) -> torch.Tensor:
-                x = x.index_select(0, group.tokens)
-                if group.slots is not None:
-                    x = x.new_zeros(rows, width).index_copy_(0, group.slots, x)
-                return x.view(group.count, group.longest, self.heads, head).transpose(1, 2)
 
-            part = F.scaled_dot_product_attention(layout(q), layout(k), layout(v), attn_mask=group.key_mask)
-            part = part.transpose(1, 2).reshape(rows, width)
+def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, batch: Packed, causal: bool) -> torch.Tensor:
+    """Scaled dot-product attention of each sequence over its own tokens (causal: over its own
+    earlier tokens), group by group (`Packed.groups`): q, k, v (total_tokens, heads, head_dim)
+    -> (total_tokens, heads x head_dim). In a group the sequences are padded on the right, so
+    causal attention needs no key mask: a real token never sees a later position."""
+    total, heads, head = q.shape
+    if len(batch.groups) == 1 and batch.groups[0].slots is None:  # one length: views, no copy
+        group = batch.groups[0]
+        shape = (group.count, group.longest, heads, head)
+        out = F.scaled_dot_product_attention(*(x.view(shape).transpose(1, 2) for x in (q, k, v)), is_causal=causal)
+        return out.transpose(1, 2).reshape(total, heads * head)
+    out = q.new_empty(total, heads * head)
+    for group in batch.groups:
+        rows = group.count * group.longest
+
+        def layout(x: torch.Tensor) -> torch.Tensor:
+            x = x.index_select(0, group.tokens)
             if group.slots is not None:
-                part = part.index_select(0, group.slots)
-            out.index_copy_(0, group.tokens, part)
-        return out
+                x = x.new_zeros(rows, heads, head).index_copy_(0, group.slots, x)
+            return x.view(group.count, group.longest, heads, head).transpose(1, 2)
+
+        mask = None if causal else group.key_mask
+        part = F.scaled_dot_product_attention(layout(q), layout(k), layout(v), attn_mask=mask, is_causal=causal)
+        part = part.transpose(1, 2).reshape(rows, heads * head)
+        if group.slots is not None:
+            part = part.index_select(0, group.slots)
+        out.index_copy_(0, group.tokens, part)
+    return out
 
 
 def packed_encoder(base: torch.nn.Module) -> Optional[PackedEncoder]:

@@ -40,7 +40,7 @@ def pairs_of_engines(tiny, rerankers, minilm_path):
     return {alias: tuple(pair) for alias, pair in engines.items()}
 
 
-EMBEDDERS = ["minilm", "bert-cls", "bert-max", "bert-mean", "plain-sqrt", "plain-last"]
+EMBEDDERS = ["minilm", "bert-cls", "bert-max", "bert-mean", "plain-sqrt", "plain-last", "qwen"]
 
 
 @pytest.mark.parametrize("alias", EMBEDDERS)
@@ -90,5 +90,31 @@ def test_unpadded_cross_encoders_score_as_the_padded_forward(pairs_of_engines, a
     assert np.abs(alone - a).max() <= 1e-5 * max(1.0, np.abs(a).max())
 
 
-def test_decoder_families_stay_padded(pairs_of_engines):
-    assert not pairs_of_engines["qwen"][0].model.unpadded
+def test_qwen3_runs_unpadded_and_a_sliding_window_model_does_not(pairs_of_engines):
+    from embedding_service.models.unpadded_decoder import packed_decoder
+
+    model = pairs_of_engines["qwen"][0].model.model
+    assert packed_decoder(model) is not None
+    model.config.layer_types = ["sliding_attention"] + list(model.config.layer_types[1:])
+    try:
+        assert packed_decoder(model) is None
+    finally:
+        model.config.layer_types = ["full_attention"] * len(model.config.layer_types)
+
+
+def test_unpadded_qwen3_reranker_scores_as_the_padded_forward(rerankers):
+    engines = []
+    for unpadded in ("true", "false"):
+        registry = load_registry(Settings.from_mapping({
+            "MODELS": f"qwen3-rr={rerankers['qwen3']}", "DEVICE": "cpu", "LOG_LEVEL": "WARNING", "CPU_KERNELS": "onednn",
+            "UNPADDED": unpadded}), warmup=False)
+        engines.append(registry.engines[0])
+    packed, padded = engines
+    assert packed.model.unpadded and not padded.model.unpadded
+    items = packed.model.prepare_pairs("what is the capital of France?", MIXED, None, True, None)
+    a = compute.run(packed.model.forward, items)
+    b = compute.run(padded.model.forward, items)
+    assert np.ptp(b) > 1e-3
+    assert np.abs(a - b).max() <= 1e-4 * max(1.0, np.abs(b).max())
+    alone = np.concatenate([compute.run(packed.model.forward, [item]) for item in items])
+    assert np.abs(alone - a).max() <= 1e-4 * max(1.0, np.abs(a).max())
