@@ -181,7 +181,12 @@ class Batcher:
                 except queue.Empty:
                     break
         with self._lock:
-            batch = self._take(lane)
+            try:
+                batch = self._take(lane)
+            except Exception:  # a fault in choosing the batch must not leave requests waiting for ever
+                log.exception("choosing a batch failed on model %s; failing the requests queued for it", self.model.name)
+                self._fail_all(InternalError(f"batching failed on model {self.model.name!r}; retry the request"))
+                return
         if batch:
             self._execute(batch, lane)
         with self._lock:
@@ -244,6 +249,14 @@ class Batcher:
         if overdue:
             return min(overdue, key=lambda job: job.served), True
         return min(jobs, key=self._turn), False
+
+    def _fail_all(self, error: InternalError) -> None:
+        """Every queued request fails with `error` and leaves the queue (caller holds the lock)."""
+        for job in list(self._jobs):
+            job.error = error
+            job.done.set()
+        self._jobs.clear()
+        self._depth = 0
 
     def _drop(self, job: _Job) -> None:
         """A failed request's waiting items leave the queue."""

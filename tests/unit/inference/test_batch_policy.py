@@ -198,3 +198,27 @@ def test_identical_concurrent_requests_all_complete():
         assert out[:, 1].tolist() == [len(i) for i in same]
     assert finished[0] == max(finished.values())  # the later, more urgent ones left the queue first
     assert batcher.queued == 0 and batcher.stats.items == 7 * 40
+
+
+def test_a_fault_in_choosing_a_batch_fails_the_waiting_requests_and_the_next_one_is_served(monkeypatch):
+    from embedding_service.domain.errors import InternalError
+    from embedding_service.inference import batching
+
+    model = RecordingModel(delay=0.0)
+    batcher = Batcher(model, bounds(), observer=None, cpu_share=None)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug in the batch choice")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(batching, "grow_batch", broken)
+        with ThreadPoolExecutor(1) as pool:
+            future = pool.submit(batcher.run, [item(1, 4), item(2, 6)])
+            try:
+                future.result(timeout=10)
+            except InternalError as error:
+                assert "batching failed" in str(error)
+            else:
+                raise AssertionError("the request was served by a broken batch choice")
+    assert batcher.queued == 0
+    assert batcher.run([item(3, 4)])[:, 0].tolist() == [3]
