@@ -2,6 +2,7 @@
 # make dev   - the same app on Flask's development server
 # make test  - create .venv if missing, install requirements, check the layering (lint-imports), build the docs site (mkdocs --strict), run the whole test suite
 # make integrations - the client libraries of the integration matrix, in .venv-integrations
+# make references - the reference packages of the retrieval parity tests (FlagEmbedding, PyLate), in .venv-references
 # make install - also install this package (editable) and its `embedding-service` command into .venv
 PYTHON ?= python3
 VENV := .venv
@@ -11,9 +12,11 @@ DEV_STAMP := $(VENV)/.dev-installed
 PYTEST_ARGS ?=
 INTEGRATIONS := .venv-integrations
 INTEGRATIONS_STAMP := $(INTEGRATIONS)/.installed
+REFERENCES := .venv-references
+REFERENCES_STAMP := $(REFERENCES)/.installed
 UV_VERSION := 0.13.9
 
-.PHONY: run dev test venv install integrations clean
+.PHONY: run dev test venv install integrations references clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +49,19 @@ $(INTEGRATIONS_STAMP): requirements-integrations.txt
 
 integrations: $(INTEGRATIONS_STAMP)
 
+# The reference packages of the retrieval parity tests, in their own venv (their pins clash with the
+# service's), the same way; a failed install makes those tests skip, quoting install.log.
+$(REFERENCES_STAMP): requirements-references.txt
+	@rm -rf $(REFERENCES)
+	@echo "installing requirements-references.txt into $(REFERENCES)"
+	@V=$(REFERENCES); R=requirements-references.txt; if $(PYTHON) -m venv $$V && { \
+	  { $$V/bin/pip install --disable-pip-version-check -q uv==$(UV_VERSION) && \
+	    $$V/bin/uv pip install --system-certs --python $$V/bin/python -q -r $$R; } || \
+	  $$V/bin/pip install --disable-pip-version-check -q -r $$R; } > $$V/install.log 2>&1; then touch $@; \
+	else echo "WARNING: installing $$R failed ($$V/install.log): the retrieval parity tests will be skipped" >&2; fi
+
+references: $(REFERENCES_STAMP)
+
 install: $(RUNTIME_STAMP)
 	$(BIN)/pip install --disable-pip-version-check -q --no-deps -e .
 
@@ -55,11 +71,11 @@ run: $(RUNTIME_STAMP)
 dev: $(RUNTIME_STAMP)
 	$(BIN)/python -m embedding_service
 
-test: $(DEV_STAMP) integrations
+test: $(DEV_STAMP) integrations references
 	$(BIN)/lint-imports
 	$(BIN)/mkdocs build --strict --quiet
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing, a suite that runs nothing proves nothing"; fi; exit $$rc
 
 clean:
-	rm -rf $(VENV) $(INTEGRATIONS) .pytest_cache build *.egg-info
+	rm -rf $(VENV) $(INTEGRATIONS) $(REFERENCES) .pytest_cache build *.egg-info

@@ -238,6 +238,16 @@ class Settings(BaseSettings):
         description="token vectors per `/embed_all` request, bounded before tokenising (a text's UTF-8 bytes plus 4, "
         "at most the model's window with `truncate`) and counted after (413 beyond)",
     )
+    max_sparse_entries: int = Field(
+        4_194_304, ge=1,
+        description="sparse-vector entries per `/embed_sparse` or `/v1/sparse_embeddings` request, bounded before "
+        "tokenising (a SPLADE input may fill its vocabulary; a BGE-M3 input gives at most one per token) (413 beyond)",
+    )
+    max_token_vector_values: int = Field(
+        16_777_216, ge=1,
+        description="token-vector values (vectors x dimension) per `/pooling` `token_embed` request, bounded before "
+        "tokenising (a text's UTF-8 bytes plus 4 vectors, a PyLate query its query length) (413 beyond)",
+    )
     max_response_tokens: int = Field(
         262_144, ge=1,
         description="tokens per `/tokenize` or `/decode` request, bounded before tokenising (a text's UTF-8 bytes "

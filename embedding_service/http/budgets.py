@@ -29,6 +29,7 @@ from ..config.settings import Settings
 from ..domain.errors import LimitExceeded, ServiceError
 from ..inference.engine import Capability
 from ..inference.registry import Registry
+from ..operations.model_names import resolve
 from ..operations.tokens import token_engine
 
 #: The byte budget of a route that takes no body, or only a few small fields (a model name).
@@ -131,6 +132,77 @@ class TokensOut:
 
 
 @dataclass(frozen=True)
+class RetrievalOut(TokensOut):
+    """An output budget for sparse or multi-vector answers, bounded from the parsed body before
+    tokenising, on the model the request gets (the one named, else the first with that output):
+
+    - `output` "sparse": entries, at most one per token for BGE-M3's lexical weights and at most the
+      vocabulary (or `max_active_dims`) for SPLADE, whatever the text (`sparse_bound`);
+    - `output` "multi-vector": values, each token vector's dimension per vector, a PyLate query
+      making its full `query_length` (`vectors_bound`).
+
+    A text's tokens are bounded as :class:`TokensOut` bounds them (UTF-8 bytes plus
+    :data:`SPECIAL_TOKENS`, at most the model's window while `truncate` is on); `when`: the body
+    field and value under which the rule applies (vLLM's `task`), None for always."""
+
+    output: str = "sparse"
+    when: Optional[tuple[str, str, str]] = None
+
+    def bound(self, body: Any, engines: Optional[Registry]) -> int:
+        if not isinstance(body, dict) or engines is None:
+            return 0
+        if self.when is not None and body.get(self.when[0], self.when[2]) != self.when[1]:
+            return 0
+        engine = self._engine(body, engines)
+        if engine is None:
+            return 0  # the route answers with its own error (unknown model, no such output)
+        model: Any = engine.model
+        value = body.get(self.field)
+        texts = [value] if isinstance(value, str) else [t for t in value if isinstance(t, str)] if isinstance(value, list) else []
+        window = model.max_length if body.get("truncate") is not False and model.max_length else float("inf")
+        query = body.get("input_type") == "query"
+        total = 0
+        for text in texts:
+            tokens = int(min(len(text.encode("utf-8", "surrogatepass")) + SPECIAL_TOKENS, window))
+            if self.output == "sparse":
+                total += model.sparse_bound(tokens)
+            elif engine.can(Capability.MULTI_VECTOR):
+                total += model.vectors_bound(tokens, query)
+            else:  # a text model's last hidden states, one per token
+                total += tokens * model.dimension
+        return total
+
+    def _engine(self, body: dict, engines: Registry) -> Optional[Any]:
+        """The engine the request gets: for "sparse" one with sparse output; for "multi-vector" the
+        one named (token vectors, or a text model's hidden states), else the first multi-vector
+        model, else the first with token embeddings. None when the route refuses the request."""
+        name = body.get("model")
+        name = name if isinstance(name, str) and name else None
+        try:
+            if self.output == "sparse":
+                return engines.get(resolve(engines, name), Capability.SPARSE)
+            if name is not None:
+                return engines.find(resolve(engines, name))
+            for capability in (Capability.MULTI_VECTOR, Capability.TOKEN_STATES):
+                if engines.has(capability):
+                    return engines.default(capability)
+        except ServiceError:
+            return None
+        return None
+
+    def check(self, body: Any, engines: Optional[Registry], settings: Settings) -> None:
+        limit = getattr(settings, self.setting)
+        bound = self.bound(body, engines)
+        if bound > limit:
+            what = "sparse entries (one per token, or the vocabulary, per input)" if self.output == "sparse" else \
+                "token-vector values (vectors x dimension)"
+            raise LimitExceeded(
+                f"{self.field} may make up to {bound} {what}; at most {limit} per request ({self.setting.upper()})",
+                param=self.field,
+            )
+
+
+@dataclass(frozen=True)
 class Budget:
     """What one request to a route may cost (see the module docstring).
 
@@ -142,6 +214,8 @@ class Budget:
       is bounded by the items (one vector, score or row per item).
     - `extra_items`: inputs the example holds besides its list that count against
       MAX_CLIENT_BATCH_SIZE (similarity's source sentence: 1).
+    - `capability`: the output the route needs of its model ("sparse", "multi-vector"), None for
+      the route's usual models (the URL-map test picks a model that has it).
     """
 
     body: BodyLimit
@@ -149,6 +223,7 @@ class Budget:
     example: Mapping[str, Any] = field(default_factory=dict)
     output: Optional[TokensOut] = None
     extra_items: int = 0
+    capability: Optional[str] = None
 
 
 #: GET routes and routes without items: a small body, nothing else to bound.

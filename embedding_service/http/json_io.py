@@ -149,3 +149,8 @@ def json_response(payload: Any, status: int = 200, headers: Optional[dict] = Non
     for key, value in (headers or {}).items():
         resp.headers[key] = value
     return resp
+
+
+def raw_json_response(body: bytes, status: int = 200) -> Response:
+    """A JSON body already serialised (a dialect that builds a large answer piece by piece)."""
+    return Response(body, status=status, mimetype="application/json")

@@ -63,8 +63,9 @@ class Operation:
     - `multipart`: also accepts `multipart/form-data` image uploads (`file` parts, `model`,
       `normalize`).
     - `models`: which served names the request's `model` may take in the description: "text"
-      (models that embed text), "all" (rerankers and image models too) or "tokens" (models that
-      give token embeddings); a request model may say otherwise (`schemas.MODEL_KIND`).
+      (models that embed text), "all" (rerankers and image models too), "tokens" (models that
+      give token embeddings), "sparse" (models that give lexical weights) or "pooling" (text,
+      multi-vector and token-embedding models); a request model may say otherwise (`schemas.MODEL_KIND`).
     - `default_model`: which model a request without `model` gets, for the description: "default"
       (the default model for what the route does) or "first" (the first configured model when it
       embeds text, as `/embed_text` picks).
@@ -85,7 +86,7 @@ class Operation:
     error_bodies: Mapping[int, type[BaseModel]] = field(default_factory=dict)
     public: bool = False
     multipart: bool = False
-    models: Literal["text", "all", "tokens"] = "text"
+    models: Literal["text", "all", "tokens", "sparse", "pooling"] = "text"
     default_model: Literal["default", "first"] = "default"
     limits: tuple[str, ...] = ()
     budget: Optional[Budget] = None

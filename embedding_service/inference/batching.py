@@ -94,10 +94,14 @@ class Batcher:
                 "fit in its queue (MAX_QUEUE_SIZE): send fewer inputs, documents or chunks"
             )
 
-    def run(self, items: Sequence[Any], lengths: Optional[Sequence[int]] = None) -> np.ndarray:
+    def run(self, items: Sequence[Any], lengths: Optional[Sequence[int]] = None, output: Optional[str] = None) -> Any:
         """Embed or score prepared items: (len(items), dimension) float32, input order kept.
         `lengths`: each item's length (tokens, or image patches) where the caller measured them
         already (they batch the items and go to the metrics); measured here otherwise.
+        `output`: another of the model's batched outputs instead of `forward`, the name of a model
+        method that takes a list of items and returns one result per item (`lexical_weights`,
+        `token_vectors`, `token_states`); the result is then a list, one per item. Only requests
+        asking for the same output share a forward pass.
 
         Whether the items fit the queue is checked here, once, as they are queued: raises
         LimitExceeded (413) for more items than MAX_QUEUE_SIZE (they could never be queued);
@@ -105,12 +109,12 @@ class Batcher:
         when the forward pass of a batch holding these items failed.
         """
         if not items:
-            return np.zeros((0, self.model.dimension), dtype=np.float32)
+            return [] if output else np.zeros((0, self.model.dimension), dtype=np.float32)
         lengths = lengths if lengths is not None else [len(item) for item in items]
         priority = request_priority.get()
         bulk = self.limits.bulk_lane and (priority > 0 or sum(lengths) > self.limits.target_batch_tokens)
-        job = _Job(items, lengths, np.empty((len(items), self.model.dimension), dtype=np.float32), len(items),
-                   time.perf_counter(), priority=priority, lane=int(bulk))
+        out = [None] * len(items) if output else np.empty((len(items), self.model.dimension), dtype=np.float32)
+        job = _Job(items, lengths, out, len(items), time.perf_counter(), priority=priority, lane=int(bulk), output=output)
         with self._lock:
             self.check_fits(len(items))
             if self.max_queue_size and self._depth + len(items) > self.max_queue_size:
@@ -218,7 +222,7 @@ class Batcher:
         # Candidates: up to a batch of each eligible request's items nearest the anchor's length.
         entries: list[tuple[_Job, int]] = [(anchor_job, anchor)]
         for job in [anchor_job] + sorted((j for j in jobs if j is not anchor_job), key=self._turn):
-            if job.priority > anchor_job.priority and not overdue:
+            if (job.priority > anchor_job.priority and not overdue) or job.output != anchor_job.output:
                 continue
             where = bisect_left(job.waiting, size, key=lambda i: job.lengths[i])
             span = job.waiting[max(0, where - self.max_batch_size): where + self.max_batch_size]
@@ -264,14 +268,15 @@ class Batcher:
         job.waiting = []
         self._jobs.remove(job)
 
-    def _pass(self, lane: int, items: list) -> np.ndarray:
-        """One forward pass on the calling compute lane, with torch's threads sized by the CPU
-        share. Not under the model's lock: the two lanes may run passes of one model at once
-        (a forward pass keeps no state between calls)."""
+    def _pass(self, lane: int, items: list, output: Optional[str] = None) -> Any:
+        """One forward pass (`forward`, or the model's method named `output`) on the calling
+        compute lane, with torch's threads sized by the CPU share. Not under the model's lock: the
+        two lanes may run passes of one model at once (a forward pass keeps no state between
+        calls)."""
         if self.cpu_share is not None:
             self.cpu_share.enter(lane)
         try:
-            return self.model.forward(items)
+            return getattr(self.model, output)(items) if output else self.model.forward(items)
         finally:
             if self.cpu_share is not None:
                 self.cpu_share.leave(lane)
@@ -282,7 +287,7 @@ class Batcher:
             if job.started is None:
                 job.started = started
         try:
-            rows = self._pass(lane, [job.items[index] for job, index in batch])
+            rows = self._pass(lane, [job.items[index] for job, index in batch], batch[0][0].output)
         except Exception:
             log.exception("forward pass of %d items failed on model %s", len(batch), self.model.name)
             failure = InternalError(

@@ -19,7 +19,7 @@ from .batch_plan import BatchBounds
 from .batching import Batcher
 from ..observability.request_stats import timed
 from ..domain.errors import InvalidInput
-from ..models.interfaces import ImageEncoder, Model, Reranker, TokenStates
+from ..models.interfaces import ImageEncoder, Model, MultiVectorEncoder, Reranker, SparseEncoder, TokenStates
 from ..models.prompts import PromptChoice, ResolvedPrompt
 
 #: A request's prompt: as asked, or already resolved against the model (then not resolved again).
@@ -34,18 +34,25 @@ class Capability(enum.Enum):
     EMBED_IMAGES = "image embeddings"
     SCORE_PAIRS = "reranking"
     TOKEN_STATES = "token embeddings"
+    SPARSE = "sparse embeddings"
+    MULTI_VECTOR = "multi-vector embeddings"
 
 
 def capabilities_of(model: Model) -> frozenset[Capability]:
-    """From the interfaces the model implements: TextEncoder, ImageEncoder, Reranker, TokenStates."""
+    """From the interfaces the model implements: TextEncoder (text embeddings where it serves
+    them: `serves_dense`), ImageEncoder, Reranker, TokenStates, SparseEncoder, MultiVectorEncoder."""
     found = set()
-    if isinstance(model, TextEncoder):
+    if isinstance(model, TextEncoder) and model.serves_dense:
         found.add(Capability.EMBED_TEXT)
+    if isinstance(model, SparseEncoder):
+        found.add(Capability.SPARSE)
+    if isinstance(model, MultiVectorEncoder):
+        found.add(Capability.MULTI_VECTOR)
     if isinstance(model, ImageEncoder):
         found.add(Capability.EMBED_IMAGES)
     if isinstance(model, Reranker):
         found.add(Capability.SCORE_PAIRS)
-    if isinstance(model, TokenStates):
+    if isinstance(model, TokenStates) and model.serves_dense:
         found.add(Capability.TOKEN_STATES)
     return frozenset(found)
 
@@ -174,6 +181,32 @@ class Engine:
         """Each text as up to `max_chunks` overlapping windows; `owners` maps rows to texts.
         `check` is called with the number of chunks before any is queued (the caller's limit)."""
         return self.embed_prepared(self.prepare_chunks(texts, prompt, max_chunks, check))
+
+    def lexical_weights(
+        self, texts: Sequence[str], prompt: Prompt, truncate: bool, direction: str, param: str = "input"
+    ) -> tuple[list, int]:
+        """(one SparseVector per text, tokens fed): the model's lexical weights through the
+        batcher. raises what :meth:`prepare_texts` and :meth:`encode` raise, and InvalidInput
+        (400) for a model without sparse output."""
+        if not self.can(Capability.SPARSE):
+            raise InvalidInput(f"model {self.name!r} is a {self.model.kind} model and gives no sparse embeddings", param="model")
+        items = self.prepare_texts(texts, prompt, truncate, direction, param)
+        lengths = [len(item) for item in items]
+        return self.batcher.run(items, lengths, output="lexical_weights"), sum(lengths)
+
+    def token_vectors(
+        self, texts: Sequence[str], prompt: Prompt, truncate: bool, direction: str, is_query: bool, param: str = "input"
+    ) -> tuple[list[np.ndarray], int]:
+        """(one (vectors, dim) float32 array per text, not normalised; tokens fed): the model's
+        multi-vector output through the batcher, queries or documents as the family prepares
+        them. raises as :meth:`lexical_weights` does."""
+        if not self.can(Capability.MULTI_VECTOR):
+            raise InvalidInput(f"model {self.name!r} is a {self.model.kind} model and gives no multi-vector embeddings", param="model")
+        model: Any = self.model
+        with timed("tokenization"):
+            items = model.prepare_multi_vector(texts, prompt, truncate, direction, is_query, param=param)
+        lengths = [len(item) for item in items]
+        return self.batcher.run(items, lengths, output="token_vectors"), sum(lengths)
 
     def embed_images(self, images: Sequence[Any]) -> Encoded:
         """RGB PIL images through the model's own image processor and image tower."""

@@ -6,8 +6,6 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Optional, Sequence
 
-import numpy as np
-
 from .compute import Signal
 from ..domain.errors import ServiceError
 
@@ -18,13 +16,13 @@ request_priority: ContextVar[int] = ContextVar("request_priority", default=0)
 
 @dataclass(eq=False)  # compared by identity: the queue removes a request by `is`
 class Job:
-    """One request's items in a batcher's queue: `out` (items, dimension) float32 filled as
-    passes finish, `done` set when the last one has (or the request failed: `error`)."""
+    """One request's items in a batcher's queue: `out` (items, dimension) float32 (or, for another
+    `output`, a list with one result per item) filled as passes finish, `done` set when the last one has (or the request failed: `error`)."""
 
     items: Sequence[Any]
     #: Each item's length (tokens, or image patches), measured once at enqueue.
     lengths: Sequence[int]
-    out: np.ndarray
+    out: Any
     remaining: int
     enqueued: float
     done: Signal = field(default_factory=Signal)
@@ -38,6 +36,8 @@ class Job:
     #: The compute lane its passes run on: 1 (bulk) for a later priority than 0 or more tokens
     #: than one batch takes, else 0 (interactive).
     lane: int = 0
+    #: The model method whose results `out` holds (a list then), or None for `forward`'s rows.
+    output: Optional[str] = None
     #: Indices of the items not yet taken, ascending by length.
     waiting: list[int] = field(default_factory=list)
 

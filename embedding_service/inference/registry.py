@@ -27,6 +27,8 @@ log = logging.getLogger("embedding_service.inference.registry")
 HINTS = {
     Capability.EMBED_IMAGES: "; set MODEL_NAME (or add to MODELS) a multimodal model such as google/siglip2-so400m-patch16-naflex",
     Capability.SCORE_PAIRS: "; add a reranker to MODELS, such as Qwen/Qwen3-Reranker-0.6B",
+    Capability.SPARSE: "; add a sparse model to MODELS, such as naver/splade-v3 or BAAI/bge-m3",
+    Capability.MULTI_VECTOR: "; add a multi-vector model to MODELS, such as BAAI/bge-m3 or lightonai/GTE-ModernColBERT-v1",
 }
 
 #: How much of a name a client sent is echoed in an error message (a name can be megabytes long).

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Callable, Optional
 
 from ..config.settings import SettingsError
 from ..domain.model_kinds import KINDS
-from .text_config import is_decoder
+from .text_config import is_decoder, module_types
 from .files import ModelFiles
 from ..config.model_specs import ModelSpec
 
@@ -26,27 +26,50 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = logging.getLogger("embedding_service.models")
 
-Predicate = Callable[[ModelSpec, dict], bool]
+Predicate = Callable[[ModelSpec, dict, ModelFiles], bool]
 
 
 def model_type(*names: str) -> Predicate:
-    return lambda spec, config: str(config.get("model_type", "")).lower() in names
+    return lambda spec, config, files: str(config.get("model_type", "")).lower() in names
 
 
 def architecture(suffix: str) -> Predicate:
-    return lambda spec, config: any(str(a).endswith(suffix) for a in config.get("architectures") or [])
+    return lambda spec, config, files: any(str(a).endswith(suffix) for a in config.get("architectures") or [])
 
 
-def decoder(spec: ModelSpec, config: dict) -> bool:
+def decoder(spec: ModelSpec, config: dict, files: ModelFiles) -> bool:
     return is_decoder(config)
 
 
-def named_reranker(spec: ModelSpec, config: dict) -> bool:
+def named_reranker(spec: ModelSpec, config: dict, files: ModelFiles) -> bool:
     return "reranker" in spec.name.lower() or "reranker" in spec.reference.lower()
 
 
-def anything(spec: ModelSpec, config: dict) -> bool:
+def anything(spec: ModelSpec, config: dict, files: ModelFiles) -> bool:
     return True
+
+
+#: BGE-M3's heads beside its weights (FlagEmbedding's layout).
+SPARSE_HEAD, COLBERT_HEAD = "sparse_linear.pt", "colbert_linear.pt"
+
+
+def splade(spec: ModelSpec, config: dict, files: ModelFiles) -> bool:
+    """A sentence-transformers SparseEncoder whose modules end in SpladePooling."""
+    return "SpladePooling" in [kind for kind, _ in module_types(files)]
+
+
+def pylate(spec: ModelSpec, config: dict, files: ModelFiles) -> bool:
+    """PyLate's layout: a pylate Dense module, or a query prefix and length in its config."""
+    modules = files.json("modules.json")
+    if isinstance(modules, list) and any("pylate" in str(m.get("type", "")) for m in modules if isinstance(m, dict)):
+        return True
+    st = files.json("config_sentence_transformers.json")
+    return isinstance(st, dict) and "query_length" in st and "query_prefix" in st
+
+
+def m3_heads(spec: ModelSpec, config: dict, files: ModelFiles) -> bool:
+    """BGE-M3's sparse and ColBERT heads beside the weights."""
+    return files.has(SPARSE_HEAD) and files.has(COLBERT_HEAD)
 
 
 @dataclass(frozen=True)
@@ -77,6 +100,10 @@ FAMILIES: tuple[Family, ...] = (
            architecture("ForSequenceClassification"), ".cross_encoder:CrossEncoderReranker"),
     Family("qwen3-reranker", "rerank", "a Qwen3-Reranker-style causal LM", decoder,
            ".qwen3_reranker:Qwen3Reranker", claims=named_reranker),
+    Family("splade", "sparse", "a SPLADE masked-LM (sentence-transformers SparseEncoder)", splade,
+           ".splade:SpladeEncoder"),
+    Family("colbert", "multi-vector", "a PyLate ColBERT model", pylate, ".colbert:PyLateColbert"),
+    Family("bge-m3", "text", "BGE-M3 (dense, sparse and ColBERT heads)", m3_heads, ".bge_m3:BgeM3"),
     Family("text", "text", "a transformers encoder or decoder", anything, ".text:TextEmbedder"),
 )
 #: The kinds, in table order: the values of the `kind` model option.
@@ -84,13 +111,13 @@ if {family.kind for family in FAMILIES} != set(KINDS):  # every kind has a row, 
     raise AssertionError("the family table and domain.model_kinds.Kind disagree")
 
 
-def detect_family(spec: ModelSpec, config: dict) -> Family:
+def detect_family(spec: ModelSpec, config: dict, files: ModelFiles) -> Family:
     """The row serving `spec` (see the module doc). raises SettingsError naming the model when
     its kind (forced or detected) has no row whose structure fits."""
-    kind = spec.option("kind") or next(f.kind for f in FAMILIES if (f.claims or f.fits)(spec, config))
+    kind = spec.option("kind") or next(f.kind for f in FAMILIES if (f.claims or f.fits)(spec, config, files))
     rows = [f for f in FAMILIES if f.kind == kind]
     for family in rows:
-        if family.fits(spec, config):
+        if family.fits(spec, config, files):
             return family
     found = str(config.get("model_type", "")) or "unknown"
     raise SettingsError(
@@ -107,7 +134,7 @@ def load_model(spec: ModelSpec, device: str, dtype: str) -> "Model":
     """
     files = ModelFiles(spec.reference, spec.name)
     config = files.config()
-    family = detect_family(spec, config)
+    family = detect_family(spec, config, files)
     try:
         model = family.load_class()(spec, device, dtype, files, config)
     except SettingsError:

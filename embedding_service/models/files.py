@@ -41,6 +41,14 @@ class ModelFiles:
         self._cache[filename] = data
         return data
 
+    def has(self, filename: str) -> bool:
+        """Whether the model has the file `filename` (a local file, or on the hub or in its cache)."""
+        return self._path(filename) is not None
+
+    def path(self, filename: str) -> Optional[str]:
+        """The local path of `filename` (downloaded into the hub cache first), None when absent."""
+        return self._path(filename)
+
     def _path(self, filename: str) -> Optional[str]:
         if self.is_local:
             path = os.path.join(self.reference, filename)

@@ -22,7 +22,7 @@ import torch
 
 from ..config.model_specs import ModelSpec
 from ..images.decode import ImageInputSize
-from .items import ImageItem, PairItem
+from .items import ImageItem, PairItem, SparseVector
 from .loading import dtype_name
 from .tokenize import ConcurrentTokenizer
 
@@ -45,6 +45,12 @@ class Model(ABC):
     #: Whether forward passes run on the real tokens of a batch only (models/unpadded.py): a
     #: batch then costs its tokens, not items x longest, and the batcher groups it accordingly.
     unpadded = False
+    #: Whether it serves pooled text embeddings (`forward`'s rows); a SPLADE or PyLate model
+    #: encodes text but serves only its sparse or multi-vector output.
+    serves_dense = True
+    #: Its batched outputs besides `forward` (method names the batcher may call; precision.py
+    #: runs them in the model's precision too).
+    batched_outputs: tuple[str, ...] = ()
     #: The fast tokenizer as loaded (vocabulary, decoding) and its thread-safe caller.
     tokenizer: Any = None
     tokenize: ConcurrentTokenizer
@@ -105,6 +111,50 @@ class TokenStates(ABC):
     def token_states(self, items: Sequence[Any]) -> list[np.ndarray]:
         """One (len(item), hidden size) float32 array per item, a row per token fed (special
         tokens included, padding left out), not pooled nor normalised; the caller holds `lock`."""
+
+
+class SparseEncoder(ABC):
+    """A model that gives lexical weights, one sparse vector over its vocabulary per text
+    (SPLADE; BGE-M3's sparse head). `sparse_dimension`: its vocabulary size, the most entries
+    one sparse vector can have."""
+
+    sparse_dimension: int = 0
+
+    def sparse_bound(self, tokens: int) -> int:
+        """The most entries a text of `tokens` tokens can have: one per token (BGE-M3), at most
+        the vocabulary; SPLADE overrides it (any vocabulary entry, whatever the text)."""
+        return min(tokens, self.sparse_dimension)
+
+    @abstractmethod
+    def lexical_weights(self, items: Sequence[Any]) -> list[SparseVector]:
+        """One SparseVector per prepared text item; a batched output (the batcher calls it on
+        the compute thread, as it calls `forward`)."""
+
+
+class MultiVectorEncoder(ABC):
+    """A late-interaction model: one vector per token (ColBERT: BGE-M3's ColBERT head, PyLate
+    models), scored by MaxSim. `multi_vector_dimension`: the size of each token vector;
+    `maxsim_average`: whether its MaxSim is divided by the query's vector count (FlagEmbedding's
+    `colbert_score`) rather than summed (PyLate's `colbert_scores`)."""
+
+    multi_vector_dimension: int = 0
+    maxsim_average: bool = False
+
+    def vectors_bound(self, tokens: int, is_query: bool) -> int:
+        """The most values (vectors x dimension) a text of `tokens` tokens can give."""
+        return tokens * self.multi_vector_dimension
+
+    def prepare_multi_vector(
+        self, texts: Sequence[str], prompt: Any, truncate: bool, direction: str, is_query: bool, param: str = "input",
+    ) -> list[Any]:
+        """Text items for `token_vectors`: the text encoder's own preparation, unless the family
+        prepares queries and documents differently (PyLate)."""
+        return self.prepare_texts(texts, prompt, truncate, direction, param=param)  # type: ignore[attr-defined]
+
+    @abstractmethod
+    def token_vectors(self, items: Sequence[Any]) -> list[np.ndarray]:
+        """One (vectors, multi_vector_dimension) float32 array per prepared item, not normalised;
+        a batched output."""
 
 
 class ImageEncoder(ABC):

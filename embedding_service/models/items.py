@@ -4,7 +4,7 @@ numpy only: prepared items are made on request threads (no torch there)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
 import numpy as np
@@ -18,6 +18,45 @@ class TokenIds:
 
     def __len__(self) -> int:
         return len(self.ids)
+
+
+@dataclass
+class MaskedIds(TokenIds):
+    """Token ids with their own attention mask and output mask (ColBERT): `attention[i]` 0 for a
+    token that others do not attend to (query expansion), `keep[i]` False for a token whose vector
+    is left out of the output (document skiplist)."""
+
+    attention: list[int] = field(default_factory=list)
+    keep: list[bool] = field(default_factory=list)
+
+
+@dataclass
+class SparseVector:
+    """Lexical weights of one input: `indices` (n,) int64 token ids, ascending, and `values` (n,)
+    float32 weights, each > 0."""
+
+    indices: np.ndarray
+    values: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+
+def sparse_from_dense(row: np.ndarray) -> SparseVector:
+    """The non-zero entries of a (vocabulary,) weight row."""
+    indices = np.flatnonzero(row > 0)
+    return SparseVector(indices.astype(np.int64), row[indices].astype(np.float32))
+
+
+def max_per_id(ids: Sequence[int], weights: np.ndarray, dropped: frozenset = frozenset()) -> SparseVector:
+    """Per token id its largest weight over the input's tokens, ids in `dropped` and weights <= 0
+    left out (FlagEmbedding's `_process_token_weights`)."""
+    best: dict[int, float] = {}
+    for token, weight in zip(ids, weights.tolist()):
+        if weight > 0 and token not in dropped and weight > best.get(token, 0.0):
+            best[token] = weight
+    order = sorted(best)
+    return SparseVector(np.asarray(order, dtype=np.int64), np.asarray([best[t] for t in order], dtype=np.float32))
 
 
 @dataclass

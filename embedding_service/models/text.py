@@ -11,7 +11,7 @@ Recipes followed:
 from __future__ import annotations
 
 import inspect
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 import torch
@@ -20,7 +20,7 @@ from .items import TokenIds, pad_batch
 from .prompts import PromptChoice
 from .interfaces import TokenStates
 from .text_encoder import TextEncoder
-from .text_config import TextConfig, resolve_max_length, text_config
+from .text_config import SUPPORTED_MODULES, TextConfig, resolve_max_length, text_config
 from .files import ModelFiles
 from .loading import load_pretrained, pad_token_id
 from .pooling import pool
@@ -36,14 +36,23 @@ class TextEmbedder(TextEncoder, TokenStates):
     prepared by `prepare_texts` / `prepare_ids`.
     """
 
+    #: The transformers class the weights load with, and the sentence-transformers modules and
+    #: default pooling of the family (text_config.text_config); a subclass may change them.
+    auto_class = "AutoModel"
+    st_modules = SUPPORTED_MODULES
+    pooling_default: Optional[str] = None
+
     def __init__(self, spec: ModelSpec, device: str, dtype: str, files: ModelFiles, config: dict):
         super().__init__(spec, device)
-        self.text_config: TextConfig = text_config(spec, files, config)
+        self.text_config: TextConfig = text_config(spec, files, config, self.st_modules, self.pooling_default)
         self.prompts = self.text_config.prompts
         self.default_prompt_name = self.text_config.default_prompt_name
         self.instruction_template = self.text_config.instruction_template
         self.lowercase = self.text_config.lowercase
-        tokenizer, self.model, self.dtype = load_pretrained(spec, device, dtype, "AutoModel", self.text_config.transformer_path)
+        tokenizer, self.model, self.dtype = load_pretrained(spec, device, dtype, self.auto_class, self.text_config.transformer_path)
+        #: The encoder or decoder body whose last hidden states the outputs read (the model itself,
+        #: or the base model under a task head).
+        self.body = self.model.base_model
         self.set_tokenizer(tokenizer)
         self.max_length = resolve_max_length(
             spec.name,
@@ -58,13 +67,13 @@ class TextEmbedder(TextEncoder, TokenStates):
         self.pad_id = pad_token_id(tokenizer)
         self.vocab_rows = self.model.get_input_embeddings().num_embeddings
         self.dimension = int(getattr(self.model.config, "hidden_size", 0)) or self._probe_dimension()
-        params = inspect.signature(self.model.forward).parameters
+        params = inspect.signature(self.body.forward).parameters
         self._position_ids = "position_ids" in params and self.padding_side == "left"
         #: The packed forward (models/unpadded.py, unpadded_decoder.py) for BERT-family encoders and
         #: Qwen3, unless turned off.
         self._packed = None
         if spec.option("unpadded", True) and device == "cpu":
-            self._packed = packed_encoder(self.model) or packed_decoder(self.model)
+            self._packed = packed_encoder(self.body) or packed_decoder(self.body)
         self.unpadded = self._packed is not None
 
     def _probe_dimension(self) -> int:
@@ -90,7 +99,7 @@ class TextEmbedder(TextEncoder, TokenStates):
         kwargs = {"input_ids": torch.from_numpy(ids).to(self.device), "attention_mask": attention}
         if self._position_ids:
             kwargs["position_ids"] = (attention.cumsum(dim=1) - 1).clamp(min=0)
-        output = self.model(**kwargs)
+        output = self.body(**kwargs)
         hidden = output.last_hidden_state if hasattr(output, "last_hidden_state") else output[0]
         return hidden, attention, mask
 
@@ -109,13 +118,17 @@ class TextEmbedder(TextEncoder, TokenStates):
         padding left out: (len(item), hidden size) float32, not pooled nor normalised (TEI's
         `/embed_all`). The caller holds `lock`."""
         with torch.inference_mode():
-            if self._packed is not None:
-                batch = self._packed.pack([item.ids for item in items], device=self.device)
-                flat = self._packed(batch).to("cpu", torch.float32).numpy()
-                return np.split(flat, batch.offsets[1:-1].numpy())
-            hidden, _, mask = self._last_hidden(items)
-        rows = hidden.to("cpu", torch.float32).numpy()
-        return [rows[row][mask[row].astype(bool)] for row in range(len(items))]
+            return [rows.to("cpu", torch.float32).numpy() for rows in self.token_hidden(items)]
+
+    def token_hidden(self, items: Sequence[TokenIds]) -> list[torch.Tensor]:
+        """Per item, its last hidden states on the model's device, (len(item), hidden size) in
+        the model's dtype, padding left out (packed: only real tokens are computed). Call under
+        `torch.inference_mode`."""
+        if self._packed is not None:
+            batch = self._packed.pack([item.ids for item in items], device=self.device)
+            return list(torch.split(self._packed(batch), [len(item) for item in items]))
+        hidden, attention, _ = self._last_hidden(items)
+        return [hidden[row][attention[row].bool()] for row in range(len(items))]
 
     def warmup(self) -> None:
         with self.lock:

@@ -77,30 +77,42 @@ def _pooling_from_config(name: str, cfg: dict) -> str:
     return modes[0]
 
 
-def text_config(spec: ModelSpec, files: ModelFiles, config: dict) -> TextConfig:
-    """Pooling, prompts, lower-casing, maximum length and template for a text model."""
+def module_types(files: ModelFiles) -> list[tuple[str, str]]:
+    """(class name, folder) of each module in the model's `modules.json`, in order; empty without one."""
+    modules = files.json("modules.json")
+    if not isinstance(modules, list):
+        return []
+    return [(str(m.get("type", "")).rsplit(".", 1)[-1], str(m.get("path", "")).strip("/")) for m in modules if isinstance(m, dict)]
+
+
+def text_config(
+    spec: ModelSpec, files: ModelFiles, config: dict, modules: tuple[str, ...] = SUPPORTED_MODULES,
+    pooling_default: Optional[str] = None,
+) -> TextConfig:
+    """Pooling, prompts, lower-casing, maximum length and template for a text model. `modules`:
+    the sentence-transformers modules the family serves (any other fails at start-up; the
+    family reads its own, e.g. SpladePooling); `pooling_default`: the pooling of a family that
+    does not pool (no warning then)."""
     name = spec.name
     pooling: Optional[str] = None
     transformer_path = ""
-    modules = files.json("modules.json")
-    if isinstance(modules, list):
-        for module in modules:
-            kind = str(module.get("type", "")).rsplit(".", 1)[-1]
-            if kind not in SUPPORTED_MODULES:
-                raise SettingsError(
-                    f"model {name!r}: sentence-transformers module {kind!r} is not supported "
-                    f"(supported: {', '.join(SUPPORTED_MODULES)})"
-                )
-            path = str(module.get("path", "")).strip("/")
-            if kind == "Transformer":
-                transformer_path = path
-            elif kind == "Pooling" and not spec.option("pooling"):
-                cfg = files.json(f"{path}/config.json" if path else "config.json")
-                if not isinstance(cfg, dict):
-                    raise SettingsError(f"model {name!r}: pooling module {path!r} has no config.json")
-                pooling = _pooling_from_config(name, cfg)
+    for kind, path in module_types(files):
+        if kind not in modules:
+            raise SettingsError(
+                f"model {name!r}: sentence-transformers module {kind!r} is not supported "
+                f"(supported: {', '.join(modules)})"
+            )
+        if kind in ("Transformer", "MLMTransformer"):
+            transformer_path = path
+        elif kind == "Pooling" and not spec.option("pooling"):
+            cfg = files.json(f"{path}/config.json" if path else "config.json")
+            if not isinstance(cfg, dict):
+                raise SettingsError(f"model {name!r}: pooling module {path!r} has no config.json")
+            pooling = _pooling_from_config(name, cfg)
     if spec.option("pooling"):
         pooling = spec.option("pooling")
+    if pooling is None and pooling_default:
+        pooling = pooling_default
     if pooling is None:
         pooling = "lasttoken" if is_decoder(config) else "mean"
         log.warning("model %s has no pooling config; using %s pooling", name, pooling)

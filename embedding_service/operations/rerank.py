@@ -26,6 +26,7 @@ from ..inference.registry import Registry
 from .embed import check_batch_size, check_text_chars, l2_normalize, note_usage
 from .state import RequestBudgets
 from .model_names import resolve
+from .retrieval import maxsim_scores
 
 
 @dataclass
@@ -166,7 +167,7 @@ def choose_engine(engines: Registry, name: Optional[str]) -> Engine:
     default text model. raises ModelNotFound (404), InvalidInput (400)."""
     if name:
         engine = engines.find(resolve(engines, name))
-        if not (engine.can(Capability.SCORE_PAIRS) or engine.can(Capability.EMBED_TEXT)):
+        if not any(engine.can(c) for c in (Capability.SCORE_PAIRS, Capability.EMBED_TEXT, Capability.MULTI_VECTOR)):
             raise InvalidInput(f"model {engine.name!r} is a {engine.model.kind} model and cannot do reranking", param="model")
         return engine
     if engines.has(Capability.SCORE_PAIRS):
@@ -215,6 +216,15 @@ def rerank(
         )
         scores = pair.raw if raw_scores else _sigmoid(pair.raw)
         label, items, tokens = engine.name, pair.items, pair.tokens
+    elif engine.can(Capability.MULTI_VECTOR):
+        if "image" in media or max_chunks_per_doc:
+            what = "image documents" if "image" in media else "max_chunks_per_doc"
+            raise InvalidInput(f"model {engine.name!r} ranks text by MaxSim over its token vectors; {what} "
+                               "cannot be scored that way", param=field if "image" in media else "max_chunks_per_doc")
+        prompts = _check_embedding_chars(engine.text_encoder, query, instruction, media, contents, budgets, field)
+        contents = engine.cap_tokens(contents, max_tokens_per_doc, direction)
+        scores, tokens = maxsim_scores(engine, query, contents, prompts, truncate, direction)
+        label, items = f"{engine.name} (MaxSim)", len(contents)
     else:
         prompts = _check_embedding_chars(engine.text_encoder, query, instruction, media, contents, budgets, field)
         capped = iter(engine.cap_tokens([c for c, m in zip(contents, media) if m == "text"], max_tokens_per_doc, direction))

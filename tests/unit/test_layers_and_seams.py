@@ -4,6 +4,8 @@ tokenising is safe from many threads at once without a lock."""
 
 from __future__ import annotations
 
+import tempfile
+
 import subprocess
 import sys
 import threading
@@ -19,9 +21,13 @@ from embedding_service.inference.engine import Capability, Engine
 from embedding_service.domain.errors import InvalidInput, ModelNotFound
 from embedding_service.models import families
 from embedding_service.models.prompts import PromptChoice
-from embedding_service.models.interfaces import ImageEncoder, Reranker
+from embedding_service.models.interfaces import ImageEncoder, MultiVectorEncoder, Reranker, SparseEncoder
 from embedding_service.models.text_encoder import TextEncoder
 from embedding_service.models.families import FAMILIES, Family, detect_family, model_type, named_reranker
+from embedding_service.models.files import ModelFiles
+
+#: A model with no files besides config.json (detection reads none).
+NO_FILES = ModelFiles(tempfile.mkdtemp(prefix="no-files-"))
 from embedding_service.config.model_specs import ModelSpec
 from embedding_service.config.settings import Settings, SettingsError
 from embedding_service.operations.state import Phase, ServiceState, WorkerInfo
@@ -47,23 +53,24 @@ def spec(name: str = "m", reference: str = "/models/m", **options) -> ModelSpec:
     ],
 )
 def test_the_family_table_decides_the_class(config, options, name, expected):
-    assert detect_family(spec(name, **options), config).name == expected
+    assert detect_family(spec(name, **options), config, NO_FILES).name == expected
 
 
 def test_a_forced_kind_that_does_not_fit_names_the_model_and_what_fits():
     with pytest.raises(SettingsError, match=r"model 'm': a rerank model must be a sequence-classification "
                                             r"cross-encoder or a Qwen3-Reranker-style causal LM"):
-        detect_family(spec(kind="rerank"), {"model_type": "bert", "architectures": ["BertModel"]})
+        detect_family(spec(kind="rerank"), {"model_type": "bert", "architectures": ["BertModel"]}, NO_FILES)
     with pytest.raises(SettingsError, match="a multimodal model must be SigLIP 2 or SigLIP or CLIP"):
-        detect_family(spec(kind="multimodal"), {"model_type": "bert"})
+        detect_family(spec(kind="multimodal"), {"model_type": "bert"}, NO_FILES)
 
 
 #: The interfaces a class of each kind must implement (what its engine's capabilities come from).
-KIND_INTERFACES = {"text": (TextEncoder,), "multimodal": (TextEncoder, ImageEncoder), "rerank": (Reranker,)}
+KIND_INTERFACES = {"text": (TextEncoder,), "multimodal": (TextEncoder, ImageEncoder), "rerank": (Reranker,),
+                   "sparse": (TextEncoder, SparseEncoder), "multi-vector": (TextEncoder, MultiVectorEncoder)}
 
 
 def test_kinds_and_families_are_declared_once():
-    assert families.KINDS == ("multimodal", "rerank", "text")
+    assert families.KINDS == ("multimodal", "rerank", "sparse", "multi-vector", "text")
     assert {f.kind for f in FAMILIES} == set(families.KINDS)  # every kind served by a row, no row of another kind
     assert len({f.name for f in FAMILIES}) == len(FAMILIES)
     for family in FAMILIES:  # every row's class imports and implements the interface of its kind
@@ -133,7 +140,7 @@ def test_capability_checks_hold_under_python_optimize(rr_client):
 
 def test_a_new_family_is_one_module_and_one_row(tiny, monkeypatch):
     """The guide's worked example: tests/support/example_family.py plus one row in FAMILIES."""
-    row = Family("e5", "text", "an E5 embedder", lambda s, c: s.name.startswith("e5"), "support.example_family:E5Embedder")
+    row = Family("e5", "text", "an E5 embedder", lambda s, c, f: s.name.startswith("e5"), "support.example_family:E5Embedder")
     monkeypatch.setattr(families, "FAMILIES", (row, *FAMILIES))
     app = local_app(Settings.from_mapping({
         "MODELS": f"e5-small={tiny['bert_cls']},plain={tiny['bert_cls']}", "DEVICE": "cpu", "LOG_LEVEL": "WARNING",

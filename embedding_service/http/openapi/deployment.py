@@ -45,6 +45,9 @@ class ServedModel(BaseModel):
     instruction: bool = True
     #: Whether it gives token embeddings (TEI's /embed_all).
     token_embeddings: bool = False
+    #: Whether it gives lexical weights (sparse) and token vectors (multi-vector).
+    sparse: bool = False
+    multi_vector: bool = False
 
     @property
     def image_documents(self) -> bool:
@@ -63,7 +66,7 @@ class Deployment(BaseModel):
     #: The name a request without `model` (or with "") gets, by kind: "text" (the default text
     #: model), "first" (the first configured model where it embeds text, as /embed_text picks),
     #: "images" (the default image model), "all" (the default scorer of the rerank routes),
-    #: "tokens" (the default model of /embed_all).
+    #: "tokens" (the default model of /embed_all), "sparse" (of the sparse routes), "pooling" (of /pooling).
     defaults: dict[str, str] = {}
     max_items: int = 2048
     max_chars: int = 200_000
@@ -86,6 +89,10 @@ class Deployment(BaseModel):
             return [m for m in self.served or () if m.images]
         if kind == "tokens":
             return [m for m in self.served or () if m.token_embeddings]
+        if kind == "sparse":
+            return [m for m in self.served or () if m.sparse]
+        if kind == "pooling":
+            return [m for m in self.served or () if m.text or m.multi_vector or m.token_embeddings]
         return [m for m in self.served or () if m.text or (kind == "all" and m.pairs)]
 
     def values(self, names: tuple[str, ...]) -> dict[str, int]:

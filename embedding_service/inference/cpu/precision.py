@@ -40,7 +40,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 import torch
 
-from ...models.interfaces import ImageEncoder, Model, Reranker
+from ...models.interfaces import ImageEncoder, Model, MultiVectorEncoder, Reranker, SparseEncoder
 from ...models.prompts import PromptChoice
 from ...models.text_encoder import TextEncoder
 
@@ -158,14 +158,28 @@ def sample_outputs(model: Model) -> dict[str, np.ndarray]:
     """The model's outputs on the fixed sample, one entry per capability: "texts" and "images"
     (n, dimension) float32 vectors, "pairs" (n, 1) log-odds. Runs under the model's lock."""
     runs: dict[str, Callable[[], np.ndarray]] = {}
-    if isinstance(model, TextEncoder):
+    if isinstance(model, TextEncoder) and model.serves_dense:
         runs["texts"] = lambda: model.forward(model.prepare_texts(list(CHECK_TEXTS), PromptChoice(), True, "right"))
+    if isinstance(model, SparseEncoder):
+        runs["sparse vectors"] = lambda: _dense_rows(model)
+    if isinstance(model, MultiVectorEncoder):
+        runs["token vectors"] = lambda: np.concatenate(model.token_vectors(
+            model.prepare_multi_vector(list(CHECK_TEXTS), PromptChoice(), True, "right", is_query=False)))
     if isinstance(model, ImageEncoder):
         runs["images"] = lambda: model.forward(model.prepare_images(check_images()))
     if isinstance(model, Reranker):
         runs["pairs"] = lambda: model.forward(model.prepare_pairs(CHECK_QUERY, list(CHECK_PAIRS), None, True, None))
     with model.lock:
         return {name: np.asarray(run(), dtype=np.float64) for name, run in runs.items()}
+
+
+def _dense_rows(model: Any) -> np.ndarray:
+    """The model's lexical weights on CHECK_TEXTS as (texts, vocabulary) rows."""
+    vectors = model.lexical_weights(model.prepare_texts(list(CHECK_TEXTS), PromptChoice(), True, "right"))
+    rows = np.zeros((len(vectors), model.sparse_dimension), dtype=np.float32)
+    for row, vector in zip(rows, vectors):
+        row[vector.indices] = vector.values
+    return rows
 
 
 def compare(reference: dict[str, np.ndarray], candidate: dict[str, np.ndarray], precision: Precision) -> CheckResult:
@@ -205,7 +219,8 @@ def _autocast(forward: Callable[..., Any]) -> Callable[..., Any]:
 
 def _switch(model: Model, precision: Precision) -> None:
     if precision.autocast:
-        model.forward = _autocast(model.forward)  # type: ignore[method-assign]
+        for name in ("forward", *model.batched_outputs):
+            setattr(model, name, _autocast(getattr(model, name)))
     else:
         model.model.to(torch.bfloat16)
         model.dtype = torch.bfloat16
@@ -251,7 +266,8 @@ def apply_precision(
     log.warning("model %s: %s fails the self-check against float32 (%s); serving float32",
                 model.name, precision.name, result.detail)
     if precision.autocast and kernels is None:
-        vars(model).pop("forward")  # the class's own forward again
+        for name in ("forward", *model.batched_outputs):
+            vars(model).pop(name, None)  # the class's own methods again
     else:
         model = reload()
     model.precision = "float32"

@@ -11,6 +11,7 @@ from ....inference.engine import Capability
 from ....domain.errors import NotFound
 from ...openapi import LIMIT_TEXT, Deployment, ServedModel, build_spec
 from ....operations.rerank import choose_engine
+from ....operations.retrieval import pooling_engine
 from ....operations.tokens import token_engine
 from ...json_io import json_response, state
 from ...routing import ApiBlueprint
@@ -56,6 +57,10 @@ def current_deployment() -> Deployment:
             limits.defaults["all"] = choose_engine(reg, None).name
         if reg.has(Capability.TOKEN_STATES):
             limits.defaults["tokens"] = token_engine(reg, None).name
+        if reg.has(Capability.SPARSE):
+            limits.defaults["sparse"] = reg.default(Capability.SPARSE).name
+        if reg.has(Capability.EMBED_TEXT) or reg.has(Capability.MULTI_VECTOR):
+            limits.defaults["pooling"] = pooling_engine(reg, None).name
     return limits
 
 
@@ -71,6 +76,8 @@ def _served(engine) -> ServedModel:
         prompt_names=sorted(engine.text_encoder.prompts) if text else [],
         instruction=engine.model.takes_instruction,
         token_embeddings=engine.can(Capability.TOKEN_STATES),
+        sparse=engine.can(Capability.SPARSE),
+        multi_vector=engine.can(Capability.MULTI_VECTOR),
     )
 
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Optional, Union
+from typing import Optional, Sequence, Union
 
+import orjson
 from pydantic import BaseModel, RootModel
 
 from ...responses import VECTORS
@@ -50,3 +51,29 @@ class TEIRanks(RootModel[list[TEIRank]]):
 
 class TEIRootResponse(RootModel[Union[list[list[float]], list[float], list[TEIRank]]]):
     """`POST /`: as `/embed` (vectors), `/similarity` (scores) or TEI's rerank, by the request's shape."""
+
+
+class TEISparseValue(BaseModel):
+    """One non-zero entry of a sparse vector: its token id (`index`) and weight (`value`)."""
+
+    index: int
+    value: float
+
+
+class TEISparseVectors(RootModel[list[list[TEISparseValue]]]):
+    """`/embed_sparse`: per input, its non-zero entries, ascending by index."""
+
+
+def sparse_body(vectors: Sequence) -> bytes:
+    """TEI's `/embed_sparse` answer, `[[{"index", "value"}]]`, serialised one vector at a time
+    from the SparseVectors' numpy arrays (orjson's float formatting), without a Python object per
+    entry for the whole answer at once."""
+    parts = []
+    for vector in vectors:
+        if not len(vector):
+            parts.append(b"[]")
+            continue
+        ids = orjson.dumps(vector.indices, option=orjson.OPT_SERIALIZE_NUMPY)[1:-1].split(b",")
+        values = orjson.dumps(vector.values, option=orjson.OPT_SERIALIZE_NUMPY)[1:-1].split(b",")
+        parts.append(b"[" + b",".join(b'{"index":%s,"value":%s}' % pair for pair in zip(ids, values)) + b"]")
+    return b"[" + b",".join(parts) + b"]"

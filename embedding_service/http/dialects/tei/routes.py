@@ -17,13 +17,17 @@ from typing import Any
 from ....domain.errors import InvalidInput
 from ....models.prompts import PromptChoice
 from ....operations.rerank import Ranking, rerank
-from .responses import SCORES, TEXTS, TOKEN_VECTORS, TEIRootResponse, TEITokens
+from .responses import SCORES, TEXTS, TOKEN_VECTORS, TEIRootResponse, TEISparseVectors, TEITokens, sparse_body
 from ...schemas import parse
-from .schemas import TEIEmbedRequest, TEIDecodeRequest, TEIEmbedAllRequest, TEIRerankRequest, TEISimilarityRequest, TEITokenizeRequest
+from .schemas import (
+    TEIEmbedRequest, TEIDecodeRequest, TEIEmbedAllRequest, TEIEmbedSparseRequest, TEIRerankRequest, TEISimilarityRequest,
+    TEITokenizeRequest,
+)
 from ....operations.embed import embed_text, similarity
 from ....operations.tokens import decode, embed_tokens, tokenize
-from ...json_io import engines, images, json_body, json_response, budgets
-from ...budgets import ITEMS, BodyLimit, Budget, TokensOut
+from ...json_io import engines, images, json_body, json_response, budgets, raw_json_response
+from ...budgets import ITEMS, BodyLimit, Budget, RetrievalOut, TokensOut
+from ....operations.retrieval import embed_sparse
 from ...routing import EMBED_ERRORS, TEXT_LIMITS, ApiBlueprint
 
 bp = ApiBlueprint("tei", __name__, tag="TEI")
@@ -32,6 +36,11 @@ TOKEN_ERRORS = (400, 404, 413, 415, 503)
 TOKENIZE_LIMITS = ("MAX_CONTENT_LENGTH", "MAX_CLIENT_BATCH_SIZE", "MAX_INPUT_CHARS", "MAX_REQUEST_CHARS", "MAX_RESPONSE_TOKENS")
 DECODE_LIMITS = ("MAX_CONTENT_LENGTH", "MAX_CLIENT_BATCH_SIZE", "MAX_INPUT_CHARS", "MAX_REQUEST_CHARS", "MAX_RESPONSE_TOKENS")
 EMBED_ALL_LIMITS = TOKENIZE_LIMITS[:-1] + ("MAX_EMBED_ALL_TOKENS",)
+SPARSE_LIMITS = TOKENIZE_LIMITS[:-1] + ("MAX_SPARSE_ENTRIES",)
+#: The budget of every sparse route: texts, and the entries they may make (MAX_SPARSE_ENTRIES).
+def sparse_budget(field: str) -> Budget:
+    return Budget(BodyLimit.TEXT, "text", {field: ITEMS}, output=RetrievalOut(field, "max_sparse_entries", output="sparse"),
+                  capability="sparse")
 
 
 def tei_ranks(ranking: Ranking, texts: list, return_text: bool) -> list[dict]:
@@ -157,3 +166,20 @@ def embed_all_route():
     )
     return json_response(vectors)
 
+
+
+@bp.operation(
+    "POST", "/embed_sparse", summary="TEI embed_sparse: lexical weights (SPLADE, BGE-M3), the non-zero entries",
+    request=TEIEmbedSparseRequest, response=TEISparseVectors, errors=EMBED_ERRORS, limits=SPARSE_LIMITS, models="sparse",
+    budget=sparse_budget("inputs"),
+)
+def embed_sparse_route():
+    """`{"inputs": str | [str], "truncate"?, "truncation_direction"?, "prompt_name"?, "model"?}` ->
+    `[[{"index", "value"}]]`: per input, its non-zero weights by token id, ascending."""
+    req = parse(TEIEmbedSparseRequest, json_body())
+    texts = [req.inputs] if isinstance(req.inputs, str) else req.inputs
+    result = embed_sparse(
+        engines(), budgets(), model_name=req.model, texts=texts, prompt=PromptChoice(prompt_name=req.prompt_name),
+        truncate=req.truncate, direction=req.truncation_direction, param="inputs",
+    )
+    return raw_json_response(sparse_body(result.vectors))

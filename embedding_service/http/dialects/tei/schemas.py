@@ -139,6 +139,11 @@ class TEIEmbedAllRequest(TEITruncatedInputs):
     """`POST /embed_all` (TEI): `{"inputs", "truncate"?, "truncation_direction"?, "prompt_name"?, "model"?}`."""
 
 
+class TEIEmbedSparseRequest(TEITruncatedInputs):
+    """`POST /embed_sparse` (TEI's `EmbedSparseRequest`): `{"inputs", "truncate"?,
+    "truncation_direction"?, "prompt_name"?, "model"?}`, with a sparse model (SPLADE, BGE-M3)."""
+
+
 class TEIRerankRequest(Strict):
     """TEI's rerank request, as `POST /` takes it: `{"query", "texts", "truncate"?,
     "truncation_direction"?, "raw_scores"?, "return_text"?, "model"?}` (the reranker, or the

@@ -1,0 +1,1 @@
+"""vLLM dialect: `POST /pooling` (tasks `embed` and `token_embed`)."""

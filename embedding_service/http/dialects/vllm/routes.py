@@ -1,0 +1,99 @@
+"""vLLM dialect: `POST /pooling`, vLLM's generic pooling route, for the tasks this service's
+models serve: `embed` (one pooled vector per input, as `/v1/embeddings`) and `token_embed` (one
+vector per token: a multi-vector model's token vectors, BGE-M3's ColBERT or PyLate's, else a text
+model's last hidden states), each L2-normalised unless `normalize` is false and cut to
+`dimensions` where given. `classify` and `token_classify` name a model that serves them, or get a
+400 naming `task`.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+import uuid
+
+import numpy as np
+
+from ....domain.errors import InvalidInput
+from ....inference.engine import Capability
+from ....models.prompts import PromptChoice
+from ....operations.embed import embed_text
+from ....operations.retrieval import embed_multi_vector, finish_vectors, pooling_engine
+from ....operations.tokens import embed_tokens
+from ...budgets import ITEMS, BodyLimit, Budget, RetrievalOut
+from ...json_io import budgets, engines, json_body, json_response
+from ...routing import EMBED_ERRORS, TEXT_LIMITS, ApiBlueprint
+from ...schemas import parse
+from .responses import PoolingResponse
+from .schemas import PoolingRequest
+
+bp = ApiBlueprint("vllm", __name__, tag="vLLM")
+
+POOLING_LIMITS = TEXT_LIMITS + ("MAX_TOKEN_VECTOR_VALUES",)
+
+
+def _b64(rows: np.ndarray) -> str:
+    return base64.b64encode(np.ascontiguousarray(rows, dtype="<f4").tobytes()).decode("ascii")
+
+
+@bp.operation(
+    "POST", "/pooling", summary="vLLM pooling: `embed` (a vector per input) or `token_embed` (a vector per token)",
+    request=PoolingRequest, response=PoolingResponse, errors=EMBED_ERRORS, limits=POOLING_LIMITS, models="pooling",
+    budget=Budget(
+        BodyLimit.TEXT, "text", {"input": ITEMS, "task": "token_embed"},
+        output=RetrievalOut("input", "max_token_vector_values", output="multi-vector", when=("task", "token_embed", "")),
+        capability="multi-vector",
+    ),
+)
+def pooling():
+    """`{"model"?, "input", "task"?, "normalize"?, "dimensions"?, "encoding_format"?, "input_type"?}` ->
+    `{"id", "object": "list", "created", "model", "data": [{"index", "object": "pooling", "data"}], "usage"}`."""
+    req = parse(PoolingRequest, json_body())
+    if req.truncate_prompt_tokens not in (None, -1):
+        raise InvalidInput("truncate_prompt_tokens: only -1 (cut to the model's window) is supported; inputs longer "
+                           "than the window are cut on the right", param="truncate_prompt_tokens")
+    reg = engines()
+    engine = pooling_engine(reg, req.model)
+    task = req.task or ("embed" if engine.can(Capability.EMBED_TEXT) else "token_embed")
+    normalize = True if req.normalize is None else req.normalize
+    prompt = PromptChoice(input_type=req.input_type)
+    single = isinstance(req.input, str)
+    if task == "embed":
+        texts = token_ids = None
+        if single:
+            texts = [req.input]
+        elif req.input and isinstance(req.input[0], int):
+            token_ids = [req.input]
+        elif req.input and isinstance(req.input[0], list):
+            token_ids = req.input
+        else:
+            texts = req.input
+        result = embed_text(reg, budgets(), model_name=engine.name, texts=texts, token_ids=token_ids, normalize=normalize,
+                            dimensions=req.dimensions, prompt=prompt, param="input")
+        rows, tokens = list(result.vectors), result.tokens
+    elif task == "token_embed":
+        if not single and req.input and not isinstance(req.input[0], str):
+            raise InvalidInput("task token_embed takes text input (a string or a list of strings)", param="input")
+        texts = [req.input] if single else list(req.input)
+        if engine.can(Capability.MULTI_VECTOR):
+            out = embed_multi_vector(reg, budgets(), model_name=engine.name, texts=texts, is_query=req.input_type == "query",
+                                     prompt=prompt, normalize=normalize, dimensions=req.dimensions)
+            rows, tokens = out.vectors, out.tokens_fed
+        elif engine.can(Capability.TOKEN_STATES):
+            if req.dimensions is not None:
+                raise InvalidInput(f"dimensions applies to token vectors of a multi-vector model; {engine.name!r} gives its "
+                                   "hidden states", param="dimensions")
+            states, _, tokens = embed_tokens(reg, budgets(), model_name=engine.name, texts=texts, param="input")
+            rows = [finish_vectors(state, None, normalize) for state in states]
+        else:
+            raise InvalidInput(f"model {engine.name!r} is a {engine.model.kind} model and gives no token embeddings",
+                               param="model")
+    else:
+        raise InvalidInput(f"task {task} is not served by model {engine.name!r} (a {engine.model.kind} model); this "
+                           "service's /pooling serves embed and token_embed", param="task")
+    encode = _b64 if req.encoding_format == "base64" else (lambda row: row)
+    return json_response({
+        "id": f"pool-{uuid.uuid4().hex}", "object": "list", "created": int(time.time()), "model": engine.name,
+        "data": [{"index": i, "object": "pooling", "data": encode(row)} for i, row in enumerate(rows)],
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens, "completion_tokens": 0, "prompt_tokens_details": None},
+    })

@@ -1,0 +1,112 @@
+"""SPLADE: a masked-LM's logits turned into lexical weights over its vocabulary.
+
+Recipe: sentence-transformers' `SparseEncoder(path).encode` with an `MLMTransformer` (or a
+`Transformer` whose task is fill-mask) followed by `SpladePooling`: per token
+`log(1 + relu(logits))` (twice log1p for the `log1p_relu` activation of OpenSearch's models), then
+the maximum (or, with `pooling_strategy: sum`, the sum) over the input's real tokens. Prompts,
+maximum length and lower-casing come from the model's sentence-transformers files as for the text
+family; `max_active_dims` in `config_sentence_transformers.json` keeps each vector's largest
+weights only, as `SparseEncoder` does.
+
+The vocabulary projection runs on the real tokens only, a slice of at most
+:data:`LOGIT_ROWS` tokens at a time, so a batch never holds a (batch, length, vocabulary) tensor.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+import torch
+
+from ..config.model_specs import ModelSpec
+from ..config.settings import SettingsError
+from .files import ModelFiles
+from .interfaces import SparseEncoder
+from .items import SparseVector, TokenIds, sparse_from_dense
+from .prompts import PromptChoice
+from .text import TextEmbedder
+from .text_config import module_types
+
+#: Tokens whose vocabulary logits are computed at once (256 x 30522 float32: 31 MB).
+LOGIT_ROWS = 256
+SPLADE_MODULES = ("MLMTransformer", "Transformer", "SpladePooling")
+
+
+def mlm_head(model: torch.nn.Module, name: str) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The masked-LM head of `model` as a function of hidden states: BERT's `cls`, RoBERTa's and
+    XLM-R's `lm_head`, DistilBERT's transform, norm and projector, ModernBERT's head and decoder.
+    raises SettingsError naming the model for any other layout."""
+    if hasattr(model, "cls"):
+        return model.cls
+    if hasattr(model, "lm_head"):
+        return model.lm_head
+    if hasattr(model, "vocab_projector"):
+        return lambda h: model.vocab_projector(model.vocab_layer_norm(model.activation(model.vocab_transform(h))))
+    if hasattr(model, "head") and hasattr(model, "decoder"):
+        return lambda h: model.decoder(model.head(h))
+    raise SettingsError(f"model {name!r}: its masked-LM head ({type(model).__name__}) is not one SPLADE serving knows")
+
+
+class SpladeEncoder(TextEmbedder, SparseEncoder):
+    """A SPLADE model: `lexical_weights` gives one sparse vector per text (module docstring)."""
+
+    auto_class = "AutoModelForMaskedLM"
+    st_modules = SPLADE_MODULES
+    pooling_default = "cls"  # unused: SPLADE pools its own way
+    serves_dense = False
+    batched_outputs = ("lexical_weights",)
+
+    def __init__(self, spec: ModelSpec, device: str, dtype: str, files: ModelFiles, config: dict):
+        super().__init__(spec, device, dtype, files, config)
+        pooling = next((path for kind, path in module_types(files) if kind == "SpladePooling"), None)
+        cfg = files.json(f"{pooling}/config.json") if pooling else None
+        cfg = cfg if isinstance(cfg, dict) else {}
+        self.pooling_strategy = str(cfg.get("pooling_strategy", "max"))
+        self.activation = str(cfg.get("activation_function", "relu"))
+        if self.pooling_strategy not in ("max", "sum") or self.activation not in ("relu", "log1p_relu"):
+            raise SettingsError(
+                f"model {spec.name!r}: SpladePooling {self.pooling_strategy!r} with {self.activation!r} is not supported "
+                "(pooling_strategy max or sum, activation_function relu or log1p_relu)"
+            )
+        st_config = files.json("config_sentence_transformers.json")
+        active = st_config.get("max_active_dims") if isinstance(st_config, dict) else None
+        self.max_active_dims: Optional[int] = int(active) if isinstance(active, int) and active > 0 else None
+        self.head = mlm_head(self.model, spec.name)
+        self.sparse_dimension = int(self.model.get_output_embeddings().out_features)
+
+    def sparse_bound(self, tokens: int) -> int:
+        """Any vocabulary entry may be active, whatever the text: the vocabulary, or max_active_dims."""
+        return min(self.sparse_dimension, self.max_active_dims or self.sparse_dimension)
+
+    def info(self) -> dict:
+        data = super().info()
+        data.update(outputs=["sparse"], sparse_dimension=self.sparse_dimension, pooling=f"splade-{self.pooling_strategy}")
+        return data
+
+    def _weights(self, hidden: torch.Tensor) -> torch.Tensor:
+        """(vocabulary,) float32: SPLADE pooling of one input's (tokens, hidden) states."""
+        pooled = torch.zeros(self.sparse_dimension, dtype=torch.float32, device=hidden.device)
+        for start in range(0, hidden.shape[0], LOGIT_ROWS):
+            values = torch.log1p(torch.relu(self.head(hidden[start : start + LOGIT_ROWS]).float()))
+            if self.activation == "log1p_relu":
+                values = torch.log1p(values)
+            if self.pooling_strategy == "max":
+                pooled = torch.maximum(pooled, values.max(dim=0).values)
+            else:
+                pooled += values.sum(dim=0)
+        return pooled
+
+    def lexical_weights(self, items: Sequence[TokenIds]) -> list[SparseVector]:
+        with torch.inference_mode():
+            rows = [self._weights(hidden).cpu().numpy() for hidden in self.token_hidden(items)]
+        if self.max_active_dims is not None:
+            for row in rows:
+                if np.count_nonzero(row) > self.max_active_dims:
+                    row[np.argsort(row)[: -self.max_active_dims]] = 0.0
+        return [sparse_from_dense(row) for row in rows]
+
+    def warmup(self) -> None:
+        super().warmup()
+        with self.lock:
+            self.lexical_weights(self.prepare_texts(["warm-up"], PromptChoice(), True, "right"))
