@@ -13,7 +13,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 import pytest  # noqa: E402
 
-from support import tiny_models  # noqa: E402
+from support import tiny_models, tiny_retrieval  # noqa: E402
 from embedding_service.process.boot import local_app  # noqa: E402
 from embedding_service.config.model_specs import bundled_default_path  # noqa: E402
 from embedding_service.config.settings import Settings  # noqa: E402
@@ -94,6 +94,35 @@ def tiny(tmp_path_factory) -> dict:
         "bert_mean_legacy": tiny_models.build_bert(str(root / "bert-mean-legacy"), pooling="mean", legacy=True),
         "plain_bert": tiny_models.build_plain_bert(str(root / "plain-bert")),
     }
+
+
+@pytest.fixture(scope="session")
+def retrieval(tmp_path_factory) -> dict:
+    """Paths of the tiny retrieval models (SPLADE, BGE-M3, PyLate ColBERT), built once per session."""
+    root = tmp_path_factory.mktemp("retrieval")
+    return {
+        "splade": tiny_retrieval.build_splade(str(root / "splade")),
+        "splade_sum": tiny_retrieval.build_splade(str(root / "splade-sum"), seed=3, activation="log1p_relu", pooling="sum"),
+        "m3": tiny_retrieval.build_bge_m3(str(root / "bge-m3")),
+        "colbert": tiny_retrieval.build_pylate_colbert(str(root / "colbert")),
+    }
+
+
+@pytest.fixture(scope="session")
+def rt_app(retrieval):
+    """An app serving the tiny retrieval models beside MiniLM, in float32."""
+    return app_from({
+        "MODELS": ",".join([
+            "sentence-transformers/all-MiniLM-L6-v2", f"splade={retrieval['splade']}", f"splade-sum={retrieval['splade_sum']}",
+            f"m3={retrieval['m3']}", f"colbert={retrieval['colbert']}",
+        ]),
+        "MAX_BATCH_SIZE": "8",
+    })
+
+
+@pytest.fixture()
+def rt_client(rt_app):
+    return rt_app.test_client()
 
 
 @pytest.fixture(scope="session")

@@ -142,8 +142,10 @@ class RetrievalOut(TokensOut):
       making its full `query_length` (`vectors_bound`).
 
     A text's tokens are bounded as :class:`TokensOut` bounds them (UTF-8 bytes plus
-    :data:`SPECIAL_TOKENS`, at most the model's window while `truncate` is on); `when`: the body
-    field and value under which the rule applies (vLLM's `task`), None for always."""
+    :data:`SPECIAL_TOKENS`, at most the model's window while `truncate` is on); `when`: `(field,
+    value, otherwise)`, the rule applies when the body's `field` is `value` (vLLM's `task`); an
+    absent field counts as `otherwise` for a model that embeds text, as `value` for one that does
+    not; None for always."""
 
     output: str = "sparse"
     when: Optional[tuple[str, str, str]] = None
@@ -151,11 +153,15 @@ class RetrievalOut(TokensOut):
     def bound(self, body: Any, engines: Optional[Registry]) -> int:
         if not isinstance(body, dict) or engines is None:
             return 0
-        if self.when is not None and body.get(self.when[0], self.when[2]) != self.when[1]:
-            return 0
         engine = self._engine(body, engines)
         if engine is None:
             return 0  # the route answers with its own error (unknown model, no such output)
+        if self.when is not None:
+            field, value, otherwise = self.when
+            # absent: `otherwise` for a model that embeds text, `value` for one that does not
+            chosen = body.get(field, otherwise if engine.can(Capability.EMBED_TEXT) else value)
+            if chosen != value:
+                return 0
         model: Any = engine.model
         value = body.get(self.field)
         texts = [value] if isinstance(value, str) else [t for t in value if isinstance(t, str)] if isinstance(value, list) else []
@@ -247,3 +253,13 @@ def body_too_large(limit: int, how: str, max_content_length: int, route: str) ->
     if limit == max_content_length:
         return f"request body is larger than {how}"
     return f"request body is larger than {how}, the most {route} takes"
+
+
+#: The request limits of every sparse route.
+SPARSE_LIMITS = ("MAX_CONTENT_LENGTH", "MAX_CLIENT_BATCH_SIZE", "MAX_INPUT_CHARS", "MAX_REQUEST_CHARS", "MAX_SPARSE_ENTRIES")
+
+
+def sparse_budget(field: str) -> Budget:
+    """The budget of every sparse route: texts in `field`, and the entries they may make (MAX_SPARSE_ENTRIES)."""
+    return Budget(BodyLimit.TEXT, "text", {field: ITEMS}, output=RetrievalOut(field, "max_sparse_entries", output="sparse"),
+                  capability="sparse")

@@ -73,9 +73,9 @@ class BgeM3(TextEmbedder, SparseEncoder, MultiVectorEncoder):
     def lexical_weights(self, items: Sequence[TokenIds]) -> list[SparseVector]:
         with torch.inference_mode():
             hidden = self.token_hidden(items)
-            weights = [torch.relu(self.sparse_head(rows.float())).squeeze(-1).cpu().numpy() for rows in hidden]
+            weights = [torch.relu(self.sparse_head(rows.float()).float()).squeeze(-1).cpu().numpy() for rows in hidden]
         return [max_per_id(item.ids, row, self.unused_ids) for item, row in zip(items, weights)]
 
     def token_vectors(self, items: Sequence[TokenIds]) -> list[np.ndarray]:
         with torch.inference_mode():
-            return [self.colbert_head(rows[1:].float()).cpu().numpy() for rows in self.token_hidden(items)]
+            return [self.colbert_head(rows[1:].float()).float().cpu().numpy() for rows in self.token_hidden(items)]

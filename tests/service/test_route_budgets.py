@@ -25,14 +25,18 @@ from transformers import PreTrainedTokenizerBase
 
 LIMITS = {
     "MAX_CLIENT_BATCH_SIZE": 8, "MAX_INPUT_CHARS": 300, "MAX_REQUEST_CHARS": 1200, "MAX_RESPONSE_TOKENS": 1000,
-    "MAX_EMBED_ALL_TOKENS": 1000, "MAX_CONTENT_LENGTH": 4 * 1024 * 1024,
+    "MAX_EMBED_ALL_TOKENS": 1000, "MAX_CONTENT_LENGTH": 4 * 1024 * 1024, "MAX_SPARSE_ENTRIES": 400,
+    "MAX_TOKEN_VECTOR_VALUES": 12000,
 }
+#: The model a route that needs sparse or multi-vector output is walked with (Budget.capability).
+RETRIEVAL_MODEL = "m3"
 @pytest.fixture(scope="module")
-def walked(tiny):
-    """An app serving MiniLM (WordPiece) and the tiny Qwen3 embedder (byte-level BPE) with small
-    budgets, and its routes: `(rule, method, view)`."""
+def walked(tiny, retrieval):
+    """An app serving MiniLM (WordPiece), the tiny Qwen3 embedder (byte-level BPE) and the tiny
+    BGE-M3 (for the sparse and multi-vector routes) with small budgets, and its routes:
+    `(rule, method, view)`."""
     app = local_app(Settings.from_mapping({
-        "MODELS": f"sentence-transformers/all-MiniLM-L6-v2,qwen={tiny['qwen']}", "DEVICE": "cpu",
+        "MODELS": f"sentence-transformers/all-MiniLM-L6-v2,qwen={tiny['qwen']},m3={retrieval['m3']}", "DEVICE": "cpu",
         "LOG_LEVEL": "WARNING", "MAX_BATCH_SIZE": "8", **{k: str(v) for k, v in LIMITS.items()},
     }))
     routes = [
@@ -114,7 +118,8 @@ def test_every_route_serves_its_largest_request_and_refuses_each_budget_before_w
             refused(resp, operation or NO_ITEMS_OPERATION, work, str(limit), "bytes")
             continue
         walked_posts += 1
-        body, count, size = largest(budget, state.settings, state.engines, model)
+        route_model = RETRIEVAL_MODEL if budget.capability else model
+        body, count, size = largest(budget, state.settings, state.engines, route_model)
         # At the budgets: served, padded to the last byte the route takes.
         resp = post(client, path, body, pad_to=limit)
         assert resp.status_code == 200, (path, resp.get_data(as_text=True)[:300])
@@ -125,12 +130,12 @@ def test_every_route_serves_its_largest_request_and_refuses_each_budget_before_w
         unit = [7] if budget.item == "ids" else "a"
         if count > 1:
             # One item over MAX_CLIENT_BATCH_SIZE.
-            over = dict(fill(budget.example, [unit] * (count + 1)), model=model)  # (the example's extra items too)
+            over = dict(fill(budget.example, [unit] * (count + 1)), model=route_model)  # (the example's extra items too)
             refused(post(client, path, over), operation, work, "MAX_CLIENT_BATCH_SIZE")
             # Within MAX_INPUT_CHARS each, over MAX_REQUEST_CHARS together.
             each = LIMITS["MAX_REQUEST_CHARS"] // count + 1
             item = [7] * each if budget.item == "ids" else "a" * each
-            over = dict(fill(budget.example, [item] * count), model=model)
+            over = dict(fill(budget.example, [item] * count), model=route_model)
             # (where the output budget is the smaller one, it is the one passed)
             first = budget.item == "text" and budget.output is not None and budget.output.bound(over, state.engines) > getattr(
                 state.settings, budget.output.setting)
@@ -138,7 +143,7 @@ def test_every_route_serves_its_largest_request_and_refuses_each_budget_before_w
                     budget.output.setting.upper() if first else "MAX_REQUEST_CHARS")
         # One input over MAX_INPUT_CHARS.
         item = [7] * (LIMITS["MAX_INPUT_CHARS"] + 1) if budget.item == "ids" else "a" * (LIMITS["MAX_INPUT_CHARS"] + 1)
-        refused(post(client, path, dict(fill(budget.example, [item]), model=model)), operation, work, "MAX_INPUT_CHARS")
+        refused(post(client, path, dict(fill(budget.example, [item]), model=route_model)), operation, work, "MAX_INPUT_CHARS")
         if budget.output is not None:
             # Within every input budget, over the output budget: 4-byte characters (or more ids).
             setting = budget.output.setting.upper()
@@ -146,7 +151,7 @@ def test_every_route_serves_its_largest_request_and_refuses_each_budget_before_w
                 rows = [[7] * 250] * 4 + [[7] * 1]  # 1,001 ids
             else:
                 rows = ["\U0001f600" * 140] * count  # 8 x 564 bytes
-            over = dict(fill(budget.example, rows), model=model)
+            over = dict(fill(budget.example, rows), model=route_model)
             assert budget.output.bound(over, state.engines) > getattr(state.settings, budget.output.setting)
             refused(post(client, path, over), operation, work, setting)
     assert walked_posts >= 16

@@ -18,14 +18,15 @@ def flagembedding(path: str, texts: list, queries: list) -> dict:
 
     model = BGEM3FlagModel(path, use_fp16=False, devices="cpu")
     out = model.encode(texts, batch_size=4, max_length=64, return_dense=True, return_sparse=True, return_colbert_vecs=True)
-    tokens = model.convert_id_to_token(out["lexical_weights"])
-    tokens = tokens if isinstance(tokens, list) else [tokens]
+    # convert_id_to_token per entry: several ids may decode to one string (byte-level pieces).
+    tokens = [{str(i): next(iter(model.convert_id_to_token({i: w}))) for i, w in weights.items()}
+              for weights in out["lexical_weights"]]
     query = model.encode(queries, batch_size=4, max_length=64, return_dense=False, return_sparse=False, return_colbert_vecs=True)
     scores = [[float(model.colbert_score(q, d)) for d in out["colbert_vecs"]] for q in query["colbert_vecs"]]
     return {
         "dense": np.asarray(out["dense_vecs"]).tolist(),
         "sparse": [{str(k): float(v) for k, v in weights.items()} for weights in out["lexical_weights"]],
-        "sparse_tokens": [{str(k): float(v) for k, v in weights.items()} for weights in tokens],
+        "sparse_tokens": tokens,
         "colbert": [np.asarray(v).tolist() for v in out["colbert_vecs"]],
         "query_colbert": [np.asarray(v).tolist() for v in query["colbert_vecs"]],
         "colbert_score": scores,

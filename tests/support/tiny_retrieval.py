@@ -85,6 +85,7 @@ def build_bge_m3(path: str, seed: int = 0, colbert_dim: int = 0) -> str:
     sparse = torch.nn.Linear(hidden, 1)
     colbert = torch.nn.Linear(hidden, colbert_dim or hidden)
     torch.nn.init.normal_(sparse.weight, std=0.5)
+    torch.nn.init.constant_(sparse.bias, 1.0)  # most tokens get a weight, as BGE-M3's do
     torch.save(sparse.state_dict(), os.path.join(path, "sparse_linear.pt"))
     torch.save(colbert.state_dict(), os.path.join(path, "colbert_linear.pt"))
     return path

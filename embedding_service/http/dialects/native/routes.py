@@ -9,10 +9,10 @@ from typing import Literal, Optional
 
 from ....models.prompts import PromptChoice
 from ....operations.retrieval import embed_sparse
+from ...budgets import SPARSE_LIMITS, sparse_budget
 from ...json_io import budgets, engines, json_body, json_response
 from ...routing import EMBED_ERRORS, ApiBlueprint
 from ...schemas import parse
-from ..tei.routes import SPARSE_LIMITS, sparse_budget
 from .schemas import SparseEmbeddingRequest
 
 bp = ApiBlueprint("retrieval", __name__, tag="Retrieval")

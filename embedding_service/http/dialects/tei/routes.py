@@ -26,7 +26,7 @@ from .schemas import (
 from ....operations.embed import embed_text, similarity
 from ....operations.tokens import decode, embed_tokens, tokenize
 from ...json_io import engines, images, json_body, json_response, budgets, raw_json_response
-from ...budgets import ITEMS, BodyLimit, Budget, RetrievalOut, TokensOut
+from ...budgets import ITEMS, SPARSE_LIMITS, BodyLimit, Budget, TokensOut, sparse_budget
 from ....operations.retrieval import embed_sparse
 from ...routing import EMBED_ERRORS, TEXT_LIMITS, ApiBlueprint
 
@@ -36,11 +36,7 @@ TOKEN_ERRORS = (400, 404, 413, 415, 503)
 TOKENIZE_LIMITS = ("MAX_CONTENT_LENGTH", "MAX_CLIENT_BATCH_SIZE", "MAX_INPUT_CHARS", "MAX_REQUEST_CHARS", "MAX_RESPONSE_TOKENS")
 DECODE_LIMITS = ("MAX_CONTENT_LENGTH", "MAX_CLIENT_BATCH_SIZE", "MAX_INPUT_CHARS", "MAX_REQUEST_CHARS", "MAX_RESPONSE_TOKENS")
 EMBED_ALL_LIMITS = TOKENIZE_LIMITS[:-1] + ("MAX_EMBED_ALL_TOKENS",)
-SPARSE_LIMITS = TOKENIZE_LIMITS[:-1] + ("MAX_SPARSE_ENTRIES",)
-#: The budget of every sparse route: texts, and the entries they may make (MAX_SPARSE_ENTRIES).
-def sparse_budget(field: str) -> Budget:
-    return Budget(BodyLimit.TEXT, "text", {field: ITEMS}, output=RetrievalOut(field, "max_sparse_entries", output="sparse"),
-                  capability="sparse")
+
 
 
 def tei_ranks(ranking: Ranking, texts: list, return_text: bool) -> list[dict]:

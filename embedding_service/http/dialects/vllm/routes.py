@@ -41,7 +41,7 @@ def _b64(rows: np.ndarray) -> str:
     request=PoolingRequest, response=PoolingResponse, errors=EMBED_ERRORS, limits=POOLING_LIMITS, models="pooling",
     budget=Budget(
         BodyLimit.TEXT, "text", {"input": ITEMS, "task": "token_embed"},
-        output=RetrievalOut("input", "max_token_vector_values", output="multi-vector", when=("task", "token_embed", "")),
+        output=RetrievalOut("input", "max_token_vector_values", output="multi-vector", when=("task", "token_embed", "embed")),
         capability="multi-vector",
     ),
 )
