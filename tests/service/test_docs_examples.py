@@ -3,8 +3,8 @@ against a live server: the pages cannot drift from the service.
 
 Each page's `bash` blocks run in order in one shell (so a variable set in one block serves the
 next), from the repository root, with `localhost:8080` pointing at a server that serves the
-models the examples name (the embedded MiniLM; tiny random-weight models as `qwen`, `bge` and
-`siglip`, and a tiny Qwen3-Reranker as RERANK_MODEL). `curl` fails the page on any HTTP error.
+models the examples name (the embedded MiniLM; tiny random-weight models as `qwen`, `bge`,
+`siglip`, `splade`, `bge-m3` and `colbert`, and a tiny Qwen3-Reranker as RERANK_MODEL). `curl` fails the page on any HTTP error.
 Commands that need Docker or a Kubernetes cluster are written as `text` blocks, which must hold no
 request to the service."""
 
@@ -19,7 +19,7 @@ import sys
 import pytest
 
 from conftest import app_from, serve
-from support import tiny_models, tiny_multimodal, tiny_rerankers
+from support import tiny_models, tiny_multimodal, tiny_rerankers, tiny_retrieval
 from support.paths import ROOT
 
 pytestmark = pytest.mark.slow
@@ -56,9 +56,12 @@ def docs_url(tmp_path_factory):
     bge = tiny_rerankers.build_bert_cross_encoder(str(folder / "bge-reranker"))
     siglip = tiny_multimodal.build_siglip2(str(folder / "siglip2"))
     reranker = tiny_rerankers.build_qwen3_reranker(str(folder / "qwen3-reranker"))
+    splade = tiny_retrieval.build_splade(str(folder / "splade"))
+    m3 = tiny_retrieval.build_bge_m3(str(folder / "bge-m3"))
+    colbert = tiny_retrieval.build_pylate_colbert(str(folder / "colbert"))
     app = app_from({
         "MODEL_NAME": "sentence-transformers/all-MiniLM-L6-v2",
-        "MODELS": f"qwen={qwen},bge={bge},siglip={siglip}",
+        "MODELS": f"qwen={qwen},bge={bge},siglip={siglip},splade={splade},bge-m3={m3},colbert={colbert}",
         "RERANK_MODEL": reranker,
     })
     url, server = serve(app)
@@ -68,7 +71,7 @@ def docs_url(tmp_path_factory):
 
 def test_the_documentation_has_examples_and_no_request_hides_in_plain_text():
     assert {"docs/api/openai.md", "docs/api/tei.md", "docs/api/ollama.md", "docs/api/cohere.md", "docs/api/siglip.md",
-            "docs/api/operations.md", "README.md"} <= set(PAGES)
+            "docs/api/operations.md", "docs/api/retrieval.md", "README.md"} <= set(PAGES)
     for path in glob.glob(os.path.join(ROOT, "docs", "**", "*.md"), recursive=True):
         for lang, body in BLOCK.findall(open(path, encoding="utf-8").read()):
             if lang in ("text", ""):  # (python blocks run in the integration matrix)

@@ -3,8 +3,9 @@ the URL map that takes items, walked as in test_route_budgets.py) is served by o
 worker with less than 1 GB of extra resident memory (its RSS high-water mark, VmHWM, against the
 mark after one small request per route), while a neighbour's small request is answered within
 2 s. Run on the real MiniLM (WordPiece; its window cut to 16 tokens so that 2,048 inputs fit a
-test's time: the budgets, not the window, size the request) and on the tiny Qwen3 embedder
-(byte-level BPE)."""
+test's time: the budgets, not the window, size the request), on the tiny Qwen3 embedder
+(byte-level BPE), and, for the sparse and multi-vector routes, on their worst cases
+(RETRIEVAL_MODELS)."""
 
 from __future__ import annotations
 
@@ -32,9 +33,24 @@ def vm_hwm(pid: int) -> int:
     return int(line.split()[1]) * 1024
 
 
-@pytest.mark.parametrize("family", ["minilm", "bpe"])
+#: The sparse and multi-vector routes' worst cases: a SPLADE model with BERT's 30,522-entry
+#: vocabulary, every entry active for every input, and a BGE-M3 whose ColBERT vectors have 1,024
+#: values (bge-m3's own size). The route's model for each output, and the neighbour's.
+RETRIEVAL_MODELS = {"sparse": "served", "multi-vector": "m3", "neighbour": "m3"}
+
+
+@pytest.mark.parametrize("family", ["minilm", "bpe", "retrieval"])
 def test_the_largest_request_of_every_route_stays_under_1_gb_and_a_neighbour_is_answered(tmp_path, tiny, minilm_path, family):
-    model = {"minilm": f"served={minilm_path};max_length=16", "bpe": f"served={tiny['qwen']}"}[family]
+    if family == "retrieval":
+        from support import tiny_retrieval
+
+        splade = tiny_retrieval.build_splade(str(tmp_path / "splade"), vocab_size=30522, all_active=True)
+        m3 = tiny_retrieval.build_bge_m3(str(tmp_path / "bge-m3"), colbert_dim=1024)
+        model = f"served={splade},m3={m3}"
+    else:
+        model = {"minilm": f"served={minilm_path};max_length=16", "bpe": f"served={tiny['qwen']}"}[family]
+    retrieval = family == "retrieval"
+    names = RETRIEVAL_MODELS if retrieval else {}
     env = {"MODELS": model, "WORKERS": "1", "THREADS": "8"}
     app = local_app(Settings.from_mapping({**env, "LOG_LEVEL": "WARNING", "DEVICE": "cpu"}))  # its routes and budgets
     state = app.extensions["embedding_service"]
@@ -45,16 +61,17 @@ def test_the_largest_request_of_every_route_stays_under_1_gb_and_a_neighbour_is_
         session = requests.Session()
         routes = [(path_of(rule), app.view_functions[rule.endpoint].operation.budget)
                   for rule in app.url_map.iter_rules() if "POST" in rule.methods
-                  and app.view_functions[rule.endpoint].operation.budget.item is not None]
-        assert len(routes) >= 16
+                  and app.view_functions[rule.endpoint].operation.budget.item is not None
+                  and (app.view_functions[rule.endpoint].operation.budget.capability is not None) == retrieval]
+        assert len(routes) >= (3 if retrieval else 16)
         for path, budget in routes:  # every route once, small: the baseline includes its code paths
             small = largest(budget, state.settings.model_copy(update={"max_client_batch_size": 2, "max_request_chars": 400}),
-                            state.engines, "served")[0]
+                            state.engines, names.get(budget.capability, "served"))[0]
             assert session.post(url + path, json=small, timeout=60).status_code == 200, path
         baseline = vm_hwm(pid)
         report = []
         for path, budget in routes:
-            body, count, size = largest(budget, state.settings, state.engines, "served")
+            body, count, size = largest(budget, state.settings, state.engines, names.get(budget.capability, "served"))
             answer: dict = {}
 
             def big() -> None:
@@ -66,7 +83,7 @@ def test_the_largest_request_of_every_route_stays_under_1_gb_and_a_neighbour_is_
             thread.start()
             time.sleep(0.5)
             started = time.perf_counter()
-            neighbour = requests.post(url + "/v1/embeddings", json={"input": "a neighbour", "model": "served"}, timeout=60)
+            neighbour = requests.post(url + "/v1/embeddings", json={"input": "a neighbour", "model": names.get("neighbour", "served")}, timeout=60)
             waited = time.perf_counter() - started
             thread.join(timeout=300)
             grown = vm_hwm(pid) - baseline

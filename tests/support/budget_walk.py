@@ -44,15 +44,21 @@ def largest(budget: Budget, settings, engines, model: str) -> tuple[dict, int, i
     MAX_REQUEST_CHARS (less SLACK), each at most MAX_INPUT_CHARS, the largest size whose output
     bound (the route's own) stays within its setting."""
     count = item_count(budget, settings.max_client_batch_size)
-    top = min(settings.max_input_chars, (settings.max_request_chars - SLACK) // count)
 
-    def fits(size: int) -> bool:
+    def fits(count: int, size: int) -> bool:
         if budget.output is None:
             return True
         return budget.output.bound(body_of(budget, count, size, model), engines) <= getattr(settings, budget.output.setting)
 
-    low, high = 1, top
-    while low < high:  # the largest size that fits
-        middle = (low + high + 1) // 2
-        low, high = (middle, high) if fits(middle) else (low, middle - 1)
-    return body_of(budget, count, low, model), count, low
+    def largest_at_most(high: int, ok) -> int:
+        low = 1
+        while low < high:
+            middle = (low + high + 1) // 2
+            low, high = (middle, high) if ok(middle) else (low, middle - 1)
+        return low
+
+    if not fits(count, 1):  # an output that grows with the inputs, not their size (SPLADE's vocabulary)
+        count = largest_at_most(count, lambda n: fits(n, 1))
+    top = min(settings.max_input_chars, (settings.max_request_chars - SLACK) // count)
+    size = largest_at_most(top, lambda size: fits(count, size))
+    return body_of(budget, count, size, model), count, size

@@ -20,9 +20,13 @@ from support.tiny_rerankers import _byte_bpe
 ST_VERSION = {"sentence_transformers": "6.2.0", "transformers": "5.23.0", "pytorch": "2.13.0"}
 
 
-def build_splade(path: str, seed: int = 0, vocab_size: int = 0, activation: str = "relu", pooling: str = "max") -> str:
+def build_splade(
+    path: str, seed: int = 0, vocab_size: int = 0, activation: str = "relu", pooling: str = "max", all_active: bool = False,
+) -> str:
     """A BertForMaskedLM with SpladePooling, laid out as `SparseEncoder.save` does (ST 6).
-    `vocab_size` larger than the tokenizer's pads the vocabulary (as real SPLADE's 30522 rows)."""
+    `vocab_size` larger than the tokenizer's pads the vocabulary (as real SPLADE's 30522 rows);
+    `all_active`: every vocabulary entry of every input gets a weight (the worst case of the
+    sparse budget), through a large output bias."""
     from transformers import BertConfig, BertForMaskedLM
 
     tokenizer = wordpiece_tokenizer(model_max_length=64)
@@ -31,7 +35,11 @@ def build_splade(path: str, seed: int = 0, vocab_size: int = 0, activation: str 
         vocab_size=max(vocab_size, len(tokenizer)), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
         intermediate_size=64, max_position_embeddings=128, initializer_range=0.2,
     )
-    BertForMaskedLM(config).save_pretrained(path)
+    model = BertForMaskedLM(config)
+    if all_active:
+        with torch.no_grad():
+            model.cls.predictions.bias.fill_(20.0)
+    model.save_pretrained(path)
     tokenizer.save_pretrained(path)
     _write_json(os.path.join(path, "modules.json"), [
         {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.sparse_encoder.modules.mlm_transformer.MLMTransformer"},
