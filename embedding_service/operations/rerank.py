@@ -217,14 +217,14 @@ def rerank(
         scores = pair.raw if raw_scores else _sigmoid(pair.raw)
         label, items, tokens = engine.name, pair.items, pair.tokens
     elif engine.can(Capability.MULTI_VECTOR):
-        if "image" in media or max_chunks_per_doc:
-            what = "image documents" if "image" in media else "max_chunks_per_doc"
-            raise InvalidInput(f"model {engine.name!r} ranks text by MaxSim over its token vectors; {what} "
-                               "cannot be scored that way", param=field if "image" in media else "max_chunks_per_doc")
+        if "image" in media:
+            raise InvalidInput(f"model {engine.name!r} ranks text by MaxSim over its token vectors; image documents "
+                               "need a multimodal model", param=field)
         prompts = _check_embedding_chars(engine.text_encoder, query, instruction, media, contents, budgets, field)
         contents = engine.cap_tokens(contents, max_tokens_per_doc, direction)
-        scores, tokens = maxsim_scores(engine, query, contents, prompts, truncate, direction)
-        label, items = f"{engine.name} (MaxSim)", len(contents)
+        scores, items, tokens = maxsim_scores(engine, query, contents, prompts, truncate, direction, max_chunks_per_doc,
+                                              check_chunks)
+        label = f"{engine.name} (MaxSim)"
     else:
         prompts = _check_embedding_chars(engine.text_encoder, query, instruction, media, contents, budgets, field)
         capped = iter(engine.cap_tokens([c for c, m in zip(contents, media) if m == "text"], max_tokens_per_doc, direction))

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
 from ..domain.errors import InvalidInput
-from ..inference.engine import Capability, Engine
+from ..inference.engine import Capability, Engine, best_per_owner
+from ..models.text_encoder import CHUNK_OVERLAP
 from ..inference.registry import Registry
 from ..models.prompts import PromptChoice
 from .embed import check_batch_size, check_text_chars, l2_normalize, note_usage
@@ -137,15 +138,52 @@ def maxsim(query: np.ndarray, document: np.ndarray, average: bool) -> float:
     return float(best.sum() / len(query) if average else best.sum())
 
 
-def maxsim_scores(engine: Engine, query: str, documents: Sequence[str], prompts: Any, truncate: bool, direction: str) -> tuple[np.ndarray, int]:
-    """(MaxSim of each document against `query`, tokens fed), the query as a query and the
-    documents as documents, in one queue trip each; `prompts`: the (query, document) prompts."""
+def document_chunks(engine: Engine, texts: Sequence[str], max_chunks: int) -> tuple[list[str], list[int]]:
+    """Each text as up to `max_chunks` overlapping windows of its own characters (CHUNK_OVERLAP of
+    the window shared), cut at the tokenizer's offsets so that each window fits the model's
+    window with its special and prefix tokens; with, for each chunk, the index of its text. Only
+    the part of a text that `max_chunks` windows can hold is tokenised."""
+    model = engine.text_encoder
+    window = max(8, model.max_length - model.tokenize.specials - 1)
+    inputs = model.tokenize.windows(list(texts), max_chunks * window, "right")
+    encoded = model.tokenize(
+        inputs, add_special_tokens=False, truncation=True, max_length=window, stride=int(window * CHUNK_OVERLAP),
+        return_overflowing_tokens=True, return_offsets_mapping=True, return_attention_mask=False, return_token_type_ids=False,
+    )
+    chunks, owners, seen = [], [], {}
+    for offsets, owner in zip(encoded["offset_mapping"], encoded["overflow_to_sample_mapping"]):
+        seen[owner] = seen.get(owner, 0) + 1
+        if seen[owner] <= max_chunks and offsets:
+            chunks.append(inputs[owner][offsets[0][0]:offsets[-1][1]])
+            owners.append(int(owner))
+    chunked = set(owners)
+    for index, text in enumerate(texts):  # a text without tokens of its own is scored as it is
+        if index not in chunked:
+            chunks.append(text)
+            owners.append(index)
+    return chunks, owners
+
+
+def maxsim_scores(
+    engine: Engine, query: str, documents: Sequence[str], prompts: Any, truncate: bool, direction: str,
+    max_chunks: Optional[int] = None, check: Optional[Callable[[int], None]] = None,
+) -> tuple[np.ndarray, int, int]:
+    """(MaxSim of each document against `query`, items scored, tokens fed), the query as a query
+    and the documents as documents, in one queue trip each; `prompts`: the (query, document)
+    prompts. With `max_chunks`, a long document is scored by its best chunk
+    (:func:`document_chunks`); `check` is called with the number of chunks before any is queued."""
+    owners = list(range(len(documents)))
+    texts = list(documents)
+    if max_chunks and texts:
+        texts, owners = document_chunks(engine, texts, max_chunks)
+        if check is not None:
+            check(len(texts))
     query_rows, query_fed = engine.token_vectors([query], prompts[0], True, "right", True, "query")
-    doc_rows, doc_fed = engine.token_vectors(list(documents), prompts[1], truncate, direction, False, "documents") if documents else ([], 0)
+    doc_rows, doc_fed = engine.token_vectors(texts, prompts[1], truncate, direction, False, "documents") if texts else ([], 0)
     average = bool(getattr(engine.model, "maxsim_average", False))
     q = l2_normalize(query_rows[0])
     scores = np.array([maxsim(q, l2_normalize(rows) if len(rows) else rows, average) for rows in doc_rows], dtype=np.float64)
-    return scores, query_fed + doc_fed
+    return best_per_owner(scores, owners, len(documents)), len(texts), query_fed + doc_fed
 
 
 def pooling_engine(engines: Registry, model_name: Optional[str]) -> Engine:

@@ -72,7 +72,7 @@ def test_pooling_embed_is_the_embeddings_route_and_token_embed_the_token_vectors
 
 
 def test_pooling_refuses_what_it_cannot_do_by_field(rt_client):
-    error(rt_client.post("/pooling", json={"input": "a", "task": "classify"}), 400, "task", "embed and token_embed")
+    error(rt_client.post("/pooling", json={"input": "a", "task": "classify"}), 400, "task", "'embed' or 'token_embed'")
     error(rt_client.post("/pooling", json={"input": "a", "truncate_prompt_tokens": 5}), 400, "truncate_prompt_tokens", "-1")
     error(rt_client.post("/pooling", json={"input": "a", "model": "colbert", "dimensions": 17}), 400, "dimensions", "16")
     error(rt_client.post("/pooling", json={"input": [[1, 2]], "task": "token_embed", "model": "m3"}), 400, "input", "text")
@@ -89,8 +89,30 @@ def test_rerank_scores_a_multi_vector_model_by_maxsim_and_refuses_what_maxsim_ca
     for index, doc in enumerate(docs):
         d = np.asarray(rt_client.post("/pooling", json={"input": doc, "model": "colbert"}).get_json()["data"][0]["data"])
         assert scores[index] == pytest.approx(float((q @ d.T).max(axis=1).sum()), abs=1e-5)  # PyLate: summed
-    error(rt_client.post("/rerank", json={"query": "a", "documents": ["b"], "model": "colbert", "max_chunks_per_doc": 2}),
-          400, "max_chunks_per_doc", "MaxSim")
+    error(rt_client.post("/rerank", json={"query": "a", "documents": [{"image": "x"}], "model": "colbert"}), 400,
+          "documents", "MaxSim")
+
+
+def test_maxsim_scores_a_long_document_by_its_best_chunk(rt_client, rt_app):
+    from embedding_service.operations.retrieval import document_chunks
+
+    engine = rt_app.extensions["embedding_service"].engines.find("colbert")
+    long = " ".join(f"word{i} the stock market fell, a cat sits on the mat." for i in range(12))
+    chunks, owners = document_chunks(engine, [long, "a cat"], max_chunks=3)
+    assert owners == [0, 0, 0, 1] and chunks[3] == "a cat"
+    for chunk in chunks[:3]:
+        assert chunk in long and len(engine.model.tokenizer(chunk, add_special_tokens=False)["input_ids"]) <= 32 - 2
+    body = {"query": "a cat", "documents": [long, "a cat"], "model": "colbert", "raw_scores": True, "max_chunks_per_doc": 3}
+    scores = {r["index"]: r["relevance_score"] for r in rt_client.post("/rerank", json=body).get_json()["results"]}
+    q = np.asarray(rt_client.post("/pooling", json={"input": "a cat", "model": "colbert", "input_type": "query"}).get_json()["data"][0]["data"])
+    rows = rt_client.post("/pooling", json={"input": chunks, "model": "colbert"}).get_json()["data"]
+    chunk_scores = [float((q @ np.asarray(row["data"]).T).max(axis=1).sum()) for row in rows]
+    assert scores[0] == pytest.approx(max(chunk_scores[:3]), abs=1e-5) and scores[1] == pytest.approx(chunk_scores[3], abs=1e-5)
+    unchunked = {r["index"]: r["relevance_score"] for r in rt_client.post("/rerank", json={**body, "max_chunks_per_doc": None}).get_json()["results"]}
+    assert unchunked[1] == pytest.approx(scores[1], abs=1e-6)  # a short document is its own single chunk
+    # A document the tokenizer keeps nothing of (control characters) is scored as it is: a number, not NaN.
+    odd = rt_client.post("/rerank", json={**body, "documents": ["\u0007\u0008", "a cat"]}).get_json()["results"]
+    assert all(isinstance(r["relevance_score"], float) for r in odd), odd
 
 
 @pytest.fixture(scope="module")

@@ -133,3 +133,15 @@ def build_pylate_colbert(path: str, seed: int = 0, out_features: int = 16, atten
             "skiplist_words": list(string.punctuation),
         }, handle, indent=2)
     return path
+
+
+_BUILT: dict[str, str] = {}
+
+
+def shared_bge_m3() -> str:
+    """One tiny BGE-M3 per test process, in a temporary folder (for apps built at collection)."""
+    if "m3" not in _BUILT:
+        import tempfile
+
+        _BUILT["m3"] = build_bge_m3(os.path.join(tempfile.mkdtemp(prefix="tiny-bge-m3-"), "bge-m3"))
+    return _BUILT["m3"]

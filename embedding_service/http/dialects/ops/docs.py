@@ -73,7 +73,7 @@ def _served(engine) -> ServedModel:
         pairs=pairs,
         dimension=getattr(engine.model, "dimension", None) if not pairs else None,
         max_token_id=engine.text_encoder.vocab_rows - 1 if text else None,
-        prompt_names=sorted(engine.text_encoder.prompts) if text else [],
+        prompt_names=sorted(getattr(engine.model, "prompts", None) or {}),
         instruction=engine.model.takes_instruction,
         token_embeddings=engine.can(Capability.TOKEN_STATES),
         sparse=engine.can(Capability.SPARSE),

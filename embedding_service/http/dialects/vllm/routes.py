@@ -1,9 +1,8 @@
 """vLLM dialect: `POST /pooling`, vLLM's generic pooling route, for the tasks this service's
 models serve: `embed` (one pooled vector per input, as `/v1/embeddings`) and `token_embed` (one
 vector per token: a multi-vector model's token vectors, BGE-M3's ColBERT or PyLate's, else a text
-model's last hidden states), each L2-normalised unless `normalize` is false and cut to
-`dimensions` where given. `classify` and `token_classify` name a model that serves them, or get a
-400 naming `task`.
+model's last hidden states), each cut to `dimensions` where given and L2-normalised unless
+`normalize` is false. vLLM's `classify` and `token_classify` are not served (a 400 naming `task`).
 """
 
 from __future__ import annotations
@@ -17,7 +16,7 @@ import numpy as np
 from ....domain.errors import InvalidInput
 from ....inference.engine import Capability
 from ....models.prompts import PromptChoice
-from ....operations.embed import embed_text
+from ....operations.embed import check_dimensions, embed_text
 from ....operations.retrieval import embed_multi_vector, finish_vectors, pooling_engine
 from ....operations.tokens import embed_tokens
 from ...budgets import ITEMS, BodyLimit, Budget, RetrievalOut
@@ -49,9 +48,6 @@ def pooling():
     """`{"model"?, "input", "task"?, "normalize"?, "dimensions"?, "encoding_format"?, "input_type"?}` ->
     `{"id", "object": "list", "created", "model", "data": [{"index", "object": "pooling", "data"}], "usage"}`."""
     req = parse(PoolingRequest, json_body())
-    if req.truncate_prompt_tokens not in (None, -1):
-        raise InvalidInput("truncate_prompt_tokens: only -1 (cut to the model's window) is supported; inputs longer "
-                           "than the window are cut on the right", param="truncate_prompt_tokens")
     reg = engines()
     engine = pooling_engine(reg, req.model)
     task = req.task or ("embed" if engine.can(Capability.EMBED_TEXT) else "token_embed")
@@ -71,7 +67,7 @@ def pooling():
         result = embed_text(reg, budgets(), model_name=engine.name, texts=texts, token_ids=token_ids, normalize=normalize,
                             dimensions=req.dimensions, prompt=prompt, param="input")
         rows, tokens = list(result.vectors), result.tokens
-    elif task == "token_embed":
+    else:  # token_embed
         if not single and req.input and not isinstance(req.input[0], str):
             raise InvalidInput("task token_embed takes text input (a string or a list of strings)", param="input")
         texts = [req.input] if single else list(req.input)
@@ -80,17 +76,12 @@ def pooling():
                                      prompt=prompt, normalize=normalize, dimensions=req.dimensions)
             rows, tokens = out.vectors, out.tokens_fed
         elif engine.can(Capability.TOKEN_STATES):
-            if req.dimensions is not None:
-                raise InvalidInput(f"dimensions applies to token vectors of a multi-vector model; {engine.name!r} gives its "
-                                   "hidden states", param="dimensions")
+            check_dimensions(req.dimensions, engine)
             states, _, tokens = embed_tokens(reg, budgets(), model_name=engine.name, texts=texts, param="input")
-            rows = [finish_vectors(state, None, normalize) for state in states]
+            rows = [finish_vectors(state, req.dimensions, normalize) for state in states]
         else:
             raise InvalidInput(f"model {engine.name!r} is a {engine.model.kind} model and gives no token embeddings",
                                param="model")
-    else:
-        raise InvalidInput(f"task {task} is not served by model {engine.name!r} (a {engine.model.kind} model); this "
-                           "service's /pooling serves embed and token_embed", param="task")
     encode = _b64 if req.encoding_format == "base64" else (lambda row: row)
     return json_response({
         "id": f"pool-{uuid.uuid4().hex}", "object": "list", "created": int(time.time()), "model": engine.name,

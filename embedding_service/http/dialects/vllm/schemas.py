@@ -6,25 +6,30 @@ from typing import Literal, Optional, Union
 
 from pydantic import StrictBool, StrictStr
 
-from ...schemas import JsonInt, PositiveInt, Strict, TextInput, TokenInput
+from ...schemas import TEXTS, JsonInt, PositiveInt, Strict, TextInput, TokenInput, strict_with
 
 
 class PoolingRequest(Strict):
     """`POST /pooling` (vLLM): `{"model"?, "input", "task"?, "normalize"?, "dimensions"?,
     "encoding_format"?, "truncate_prompt_tokens"?, "user"?, "priority"?}`, plus `input_type`
-    (`query` or `document`: how a ColBERT model prepares the texts, and the query prompt)."""
+    (`query` or `document`: how a ColBERT model prepares the texts, and the query prompt).
+    `classify` and `token_classify` are not served here (vLLM's other tasks)."""
+
+    #: token_embed takes texts (token ids are for embed).
+    model_config = strict_with({"not": {"required": ["task"], "properties": {"task": {"const": "token_embed"},
+                                                                              "input": {"not": TEXTS}}}})
 
     input: Union[TextInput, TokenInput]
     model: Optional[StrictStr] = None
     #: `embed`: one pooled vector per input; `token_embed`: one vector per token (a multi-vector
     #: model's token vectors, else the model's last hidden states). Default: `embed` for a model
     #: that embeds text, `token_embed` for a multi-vector model.
-    task: Optional[Literal["embed", "token_embed", "classify", "token_classify"]] = None
+    task: Optional[Literal["embed", "token_embed"]] = None
     normalize: Optional[StrictBool] = None
     dimensions: Optional[PositiveInt] = None
     encoding_format: Literal["float", "base64"] = "float"
-    #: vLLM's truncation: -1 cuts to the model's window (the default here too); other values are refused.
-    truncate_prompt_tokens: Optional[JsonInt] = None
+    #: vLLM's truncation: -1 cuts to the model's window (the default here too); no other value is served.
+    truncate_prompt_tokens: Optional[Literal[-1]] = None
     user: Optional[StrictStr] = None
     priority: Optional[JsonInt] = None
     input_type: Optional[Literal["query", "document"]] = None
