@@ -3,7 +3,7 @@
     python benchmark.py --url http://localhost:8080 --concurrency 10 --requests 100
 
 --url, --concurrency and --requests as above, plus: --endpoint (text, image, openai, openai-root,
-tei, ollama, rerank), --inputs per request, --duration (seconds, instead of --requests), --warmup,
+tei, ollama, rerank, sparse: TEI's /embed_sparse, pooling: vLLM's /pooling with token_embed), --inputs per request, --duration (seconds, instead of --requests), --warmup,
 a concurrency sweep (`--concurrency 1,8,32,64`), --corpus lognormal|FILE (texts of mixed lengths:
 log-normal words per text with --median-words, --p90-words, --max-words, or a file's lines),
 --model-dir (the local model the in-process baseline loads), --compare URL (a second server measured the same
@@ -44,6 +44,8 @@ ENDPOINTS = {
     "tei": "/embed",
     "ollama": "/api/embed",
     "rerank": "/rerank",
+    "sparse": "/embed_sparse",
+    "pooling": "/pooling",
 }
 
 
@@ -98,6 +100,10 @@ def payload(endpoint: str, texts: list[str], model: Optional[str]) -> dict:
         body = {"input": texts}
     elif endpoint == "rerank":
         body = {"query": texts[0], "documents": texts}
+    elif endpoint == "sparse":  # TEI's /embed_sparse
+        body = {"inputs": texts}
+    elif endpoint == "pooling":  # vLLM's /pooling, one vector per token
+        body = {"input": texts, "task": "token_embed"}
     else:
         raise SystemExit(f"unknown endpoint {endpoint!r}; choose from {', '.join(ENDPOINTS)}")
     if model:
