@@ -28,7 +28,8 @@ def encoder(package: str, path: str, output: str):
 
     model = BGEM3FlagModel(older_transformers_copy(path, "XLMRobertaTokenizerFast"), use_fp16=False, devices="cpu")
     flags = {"return_dense": False, "return_sparse": output == "sparse", "return_colbert_vecs": output == "colbert"}
-    return lambda texts: model.encode(texts, batch_size=32, **flags)
+    window = int(model.tokenizer.model_max_length)  # FlagEmbedding's default (8192) is past a small model's positions
+    return lambda texts: model.encode(texts, batch_size=32, max_length=window, **flags)
 
 
 def main() -> None:

@@ -103,6 +103,7 @@ def retrieval(tmp_path_factory) -> dict:
     return {
         "splade": tiny_retrieval.build_splade(str(root / "splade")),
         "splade_sum": tiny_retrieval.build_splade(str(root / "splade-sum"), seed=3, activation="log1p_relu", pooling="sum"),
+        "splade_free": tiny_retrieval.build_inference_free_splade(str(root / "splade-inference-free")),
         "m3": tiny_retrieval.build_bge_m3(str(root / "bge-m3")),
         "colbert": tiny_retrieval.build_pylate_colbert(str(root / "colbert")),
     }
@@ -114,6 +115,7 @@ def rt_app(retrieval):
     return app_from({
         "MODELS": ",".join([
             "sentence-transformers/all-MiniLM-L6-v2", f"splade={retrieval['splade']}", f"splade-sum={retrieval['splade_sum']}",
+            f"splade-free={retrieval['splade_free']}",
             f"m3={retrieval['m3']}", f"colbert={retrieval['colbert']}",
         ]),
         "MAX_BATCH_SIZE": "8",

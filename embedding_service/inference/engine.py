@@ -183,14 +183,18 @@ class Engine:
         return self.embed_prepared(self.prepare_chunks(texts, prompt, max_chunks, check))
 
     def lexical_weights(
-        self, texts: Sequence[str], prompt: Prompt, truncate: bool, direction: str, param: str = "input"
+        self, texts: Sequence[str], prompt: Prompt, truncate: bool, direction: str, param: str = "input",
+        is_query: bool = False,
     ) -> tuple[list, int]:
         """(one SparseVector per text, tokens fed): the model's lexical weights through the
-        batcher. raises what :meth:`prepare_texts` and :meth:`encode` raise, and InvalidInput
-        (400) for a model without sparse output."""
+        batcher, queries or documents as the family prepares them. raises what
+        :meth:`prepare_texts` and :meth:`encode` raise, and InvalidInput (400) for a model without
+        sparse output."""
         if not self.can(Capability.SPARSE):
             raise InvalidInput(f"model {self.name!r} is a {self.model.kind} model and gives no sparse embeddings", param="model")
-        items = self.prepare_texts(texts, prompt, truncate, direction, param)
+        model: Any = self.model
+        with timed("tokenization"):
+            items = model.prepare_sparse(texts, prompt, truncate, direction, is_query, param=param)
         lengths = [len(item) for item in items]
         return self.batcher.run(items, lengths, output="lexical_weights"), sum(lengths)
 

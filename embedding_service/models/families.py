@@ -111,6 +111,18 @@ if {family.kind for family in FAMILIES} != set(KINDS):  # every kind has a row, 
     raise AssertionError("the family table and domain.model_kinds.Kind disagree")
 
 
+def checkpoint_config(files: ModelFiles) -> dict:
+    """The model's `config.json`; for a sentence-transformers model whose weights sit in a module
+    folder (a Router's transformer, e.g. inference-free SPLADE), that folder's. raises
+    SettingsError when there is none."""
+    if files.json("config.json") is None:
+        folder = next((path for kind, path in module_types(files) if kind in ("Transformer", "MLMTransformer") and path), None)
+        config = files.json(f"{folder}/config.json") if folder else None
+        if isinstance(config, dict):
+            return config
+    return files.config()
+
+
 def detect_family(spec: ModelSpec, config: dict, files: ModelFiles) -> Family:
     """The row serving `spec` (see the module doc). raises SettingsError naming the model when
     its kind (forced or detected) has no row whose structure fits."""
@@ -133,7 +145,7 @@ def load_model(spec: ModelSpec, device: str, dtype: str) -> "Model":
     raises SettingsError naming the model when it cannot be found, detected or loaded.
     """
     files = ModelFiles(spec.reference, spec.name)
-    config = files.config()
+    config = checkpoint_config(files)
     family = detect_family(spec, config, files)
     try:
         model = family.load_class()(spec, device, dtype, files, config)

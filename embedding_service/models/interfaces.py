@@ -120,6 +120,13 @@ class SparseEncoder(ABC):
 
     sparse_dimension: int = 0
 
+    def prepare_sparse(
+        self, texts: Sequence[str], prompt: Any, truncate: bool, direction: str, is_query: bool, param: str = "input",
+    ) -> list[Any]:
+        """Text items for `lexical_weights`: the text encoder's own preparation, unless the family
+        encodes queries another way (inference-free SPLADE)."""
+        return self.prepare_texts(texts, prompt, truncate, direction, param=param)  # type: ignore[attr-defined]
+
     def sparse_bound(self, tokens: int) -> int:
         """The most entries a text of `tokens` tokens can have: one per token (BGE-M3), at most
         the vocabulary; SPLADE overrides it (any vocabulary entry, whatever the text)."""

@@ -10,11 +10,17 @@ weights only, as `SparseEncoder` does.
 
 The vocabulary projection runs on the real tokens only, a slice of at most
 :data:`LOGIT_ROWS` tokens at a time, so a batch never holds a (batch, length, vocabulary) tensor.
+
+Inference-free SPLADE (a sentence-transformers `Router` whose `query` route is a
+`SparseStaticEmbedding`, e.g. OpenSearch's `...-doc-v3-distill`): documents take the masked-LM
+route above; a query (`input_type: "query"`, or the `query` prompt) is tokenised without special
+tokens and gets, for each distinct token id, that id's static weight: no forward pass
+(`SparseEncoder.encode_query`).
 """
 
 from __future__ import annotations
 
-from typing import Callable, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 import torch
@@ -26,10 +32,14 @@ from .interfaces import SparseEncoder
 from .items import SparseVector, TokenIds, sparse_from_dense
 from .prompts import PromptChoice
 from .text import TextEmbedder
-from .text_config import module_types
+from .text_config import module_types, router_folder, router_routes
 
 #: Tokens whose vocabulary logits are computed at once (256 x 30522 float32: 31 MB).
 LOGIT_ROWS = 256
+
+
+class QueryIds(TokenIds):
+    """A query of an inference-free SPLADE model: its token ids, without special tokens."""
 SPLADE_MODULES = ("MLMTransformer", "Transformer", "SpladePooling")
 
 
@@ -74,6 +84,43 @@ class SpladeEncoder(TextEmbedder, SparseEncoder):
         self.max_active_dims: Optional[int] = int(active) if isinstance(active, int) and active > 0 else None
         self.head = mlm_head(self.model, spec.name)
         self.sparse_dimension = int(self.model.get_output_embeddings().out_features)
+        self.query_weights, self.query_max_length = self._static_query_route(files, spec.name)
+
+    def _static_query_route(self, files: ModelFiles, name: str) -> tuple[Optional[np.ndarray], int]:
+        """The static weights of an inference-free model's query route ((vocabulary,) float32) and
+        its query truncation length; (None, 0) for a model whose queries take the masked LM."""
+        folder = router_folder(files)
+        if folder is None:
+            return None, 0
+        routes, _ = router_routes(files, folder)
+        query = routes.get("query") or []
+        if not query or [kind for kind, _ in query] != ["SparseStaticEmbedding"]:
+            if query and [kind for kind, _ in query] != [kind for kind, _ in routes.get("document", [])]:
+                raise SettingsError(f"model {name!r}: a query route of {[k for k, _ in query]} is not supported "
+                                    "(SparseStaticEmbedding, or the document route's modules)")
+            return None, 0
+        from safetensors.torch import load_file
+
+        path = files.path(f"{query[0][1]}/model.safetensors")
+        weight = load_file(path)["weight"].float().numpy() if path else None
+        if weight is None or weight.shape != (self.sparse_dimension,):
+            raise SettingsError(f"model {name!r}: its SparseStaticEmbedding must hold one weight per vocabulary entry")
+        tokenizer_config = files.json(f"{query[0][1]}/tokenizer_config.json") or {}
+        limit = tokenizer_config.get("model_max_length") if isinstance(tokenizer_config, dict) else None
+        return weight, int(limit) if isinstance(limit, int) and 0 < limit < 1_000_000 else self.max_length
+
+    def prepare_sparse(
+        self, texts: Sequence[str], prompt: Any, truncate: bool, direction: str, is_query: bool, param: str = "input",
+    ) -> list[TokenIds]:
+        """Documents (and every text of a model without a static query route) as the text family
+        prepares them; queries of an inference-free model as `SparseStaticEmbedding` tokenises
+        them: no special tokens, cut at its tokenizer's maximum length."""
+        if not is_query or self.query_weights is None:
+            return self.prepare_texts(texts, prompt, truncate, direction, param=param)
+        rows = self.tokenize(self.with_prompt(texts, prompt), add_special_tokens=False, truncation=True,
+                             max_length=self.query_max_length, return_attention_mask=False,
+                             return_token_type_ids=False)["input_ids"]
+        return [QueryIds(list(ids)) for ids in rows]
 
     def sparse_bound(self, tokens: int) -> int:
         """Any vocabulary entry may be active, whatever the text: the vocabulary, or max_active_dims."""
@@ -98,8 +145,19 @@ class SpladeEncoder(TextEmbedder, SparseEncoder):
         return pooled
 
     def lexical_weights(self, items: Sequence[TokenIds]) -> list[SparseVector]:
-        with torch.inference_mode():
-            rows = [self._weights(hidden).cpu().numpy() for hidden in self.token_hidden(items)]
+        queries = [i for i, item in enumerate(items) if isinstance(item, QueryIds)]
+        rows: list[Any] = [None] * len(items)
+        for i in queries:  # the static weight of each distinct token id
+            row = np.zeros(self.sparse_dimension, dtype=np.float32)
+            ids = np.unique(np.asarray(items[i].ids, dtype=np.int64))
+            row[ids] = self.query_weights[ids]
+            rows[i] = row
+        others = [i for i in range(len(items)) if rows[i] is None]
+        if others:
+            with torch.inference_mode():
+                hidden = self.token_hidden([items[i] for i in others])
+                for i, states in zip(others, hidden):
+                    rows[i] = self._weights(states).cpu().numpy()
         if self.max_active_dims is not None:
             for row in rows:
                 if np.count_nonzero(row) > self.max_active_dims:

@@ -78,11 +78,46 @@ def _pooling_from_config(name: str, cfg: dict) -> str:
 
 
 def module_types(files: ModelFiles) -> list[tuple[str, str]]:
-    """(class name, folder) of each module in the model's `modules.json`, in order; empty without one."""
+    """(class name, folder) of each module in the model's `modules.json`, in order; empty without
+    one. A sentence-transformers `Router` stands for the modules of its default route (see
+    :func:`router_routes`)."""
     modules = files.json("modules.json")
     if not isinstance(modules, list):
         return []
-    return [(str(m.get("type", "")).rsplit(".", 1)[-1], str(m.get("path", "")).strip("/")) for m in modules if isinstance(m, dict)]
+    found = []
+    for module in modules:
+        if not isinstance(module, dict):
+            continue
+        kind, path = str(module.get("type", "")).rsplit(".", 1)[-1], str(module.get("path", "")).strip("/")
+        if kind == "Router":
+            routes, default = router_routes(files, path)
+            found.extend(routes.get(default, []))
+        else:
+            found.append((kind, path))
+    return found
+
+
+def router_folder(files: ModelFiles) -> Optional[str]:
+    """The folder of the model's sentence-transformers Router module ("" at the top), None without one."""
+    modules = files.json("modules.json")
+    for module in modules if isinstance(modules, list) else ():
+        if isinstance(module, dict) and str(module.get("type", "")).rsplit(".", 1)[-1] == "Router":
+            return str(module.get("path", "")).strip("/")
+    return None
+
+
+def router_routes(files: ModelFiles, folder: str = "") -> tuple[dict[str, list[tuple[str, str]]], str]:
+    """A sentence-transformers Router's routes (`router_config.json`): route name -> (class name,
+    folder) of its modules, and the default route (`document` unless the config names another)."""
+    config = files.json(f"{folder}/router_config.json" if folder else "router_config.json")
+    config = config if isinstance(config, dict) else {}
+    types = config.get("types") or {}
+    routes = {
+        str(route): [(str(types.get(key, "")).rsplit(".", 1)[-1], f"{folder}/{key}".strip("/")) for key in keys]
+        for route, keys in (config.get("structure") or {}).items() if isinstance(keys, list)
+    }
+    default = str((config.get("parameters") or {}).get("default_route") or "document")
+    return routes, default
 
 
 def text_config(

@@ -80,7 +80,8 @@ def embed_sparse(
     engine = sparse_engine(engines, model_name)
     resolved = engine.text_encoder.prompt_for(prompt)
     check_text_chars([len(resolved.prefix) + len(text) for text in texts], budgets, param, resolved.note)
-    vectors, fed = engine.lexical_weights(texts, resolved, truncate, direction, param)
+    is_query = prompt.input_type == "query" or prompt.prompt_name == "query"
+    vectors, fed = engine.lexical_weights(texts, resolved, truncate, direction, param, is_query=is_query)
     strings = None
     if return_tokens:
         decode = engine.model.tokenizer.decode

@@ -56,6 +56,47 @@ def build_splade(
     return path
 
 
+def build_inference_free_splade(path: str, seed: int = 5) -> str:
+    """An inference-free SPLADE laid out as `SparseEncoder.save` writes a Router (ST 6): queries
+    through a SparseStaticEmbedding (one static weight per vocabulary entry, about a third of them
+    zero), documents through an MLMTransformer and SpladePooling in their own folders."""
+    import shutil
+    import tempfile
+
+    mlm = build_splade(os.path.join(tempfile.mkdtemp(prefix="splade-mlm-"), "mlm"), seed=seed)
+    document, query = os.path.join(path, "document_0_MLMTransformer"), os.path.join(path, "query_0_SparseStaticEmbedding")
+    os.makedirs(path, exist_ok=True)
+    shutil.copytree(mlm, document, ignore=shutil.ignore_patterns("modules.json", "1_SpladePooling", "config_sentence_transformers.json"))
+    _write_json(os.path.join(path, "document_1_SpladePooling", "config.json"),
+                {"pooling_strategy": "max", "activation_function": "relu", "embedding_dimension": None})
+    os.makedirs(query)
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(os.path.join(mlm, name), os.path.join(query, name))
+    with open(os.path.join(mlm, "config.json"), encoding="utf-8") as handle:
+        vocab = json.load(handle)["vocab_size"]
+    torch.manual_seed(seed + 1)
+    weight = torch.rand(vocab) * 3
+    weight[torch.rand(vocab) < 0.3] = 0.0
+    save_file({"weight": weight}, os.path.join(query, "model.safetensors"))
+    _write_json(os.path.join(query, "config.json"), {"frozen": False})
+    _write_json(os.path.join(path, "modules.json"),
+                [{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.base.modules.router.Router"}])
+    _write_json(os.path.join(path, "router_config.json"), {
+        "types": {
+            "query_0_SparseStaticEmbedding": "sentence_transformers.sparse_encoder.modules.sparse_static_embedding.SparseStaticEmbedding",
+            "document_0_MLMTransformer": "sentence_transformers.sparse_encoder.modules.mlm_transformer.MLMTransformer",
+            "document_1_SpladePooling": "sentence_transformers.sparse_encoder.modules.splade_pooling.SpladePooling",
+        },
+        "structure": {"query": ["query_0_SparseStaticEmbedding"], "document": ["document_0_MLMTransformer", "document_1_SpladePooling"]},
+        "parameters": {"default_route": "document", "allow_empty_key": True, "route_mappings": {}},
+    })
+    _write_json(os.path.join(path, "config_sentence_transformers.json"), {
+        "__version__": ST_VERSION, "model_type": "SparseEncoder", "prompts": {"query": "", "document": ""},
+        "default_prompt_name": None, "similarity_fn_name": "dot",
+    })
+    return path
+
+
 def xlmr_tokenizer(model_max_length: int = 64) -> PreTrainedTokenizerFast:
     special = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
     tok = _byte_bpe(special)

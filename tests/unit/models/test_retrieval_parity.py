@@ -52,6 +52,20 @@ def test_splade_matches_sentence_transformers_sparse_encoder(rt_client, retrieva
             np.testing.assert_allclose(item["values"], row[ids], atol=1e-5, rtol=0)
 
 
+def test_inference_free_splade_encodes_queries_by_static_weights_and_documents_by_the_masked_lm(rt_client, retrieval):
+    from sentence_transformers import SparseEncoder
+
+    reference = SparseEncoder(retrieval["splade_free"], device="cpu")
+    queries = reference.encode_query(TEXTS, convert_to_tensor=True).to_dense().numpy()
+    documents = reference.encode_document(TEXTS, convert_to_tensor=True).to_dense().numpy()
+    for expected, extra in ((queries, {"input_type": "query"}), (documents, {}), (documents, {"input_type": "document"})):
+        for row, item in zip(expected, sparse_rows(rt_client, "splade-free", TEXTS, **extra)):
+            ids = np.flatnonzero(row)
+            assert item["indices"] == ids.tolist()
+            np.testing.assert_allclose(item["values"], row[ids], atol=1e-5, rtol=0)
+    assert not np.allclose(queries, documents)  # the two routes differ
+
+
 def test_bge_m3_matches_flagembedding(rt_client, retrieval):
     reference = run_reference("flagembedding", retrieval["m3"], "XLMRobertaTokenizerFast", TEXTS, QUERIES)
     # Dense: CLS, L2.
