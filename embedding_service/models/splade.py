@@ -8,8 +8,8 @@ maximum length and lower-casing come from the model's sentence-transformers file
 family; `max_active_dims` in `config_sentence_transformers.json` keeps each vector's largest
 weights only, as `SparseEncoder` does.
 
-The vocabulary projection runs on the real tokens only, a slice of at most
-:data:`LOGIT_ROWS` tokens at a time, so a batch never holds a (batch, length, vocabulary) tensor.
+The vocabulary projection runs on the real tokens of a batch only, all inputs together, at most
+:data:`LOGIT_VALUES` logits at a time, so a batch never holds a (batch, length, vocabulary) tensor.
 
 Inference-free SPLADE (a sentence-transformers `Router` whose `query` route is a
 `SparseStaticEmbedding`, e.g. OpenSearch's `...-doc-v3-distill`): documents take the masked-LM
@@ -34,8 +34,9 @@ from .prompts import PromptChoice
 from .text import TextEmbedder
 from .text_config import module_types, router_folder, router_routes
 
-#: Tokens whose vocabulary logits are computed at once (256 x 30522 float32: 31 MB).
-LOGIT_ROWS = 256
+#: Vocabulary logits computed at once: 8 M float32 values, 32 MB (262 tokens of a 30,522-entry
+#: vocabulary; a whole batch of a small one).
+LOGIT_VALUES = 8 * 1024 * 1024
 
 
 class QueryIds(TokenIds):
@@ -131,17 +132,33 @@ class SpladeEncoder(TextEmbedder, SparseEncoder):
         data.update(outputs=["sparse"], sparse_dimension=self.sparse_dimension, pooling=f"splade-{self.pooling_strategy}")
         return data
 
-    def _weights(self, hidden: torch.Tensor) -> torch.Tensor:
-        """(vocabulary,) float32: SPLADE pooling of one input's (tokens, hidden) states."""
-        pooled = torch.zeros(self.sparse_dimension, dtype=torch.float32, device=hidden.device)
-        for start in range(0, hidden.shape[0], LOGIT_ROWS):
-            values = torch.log1p(torch.relu(self.head(hidden[start : start + LOGIT_ROWS]).float()))
+    def _pooled(self, hidden: Sequence[torch.Tensor]) -> torch.Tensor:
+        """(inputs, vocabulary) float32: SPLADE pooling of each input's (tokens, hidden) states. The
+        real tokens of all inputs go through the head together, LOGIT_VALUES // vocabulary rows at a
+        time; each input's rows (contiguous) fold into its own row (max, or sum)."""
+        flat = torch.cat(list(hidden)) if len(hidden) > 1 else hidden[0]
+        ends = torch.tensor([h.shape[0] for h in hidden]).cumsum(0).tolist()
+        pooled = torch.zeros(len(hidden), self.sparse_dimension, dtype=torch.float32, device=flat.device)
+        rows = max(1, LOGIT_VALUES // self.sparse_dimension)
+        first = 0  # the first input with rows in this slice
+        for start in range(0, flat.shape[0], rows):
+            stop = min(start + rows, flat.shape[0])
+            values = torch.log1p(torch.relu(self.head(flat[start:stop]).float()))
             if self.activation == "log1p_relu":
                 values = torch.log1p(values)
-            if self.pooling_strategy == "max":
-                pooled = torch.maximum(pooled, values.max(dim=0).values)
-            else:
-                pooled += values.sum(dim=0)
+            item = first
+            while item < len(ends) and (ends[item - 1] if item else 0) < stop:
+                lo, hi = max(ends[item - 1] if item else 0, start) - start, min(ends[item], stop) - start
+                if hi > lo:
+                    part = values[lo:hi]
+                    if self.pooling_strategy == "max":  # values >= 0: the zeros it starts from change nothing
+                        torch.maximum(pooled[item], part.max(dim=0).values, out=pooled[item])
+                    else:
+                        pooled[item] += part.sum(dim=0)
+                if ends[item] > stop:
+                    break
+                item += 1
+            first = item
         return pooled
 
     def lexical_weights(self, items: Sequence[TokenIds]) -> list[SparseVector]:
@@ -155,9 +172,9 @@ class SpladeEncoder(TextEmbedder, SparseEncoder):
         others = [i for i in range(len(items)) if rows[i] is None]
         if others:
             with torch.inference_mode():
-                hidden = self.token_hidden([items[i] for i in others])
-                for i, states in zip(others, hidden):
-                    rows[i] = self._weights(states).cpu().numpy()
+                pooled = self._pooled(self.token_hidden([items[i] for i in others])).cpu().numpy()
+            for i, row in zip(others, pooled):
+                rows[i] = row
         if self.max_active_dims is not None:
             for row in rows:
                 if np.count_nonzero(row) > self.max_active_dims:

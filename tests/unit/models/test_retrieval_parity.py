@@ -121,3 +121,19 @@ def test_token_vectors_are_batch_invariant(rt_client, model, input_type):
     batched = token_vectors(rt_client, model, [LONG, "a cat, on a mat", LONG[:40]], input_type)[1]
     assert alone.shape == batched.shape
     assert np.abs(alone - batched).max() <= 1e-5
+
+
+@pytest.mark.parametrize("name", ["splade", "splade-sum"])
+def test_splade_pools_the_same_when_its_logits_are_computed_a_few_rows_at_a_time(rt_app, monkeypatch, name):
+    """A real vocabulary (30,522 entries) takes 262 tokens' logits per slice; here 3 rows per slice
+    split every input across slices, and the vectors stay the same."""
+    from embedding_service.models import splade
+    from embedding_service.models.prompts import PromptChoice
+
+    model = rt_app.extensions["embedding_service"].engines.find(name).model
+    items = model.prepare_texts(TEXTS, PromptChoice(), True, "right")
+    whole = model.lexical_weights(items)
+    monkeypatch.setattr(splade, "LOGIT_VALUES", 3 * model.sparse_dimension)
+    for a, b in zip(whole, model.lexical_weights(items)):
+        assert a.indices.tolist() == b.indices.tolist()
+        np.testing.assert_allclose(a.values, b.values, atol=1e-5, rtol=1e-6)  # (a sum in another order)
