@@ -13,7 +13,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 import pytest  # noqa: E402
 
-from support import tiny_models, tiny_retrieval  # noqa: E402
+from support import tiny_classifiers, tiny_models, tiny_retrieval  # noqa: E402
 from embedding_service.process.boot import local_app  # noqa: E402
 from embedding_service.config.model_specs import bundled_default_path  # noqa: E402
 from embedding_service.config.settings import Settings  # noqa: E402
@@ -106,6 +106,9 @@ def retrieval(tmp_path_factory) -> dict:
         "splade_free": tiny_retrieval.build_inference_free_splade(str(root / "splade-inference-free")),
         "m3": tiny_retrieval.build_bge_m3(str(root / "bge-m3")),
         "colbert": tiny_retrieval.build_pylate_colbert(str(root / "colbert")),
+        "sentiment": tiny_classifiers.build_classifier(str(root / "sentiment")),
+        "emotions": tiny_classifiers.build_classifier(str(root / "emotions"), labels=("joy", "anger", "fear", "surprise"),
+                                                      multi_label=True, seed=1),
     }
 
 
@@ -116,7 +119,8 @@ def rt_app(retrieval):
         "MODELS": ",".join([
             "sentence-transformers/all-MiniLM-L6-v2", f"splade={retrieval['splade']}", f"splade-sum={retrieval['splade_sum']}",
             f"splade-free={retrieval['splade_free']}",
-            f"m3={retrieval['m3']}", f"colbert={retrieval['colbert']}",
+            f"m3={retrieval['m3']}", f"colbert={retrieval['colbert']}", f"sentiment={retrieval['sentiment']}",
+            f"emotions={retrieval['emotions']}",
         ]),
         "MAX_BATCH_SIZE": "8",
     })

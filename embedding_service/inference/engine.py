@@ -19,7 +19,7 @@ from .batch_plan import BatchBounds
 from .batching import Batcher
 from ..observability.request_stats import timed
 from ..domain.errors import InvalidInput
-from ..models.interfaces import ImageEncoder, Model, MultiVectorEncoder, Reranker, SparseEncoder, TokenStates
+from ..models.interfaces import Classifier, ImageEncoder, Model, MultiVectorEncoder, Reranker, SparseEncoder, TokenStates
 from ..models.prompts import PromptChoice, ResolvedPrompt
 
 #: A request's prompt: as asked, or already resolved against the model (then not resolved again).
@@ -36,6 +36,7 @@ class Capability(enum.Enum):
     TOKEN_STATES = "token embeddings"
     SPARSE = "sparse embeddings"
     MULTI_VECTOR = "multi-vector embeddings"
+    CLASSIFY = "classification"
 
 
 def capabilities_of(model: Model) -> frozenset[Capability]:
@@ -48,6 +49,8 @@ def capabilities_of(model: Model) -> frozenset[Capability]:
         found.add(Capability.SPARSE)
     if isinstance(model, MultiVectorEncoder):
         found.add(Capability.MULTI_VECTOR)
+    if isinstance(model, Classifier):
+        found.add(Capability.CLASSIFY)
     if isinstance(model, ImageEncoder):
         found.add(Capability.EMBED_IMAGES)
     if isinstance(model, Reranker):
@@ -125,6 +128,13 @@ class Engine:
         if self._pairs is None:
             raise InvalidInput(f"model {self.name!r} is a {self.model.kind} model and cannot score pairs", param="model")
         return self._pairs
+
+    @property
+    def classifier(self) -> Any:
+        """The model as a classifier; raises InvalidInput (400) when it does not classify."""
+        if not self.can(Capability.CLASSIFY):
+            raise InvalidInput(f"model {self.name!r} is a {self.model.kind} model and cannot do classification", param="model")
+        return self.model
 
     def info(self) -> dict:
         return self.model.info()

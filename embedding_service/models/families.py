@@ -45,6 +45,16 @@ def named_reranker(spec: ModelSpec, config: dict, files: ModelFiles) -> bool:
     return "reranker" in spec.name.lower() or "reranker" in spec.reference.lower()
 
 
+def labelled_classifier(spec: ModelSpec, config: dict, files: ModelFiles) -> bool:
+    """A sequence classifier with two or more labels (`id2label`, else `num_labels`) whose name
+    does not call it a reranker (a one-label cross-encoder is a reranker)."""
+    if not architecture("ForSequenceClassification")(spec, config, files) or named_reranker(spec, config, files):
+        return False
+    labels = config.get("id2label")
+    count = len(labels) if isinstance(labels, dict) and labels else int(config.get("num_labels") or 1)
+    return count >= 2
+
+
 def anything(spec: ModelSpec, config: dict, files: ModelFiles) -> bool:
     return True
 
@@ -96,6 +106,8 @@ FAMILIES: tuple[Family, ...] = (
     Family("siglip2", "multimodal", "SigLIP 2", model_type("siglip2"), ".multimodal:Siglip2Model"),
     Family("siglip", "multimodal", "SigLIP", model_type("siglip"), ".multimodal:SiglipModel"),
     Family("clip", "multimodal", "CLIP", model_type("clip"), ".multimodal:ClipModel"),
+    Family("classifier", "classifier", "a sequence classifier with several labels", labelled_classifier,
+           ".classifier:SequenceClassifier"),
     Family("cross-encoder", "rerank", "a sequence-classification cross-encoder",
            architecture("ForSequenceClassification"), ".cross_encoder:CrossEncoderReranker"),
     Family("qwen3-reranker", "rerank", "a Qwen3-Reranker-style causal LM", decoder,

@@ -164,6 +164,20 @@ class MultiVectorEncoder(ABC):
         a batched output."""
 
 
+class Classifier(Model):
+    """A text (or text-pair) classifier with several labels: `labels` in the model's id2label
+    order, `multi_label` (sigmoid per label) or softmax. `forward` returns (batch, labels) float32
+    logits."""
+
+    labels: list[str] = []
+    multi_label: bool = False
+
+    @abstractmethod
+    def prepare_inputs(self, inputs: Sequence[Any], truncate: bool, direction: str, param: str = "inputs") -> list[Any]:
+        """Tokenise each input, a text or a (text, text) pair; an over-long one is cut on
+        `direction`'s side or, with `truncate` false, raises Unprocessable (422)."""
+
+
 class ImageEncoder(ABC):
     """A model that embeds images (the image tower of multimodal models)."""
 

@@ -189,9 +189,10 @@ def maxsim_scores(
 
 def pooling_engine(engines: Registry, model_name: Optional[str]) -> Engine:
     """The model vLLM's `/pooling` uses: the one named, else the default text model, else the
-    first multi-vector model. raises ModelNotFound (404), InvalidInput (400: none served)."""
+    first multi-vector model, else the first classifier. raises ModelNotFound (404), InvalidInput (400: none served)."""
     if model_name:
         return engines.find(resolve(engines, model_name))
-    if engines.has(Capability.EMBED_TEXT) or not engines.has(Capability.MULTI_VECTOR):
-        return engines.default(Capability.EMBED_TEXT)
-    return engines.default(Capability.MULTI_VECTOR)
+    for capability in (Capability.EMBED_TEXT, Capability.MULTI_VECTOR, Capability.CLASSIFY):
+        if engines.has(capability):
+            return engines.default(capability)
+    return engines.default(Capability.EMBED_TEXT)

@@ -10,7 +10,7 @@ from .native import routes as native
 from .ops import docs, routes as ops
 from .siglip import routes as siglip
 from .tei import routes as tei
-from .vllm import routes as vllm
+from .vllm import routes as vllm, scoring as vllm_scoring  # noqa: F401 (scoring's routes join vllm's blueprint)
 
 BLUEPRINTS = (
     ops.bp, docs.bp, siglip.bp, tei.bp, openai.bp, ollama.bp, ollama_catalogue.bp, cohere_rerank.bp, cohere_embed.bp,

@@ -48,6 +48,8 @@ class ServedModel(BaseModel):
     #: Whether it gives lexical weights (sparse) and token vectors (multi-vector).
     sparse: bool = False
     multi_vector: bool = False
+    #: Whether it classifies (TEI's /predict, /classify).
+    classifier: bool = False
 
     @property
     def image_documents(self) -> bool:
@@ -92,8 +94,10 @@ class Deployment(BaseModel):
         if kind == "sparse":
             return [m for m in self.served or () if m.sparse]
         if kind == "pooling":
-            return [m for m in self.served or () if m.text or m.multi_vector or m.token_embeddings]
-        return [m for m in self.served or () if m.text or (kind == "all" and m.pairs)]
+            return [m for m in self.served or () if m.text or m.multi_vector or m.token_embeddings or m.classifier]
+        if kind == "classifier":
+            return [m for m in self.served or () if m.classifier]
+        return [m for m in self.served or () if m.text or (kind == "all" and (m.pairs or m.multi_vector))]
 
     def values(self, names: tuple[str, ...]) -> dict[str, int]:
         """The current values of the request limits `names` (those this deployment applies)."""

@@ -40,7 +40,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 import torch
 
-from ...models.interfaces import ImageEncoder, Model, MultiVectorEncoder, Reranker, SparseEncoder
+from ...models.interfaces import Classifier, ImageEncoder, Model, MultiVectorEncoder, Reranker, SparseEncoder
 from ...models.prompts import PromptChoice
 from ...models.text_encoder import TextEncoder
 
@@ -169,6 +169,8 @@ def sample_outputs(model: Model) -> dict[str, np.ndarray]:
         runs["images"] = lambda: model.forward(model.prepare_images(check_images()))
     if isinstance(model, Reranker):
         runs["pairs"] = lambda: model.forward(model.prepare_pairs(CHECK_QUERY, list(CHECK_PAIRS), None, True, None))
+    if isinstance(model, Classifier):
+        runs["labels"] = lambda: model.forward(model.prepare_inputs(list(CHECK_TEXTS), True, "right"))
     with model.lock:
         return {name: np.asarray(run(), dtype=np.float64) for name, run in runs.items()}
 
@@ -188,11 +190,11 @@ def compare(reference: dict[str, np.ndarray], candidate: dict[str, np.ndarray], 
     cosines, errors, parts = [], [], []
     for name, ref in reference.items():
         got = candidate[name]
-        if name == "pairs":
+        if name in ("pairs", "labels"):  # probabilities: of relevance, of each label (sigmoid: the stricter of the two)
             error = float(np.max(np.abs(1 / (1 + np.exp(-got)) - 1 / (1 + np.exp(-ref)))))
             error = error if np.isfinite(error) else 1.0
             errors.append(error)
-            parts.append(f"{len(ref)} pairs: largest relevance error {error:.5f} (at most {precision.max_score_error})")
+            parts.append(f"{len(ref)} {name}: largest probability error {error:.5f} (at most {precision.max_score_error})")
         else:
             norms = np.linalg.norm(ref, axis=1) * np.linalg.norm(got, axis=1)
             rows = np.where(norms > 0, (ref * got).sum(axis=1) / np.maximum(norms, 1e-30), 0.0)

@@ -59,8 +59,10 @@ def current_deployment() -> Deployment:
             limits.defaults["tokens"] = token_engine(reg, None).name
         if reg.has(Capability.SPARSE):
             limits.defaults["sparse"] = reg.default(Capability.SPARSE).name
-        if reg.has(Capability.EMBED_TEXT) or reg.has(Capability.MULTI_VECTOR):
+        if reg.has(Capability.EMBED_TEXT) or reg.has(Capability.MULTI_VECTOR) or reg.has(Capability.CLASSIFY):
             limits.defaults["pooling"] = pooling_engine(reg, None).name
+        if reg.has(Capability.CLASSIFY):
+            limits.defaults["classifier"] = reg.default(Capability.CLASSIFY).name
     return limits
 
 
@@ -71,13 +73,14 @@ def _served(engine) -> ServedModel:
         text=text,
         images=engine.can(Capability.EMBED_IMAGES),
         pairs=pairs,
-        dimension=getattr(engine.model, "dimension", None) if not pairs else None,
+        dimension=getattr(engine.model, "dimension", None) if not (pairs or engine.can(Capability.CLASSIFY)) else None,
         max_token_id=engine.text_encoder.vocab_rows - 1 if text else None,
         prompt_names=sorted(getattr(engine.model, "prompts", None) or {}),
         instruction=engine.model.takes_instruction,
         token_embeddings=engine.can(Capability.TOKEN_STATES),
         sparse=engine.can(Capability.SPARSE),
         multi_vector=engine.can(Capability.MULTI_VECTOR),
+        classifier=engine.can(Capability.CLASSIFY),
     )
 
 

@@ -20,9 +20,10 @@ from ....operations.rerank import Ranking, rerank
 from .responses import SCORES, TEXTS, TOKEN_VECTORS, TEIRootResponse, TEISparseVectors, TEITokens, sparse_body
 from ...schemas import parse
 from .schemas import (
-    TEIEmbedRequest, TEIDecodeRequest, TEIEmbedAllRequest, TEIEmbedSparseRequest, TEIRerankRequest, TEISimilarityRequest,
-    TEITokenizeRequest,
+    TEIEmbedRequest, TEIDecodeRequest, TEIEmbedAllRequest, TEIEmbedSparseRequest, TEIPredictRequest, TEIRerankRequest,
+    TEISimilarityRequest, TEITokenizeRequest,
 )
+from ....operations.classify import classify
 from ....operations.embed import embed_text, similarity
 from ....operations.tokens import decode, embed_tokens, tokenize
 from ...json_io import engines, images, json_body, json_response, budgets, raw_json_response
@@ -179,3 +180,31 @@ def embed_sparse_route():
         truncate=req.truncate, direction=req.truncation_direction, param="inputs",
     )
     return raw_json_response(sparse_body(result.vectors))
+
+
+#: `/predict`: per input, its labels and scores, best first (a list of them per input for a batch).
+PREDICTIONS = {"anyOf": [
+    {"type": "array", "items": {"type": "object", "properties": {"score": {"type": "number"}, "label": {"type": "string"}},
+                                "required": ["score", "label"]}},
+    {"type": "array", "items": {"type": "array", "items": {"type": "object", "properties": {
+        "score": {"type": "number"}, "label": {"type": "string"}}, "required": ["score", "label"]}}},
+]}
+
+
+@bp.operation(
+    "POST", "/predict", summary="TEI predict: a score per label for a text, a pair, or a batch of them (classifiers)",
+    request=TEIPredictRequest, response=PREDICTIONS, errors=EMBED_ERRORS, limits=TEXT_LIMITS, models="classifier",
+    budget=Budget(BodyLimit.TEXT, "text", {"inputs": ITEMS}, capability="classifier"),
+)
+def predict_route():
+    """`{"inputs": str | [str, str] | [[str] | [str, str]], "raw_scores"?, "truncate"?, "truncation_direction"?, "model"?}`
+    -> `[{"score", "label"}]` best first for one input, a list of them per input for a batch."""
+    req = parse(TEIPredictRequest, json_body())
+    value = req.inputs
+    single = isinstance(value, str) or (len(value) == 2 and all(isinstance(v, str) for v in value))
+    rows = [value] if single else value
+    inputs = [row if isinstance(row, str) else (row[0] if len(row) == 1 else (row[0], row[1])) for row in rows]
+    result = classify(engines(), budgets(), model_name=req.model, inputs=inputs, raw_scores=req.raw_scores,
+                      truncate=req.truncate, direction=req.truncation_direction, param="inputs")
+    ranked = [result.ranked(row) for row in range(len(inputs))]
+    return json_response(ranked[0] if single else ranked)

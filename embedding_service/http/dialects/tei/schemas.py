@@ -7,7 +7,7 @@ model, the default text model when absent.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, Optional, Union
 
 from pydantic import Field, StrictBool, StrictStr, field_validator
 
@@ -163,3 +163,19 @@ class TEIRerankRequest(Strict):
     @classmethod
     def _texts(cls, value: Any) -> Any:
         return check_text_list(value, "texts")
+
+
+#: One `/predict` input: a text, or a one- or two-text list (a pair, for NLI).
+Sequence_ = Union[NonEmptyStr, Annotated[list[NonEmptyStr], Field(min_length=1, max_length=2)]]
+
+
+class TEIPredictRequest(Strict):
+    """`POST /predict` (TEI): `{"inputs", "raw_scores"?, "truncate"?, "truncation_direction"?, "model"?}`;
+    `inputs` is a text, a pair `[text, text]`, or a batch of texts and pairs (`[[text] | [text, text]]`),
+    as TEI reads it: a list of exactly two strings is one pair."""
+
+    inputs: Union[NonEmptyStr, Annotated[list[Sequence_], Field(min_length=1)]]
+    raw_scores: StrictBool = False
+    truncate: Annotated[StrictBool, Field(description=TRUNCATE)] = True
+    truncation_direction: Direction = "right"
+    model: Optional[StrictStr] = None

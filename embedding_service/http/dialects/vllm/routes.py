@@ -1,8 +1,9 @@
 """vLLM dialect: `POST /pooling`, vLLM's generic pooling route, for the tasks this service's
-models serve: `embed` (one pooled vector per input, as `/v1/embeddings`) and `token_embed` (one
+models serve: `embed` (one pooled vector per input, as `/v1/embeddings`), `token_embed` (one
 vector per token: a multi-vector model's token vectors, BGE-M3's ColBERT or PyLate's, else a text
 model's last hidden states), each cut to `dimensions` where given and L2-normalised unless
-`normalize` is false. vLLM's `classify` and `token_classify` are not served (a 400 naming `task`).
+`normalize` is false, and `classify` (a classifier's label probabilities, id2label order). vLLM's
+`token_classify` is not served (a 400 naming `task`). `/classify` and `/score` are scoring.py.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import numpy as np
 from ....domain.errors import InvalidInput
 from ....inference.engine import Capability
 from ....models.prompts import PromptChoice
+from ....operations.classify import classify
 from ....operations.embed import check_dimensions, embed_text
 from ....operations.retrieval import embed_multi_vector, finish_vectors, pooling_engine
 from ....operations.tokens import embed_tokens
@@ -36,7 +38,7 @@ def _b64(rows: np.ndarray) -> str:
 
 
 @bp.operation(
-    "POST", "/pooling", summary="vLLM pooling: `embed` (a vector per input) or `token_embed` (a vector per token)",
+    "POST", "/pooling", summary="vLLM pooling: `embed` (a vector per input), `token_embed` (a vector per token), `classify`",
     request=PoolingRequest, response=PoolingResponse, errors=EMBED_ERRORS, limits=POOLING_LIMITS, models="pooling",
     budget=Budget(
         BodyLimit.TEXT, "text", {"input": ITEMS, "task": "token_embed"},
@@ -50,7 +52,8 @@ def pooling():
     req = parse(PoolingRequest, json_body())
     reg = engines()
     engine = pooling_engine(reg, req.model)
-    task = req.task or ("embed" if engine.can(Capability.EMBED_TEXT) else "token_embed")
+    task = req.task or ("embed" if engine.can(Capability.EMBED_TEXT) else
+                        "classify" if engine.can(Capability.CLASSIFY) else "token_embed")
     normalize = True if req.normalize is None else req.normalize
     prompt = PromptChoice(input_type=req.input_type)
     single = isinstance(req.input, str)
@@ -67,6 +70,12 @@ def pooling():
         result = embed_text(reg, budgets(), model_name=engine.name, texts=texts, token_ids=token_ids, normalize=normalize,
                             dimensions=req.dimensions, prompt=prompt, param="input")
         rows, tokens = list(result.vectors), result.tokens
+    elif task == "classify":
+        if not single and req.input and not isinstance(req.input[0], str):
+            raise InvalidInput("task classify takes text input (a string or a list of strings)", param="input")
+        result = classify(reg, budgets(), model_name=engine.name, inputs=[req.input] if single else list(req.input),
+                          param="input")
+        rows, tokens = list(result.scores.astype(np.float32)), result.tokens
     else:  # token_embed
         if not single and req.input and not isinstance(req.input[0], str):
             raise InvalidInput("task token_embed takes text input (a string or a list of strings)", param="input")

@@ -13,10 +13,10 @@ class PoolingRequest(Strict):
     """`POST /pooling` (vLLM): `{"model"?, "input", "task"?, "normalize"?, "dimensions"?,
     "encoding_format"?, "truncate_prompt_tokens"?, "user"?, "priority"?}`, plus `input_type`
     (`query` or `document`: how a ColBERT model prepares the texts, and the query prompt).
-    `classify` and `token_classify` are not served here (vLLM's other tasks)."""
+    `classify` gives a classifier's label probabilities; `token_classify` is not served here."""
 
-    #: token_embed takes texts (token ids are for embed).
-    model_config = strict_with({"not": {"required": ["task"], "properties": {"task": {"const": "token_embed"},
+    #: token_embed and classify take texts (token ids are for embed).
+    model_config = strict_with({"not": {"required": ["task"], "properties": {"task": {"enum": ["token_embed", "classify"]},
                                                                               "input": {"not": TEXTS}}}})
 
     input: Union[TextInput, TokenInput]
@@ -24,7 +24,7 @@ class PoolingRequest(Strict):
     #: `embed`: one pooled vector per input; `token_embed`: one vector per token (a multi-vector
     #: model's token vectors, else the model's last hidden states). Default: `embed` for a model
     #: that embeds text, `token_embed` for a multi-vector model.
-    task: Optional[Literal["embed", "token_embed"]] = None
+    task: Optional[Literal["embed", "token_embed", "classify"]] = None
     normalize: Optional[StrictBool] = None
     dimensions: Optional[PositiveInt] = None
     encoding_format: Literal["float", "base64"] = "float"

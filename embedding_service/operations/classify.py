@@ -1,0 +1,78 @@
+"""Classification, independent of the dialect (TEI's `/predict`, vLLM's and Infinity's
+`/classify`, vLLM's `/pooling` with `task: classify`): each input, a text or a (text, text) pair,
+scored per label by a classifier model, as transformers' text-classification pipeline with
+`top_k=None` scores it: softmax over the labels, or sigmoid per label for a multi-label model;
+`raw_scores` keeps the logits."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Optional, Sequence, Union
+
+import numpy as np
+
+from ..inference.engine import Capability, Engine
+from ..inference.registry import Registry
+from ..observability.request_stats import timed
+from .embed import check_batch_size, check_text_chars, note_usage
+from .model_names import resolve
+from .state import RequestBudgets
+
+ClassifierInput = Union[str, tuple[str, str]]
+
+
+@dataclass
+class Classification:
+    """`scores` (inputs, labels) float64: probabilities (or logits with `raw_scores`), labels in
+    the model's id2label order (`labels`); the `model` (engine), `tokens` fed, `seconds`."""
+
+    scores: np.ndarray
+    labels: list[str]
+    model: Engine
+    tokens: int
+    seconds: float
+
+    def ranked(self, row: int) -> list[dict]:
+        """`[{"label", "score"}]` of input `row`, best first (ties in label order), as the pipeline lists them."""
+        order = sorted(range(len(self.labels)), key=lambda i: (-self.scores[row, i], i))
+        return [{"label": self.labels[i], "score": float(self.scores[row, i])} for i in order]
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax, shifted by each row's maximum (the pipeline's arithmetic), float64."""
+    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return shifted / shifted.sum(axis=-1, keepdims=True)
+
+
+def classifier_engine(engines: Registry, model_name: Optional[str]) -> Engine:
+    """The named model, else the first classifier. raises ModelNotFound (404), InvalidInput (400:
+    it does not classify, or no classifier is served)."""
+    return engines.get(resolve(engines, model_name), Capability.CLASSIFY)
+
+
+def classify(
+    engines: Registry, budgets: RequestBudgets, *, model_name: Optional[str], inputs: Sequence[ClassifierInput],
+    raw_scores: bool = False, truncate: bool = True, direction: str = "right", param: str = "inputs",
+) -> Classification:
+    """Score each input per label (module docstring). raises ModelNotFound (404), InvalidInput
+    (400), LimitExceeded (413: MAX_CLIENT_BATCH_SIZE, MAX_INPUT_CHARS counting both texts of a
+    pair, MAX_REQUEST_CHARS, MAX_QUEUE_SIZE), Unprocessable (422: over-long with `truncate` false)."""
+    started = time.perf_counter()
+    check_batch_size(len(inputs), budgets.max_client_batch_size, param)
+    engine = classifier_engine(engines, model_name)
+    model = engine.classifier
+    check_text_chars([len(i) if isinstance(i, str) else len(i[0]) + len(i[1]) for i in inputs], budgets, param,
+                     "both texts of a pair counted")
+    with timed("tokenization"):
+        items = model.prepare_inputs(list(inputs), truncate, direction, param=param)
+    encoded = engine.encode(items)
+    logits = encoded.vectors.astype(np.float64)
+    if raw_scores:
+        scores = logits
+    elif model.multi_label:
+        scores = 1.0 / (1.0 + np.exp(-logits))
+    else:
+        scores = softmax(logits)
+    note_usage(engine.name, len(items), encoded.tokens)
+    return Classification(scores, list(model.labels), engine, encoded.tokens, time.perf_counter() - started)

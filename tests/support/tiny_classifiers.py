@@ -1,0 +1,25 @@
+"""Tiny random-weight sequence classifiers with several labels, as the real repositories lay them
+out: a three-label sentiment or NLI-style BERT (softmax) and a multi-label one
+(`problem_type: multi_label_classification`, as SamLowe/roberta-base-go_emotions: sigmoid)."""
+
+from __future__ import annotations
+
+import torch
+
+from support.tiny_models import wordpiece_tokenizer
+
+
+def build_classifier(path: str, labels=("negative", "neutral", "positive"), multi_label: bool = False, seed: int = 0) -> str:
+    from transformers import BertConfig, BertForSequenceClassification
+
+    tokenizer = wordpiece_tokenizer(model_max_length=64, model_input_names=["input_ids", "token_type_ids", "attention_mask"])
+    torch.manual_seed(seed)
+    config = BertConfig(
+        vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
+        max_position_embeddings=128, initializer_range=0.3, num_labels=len(labels),
+        id2label=dict(enumerate(labels)), label2id={label: i for i, label in enumerate(labels)},
+        problem_type="multi_label_classification" if multi_label else "single_label_classification",
+    )
+    BertForSequenceClassification(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
