@@ -54,8 +54,10 @@ def classifier_engine(engines: Registry, model_name: Optional[str]) -> Engine:
 def classify(
     engines: Registry, budgets: RequestBudgets, *, model_name: Optional[str], inputs: Sequence[ClassifierInput],
     raw_scores: bool = False, truncate: bool = True, direction: str = "right", param: str = "inputs",
+    function_to_apply: Optional[str] = None,
 ) -> Classification:
-    """Score each input per label (module docstring). raises ModelNotFound (404), InvalidInput
+    """Score each input per label (module docstring); `function_to_apply` ("softmax", "sigmoid" or
+    "none", the Inference API's parameter) overrides the model's own function. raises ModelNotFound (404), InvalidInput
     (400), LimitExceeded (413: MAX_CLIENT_BATCH_SIZE, MAX_INPUT_CHARS counting both texts of a
     pair, MAX_REQUEST_CHARS, MAX_QUEUE_SIZE), Unprocessable (422: over-long with `truncate` false)."""
     started = time.perf_counter()
@@ -68,9 +70,10 @@ def classify(
         items = model.prepare_inputs(list(inputs), truncate, direction, param=param)
     encoded = engine.encode(items)
     logits = encoded.vectors.astype(np.float64)
-    if raw_scores:
+    function = "none" if raw_scores else function_to_apply or ("sigmoid" if model.multi_label else "softmax")
+    if function == "none":
         scores = logits
-    elif model.multi_label:
+    elif function == "sigmoid":
         scores = 1.0 / (1.0 + np.exp(-logits))
     else:
         scores = softmax(logits)

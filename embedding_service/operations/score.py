@@ -58,8 +58,11 @@ def score(
     started = time.perf_counter()
     check_batch_size(len(second), budgets.max_client_batch_size, fields[1])
     pairs = pairs_of(first, second, fields[0])
-    check_text_chars([len(a) + len(b) for a, b in pairs], budgets, fields[1], "both texts of a pair counted")
     engine = choose_engine(engines, model_name)
+    if engine.can(Capability.SCORE_PAIRS):  # a pair model sees the first text again with every second one
+        check_text_chars([len(a) + len(b) for a, b in pairs], budgets, fields[1], "both texts of a pair counted")
+    else:  # an embedding model sees each distinct text once
+        check_text_chars([len(t) for t in dict.fromkeys(t for pair in pairs for t in pair)], budgets, fields[1])
     groups: dict[str, list[int]] = {}
     for index, (query, _) in enumerate(pairs):
         groups.setdefault(query, []).append(index)

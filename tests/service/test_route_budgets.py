@@ -28,15 +28,17 @@ LIMITS = {
     "MAX_EMBED_ALL_TOKENS": 1000, "MAX_CONTENT_LENGTH": 4 * 1024 * 1024, "MAX_SPARSE_ENTRIES": 400,
     "MAX_TOKEN_VECTOR_VALUES": 12000,
 }
-#: The model a route that needs sparse or multi-vector output is walked with (Budget.capability).
-RETRIEVAL_MODEL = "m3"
+#: The model a route that needs sparse or multi-vector output, or a classifier, is walked with (Budget.capability).
+CAPABILITY_MODELS = {"sparse": "m3", "multi-vector": "m3", "classifier": "sentiment"}
 @pytest.fixture(scope="module")
 def walked(tiny, retrieval):
     """An app serving MiniLM (WordPiece), the tiny Qwen3 embedder (byte-level BPE) and the tiny
-    BGE-M3 (for the sparse and multi-vector routes) with small budgets, and its routes:
+    BGE-M3 and classifier (for the sparse, multi-vector and classification routes) with small
+    budgets, and its routes:
     `(rule, method, view)`."""
     app = local_app(Settings.from_mapping({
-        "MODELS": f"sentence-transformers/all-MiniLM-L6-v2,qwen={tiny['qwen']},m3={retrieval['m3']}", "DEVICE": "cpu",
+        "MODELS": f"sentence-transformers/all-MiniLM-L6-v2,qwen={tiny['qwen']},m3={retrieval['m3']},"
+                  f"sentiment={retrieval['sentiment']}", "DEVICE": "cpu",
         "LOG_LEVEL": "WARNING", "MAX_BATCH_SIZE": "8", **{k: str(v) for k, v in LIMITS.items()},
     }))
     routes = [
@@ -118,7 +120,7 @@ def test_every_route_serves_its_largest_request_and_refuses_each_budget_before_w
             refused(resp, operation or NO_ITEMS_OPERATION, work, str(limit), "bytes")
             continue
         walked_posts += 1
-        route_model = RETRIEVAL_MODEL if budget.capability else model
+        route_model = CAPABILITY_MODELS.get(budget.capability, model)
         body, count, size = largest(budget, state.settings, state.engines, route_model)
         # At the budgets: served, padded to the last byte the route takes.
         resp = post(client, path, body, pad_to=limit)

@@ -35,8 +35,9 @@ def vm_hwm(pid: int) -> int:
 
 #: The sparse and multi-vector routes' worst cases: a SPLADE model with BERT's 30,522-entry
 #: vocabulary, every entry active for every input, and a BGE-M3 whose ColBERT vectors have 1,024
-#: values (bge-m3's own size). The route's model for each output, and the neighbour's.
-RETRIEVAL_MODELS = {"sparse": "served", "multi-vector": "m3", "neighbour": "m3"}
+#: values (bge-m3's own size); and a classifier for the classification routes. The route's model
+#: for each output, and the neighbour's.
+RETRIEVAL_MODELS = {"sparse": "served", "multi-vector": "m3", "classifier": "sentiment", "neighbour": "m3"}
 
 
 @pytest.mark.parametrize("family", ["minilm", "bpe", "retrieval"])
@@ -46,7 +47,9 @@ def test_the_largest_request_of_every_route_stays_under_1_gb_and_a_neighbour_is_
 
         splade = tiny_retrieval.build_splade(str(tmp_path / "splade"), vocab_size=30522, all_active=True)
         m3 = tiny_retrieval.build_bge_m3(str(tmp_path / "bge-m3"), colbert_dim=1024)
-        model = f"served={splade},m3={m3}"
+        from support.tiny_classifiers import build_classifier
+
+        model = f"served={splade},m3={m3},sentiment={build_classifier(str(tmp_path / 'sentiment'))}"
     else:
         model = {"minilm": f"served={minilm_path};max_length=16", "bpe": f"served={tiny['qwen']}"}[family]
     retrieval = family == "retrieval"

@@ -23,3 +23,16 @@ def build_classifier(path: str, labels=("negative", "neutral", "positive"), mult
     BertForSequenceClassification(config).save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
+
+
+_BUILT: dict[str, str] = {}
+
+
+def shared_classifier() -> str:
+    """One tiny three-label classifier per test process, in a temporary folder (for apps built at collection)."""
+    if "sentiment" not in _BUILT:
+        import os
+        import tempfile
+
+        _BUILT["sentiment"] = build_classifier(os.path.join(tempfile.mkdtemp(prefix="tiny-classifier-"), "sentiment"))
+    return _BUILT["sentiment"]

@@ -49,8 +49,17 @@ class TEIRanks(RootModel[list[TEIRank]]):
     """TEI's rerank answer: `[{"index", "score", "text"?}]`, best first."""
 
 
-class TEIRootResponse(RootModel[Union[list[list[float]], list[float], list[TEIRank]]]):
-    """`POST /`: as `/embed` (vectors), `/similarity` (scores) or TEI's rerank, by the request's shape."""
+class TEILabelScore(BaseModel):
+    """One label of `/predict`: its score (a probability, or the logit with `raw_scores`)."""
+
+    score: float
+    label: str
+
+
+class TEIRootResponse(RootModel[Union[list[list[float]], list[float], list[TEIRank], list[TEILabelScore],
+                                      list[list[TEILabelScore]]]]):
+    """`POST /`: as `/embed` (vectors), `/similarity` (scores), TEI's rerank or `/predict`, by the
+    request's shape and model."""
 
 
 class TEISparseValue(BaseModel):

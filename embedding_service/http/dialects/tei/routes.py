@@ -14,7 +14,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ....domain.errors import InvalidInput
+from ....domain.errors import InvalidInput, ServiceError
+from ....inference.engine import Capability
+from ....operations.model_names import resolve
 from ....models.prompts import PromptChoice
 from ....operations.rerank import Ranking, rerank
 from .responses import SCORES, TEXTS, TOKEN_VECTORS, TEIRootResponse, TEISparseVectors, TEITokens, sparse_body
@@ -83,12 +85,13 @@ def _rerank(body: Any):
 
 
 @bp.operation(
-    "POST", "/", summary="TEI's root route: embed, similarity or rerank, by the request's shape",
-    request=(TEIEmbedRequest, TEISimilarityRequest, TEIRerankRequest), response=TEIRootResponse,
+    "POST", "/", summary="TEI's root route: embed, similarity, rerank or predict, by the request's shape and model",
+    request=(TEIEmbedRequest, TEISimilarityRequest, TEIRerankRequest, TEIPredictRequest), response=TEIRootResponse,
     errors=EMBED_ERRORS, limits=TEXT_LIMITS, budget=Budget(BodyLimit.TEXT, "text", {"inputs": ITEMS}),
 )
 def root():
-    """`{"inputs": str | [str], ...}` -> `[[float]]` (as `/embed`); `{"inputs": {"source_sentence",
+    """`{"inputs": str | [str], ...}` -> `[[float]]` (as `/embed`), or, for a classifier (named, or
+    the only kind served), `[{"score", "label"}]` (as `/predict`); `{"inputs": {"source_sentence",
     "sentences"}, ...}` -> `[float]` (as `/similarity`); `{"query", "texts", ...}` -> TEI's
     `[{"index", "score", "text"?}]`."""
     body = json_body()
@@ -98,7 +101,7 @@ def root():
         if isinstance(body.get("inputs"), dict):
             return _similarity(body)
         if "inputs" in body:
-            return embed_inputs(body)
+            return predict(body) if _gets_classifier(body) else embed_inputs(body)
         raise InvalidInput(
             'send "inputs" (a text or a list: embeddings), "inputs": {"source_sentence", "sentences"} (similarity) '
             'or "query" with "texts" (rerank)', param="inputs",
@@ -197,14 +200,36 @@ PREDICTIONS = {"anyOf": [
     budget=Budget(BodyLimit.TEXT, "text", {"inputs": ITEMS}, capability="classifier"),
 )
 def predict_route():
-    """`{"inputs": str | [str, str] | [[str] | [str, str]], "raw_scores"?, "truncate"?, "truncation_direction"?, "model"?}`
-    -> `[{"score", "label"}]` best first for one input, a list of them per input for a batch."""
-    req = parse(TEIPredictRequest, json_body())
+    return predict(json_body())
+
+
+def _gets_classifier(body: dict) -> bool:
+    """Whether `POST /` with `inputs` goes to a classifier (TEI's root route predicts for one): the
+    model named is a classifier, or none is named and no text model but a classifier is served."""
+    reg = engines()
+    name = body.get("model")
+    try:
+        if isinstance(name, str) and name:
+            return reg.find(resolve(reg, name)).can(Capability.CLASSIFY)
+    except ServiceError:
+        return False  # the embedding route answers with its own error
+    return not reg.has(Capability.EMBED_TEXT) and reg.has(Capability.CLASSIFY)
+
+
+def predict(body: Any):
+    """`{"inputs": str | [str, str] | [[str] | [str, str]], "raw_scores"?, "truncate"?, "truncation_direction"?,
+    "model"?, "parameters"?: {"function_to_apply"?, "top_k"?}}` -> `[{"score", "label"}]` best first for one
+    input, a list of them per input for a batch (the Inference API's `parameters`, as
+    `huggingface_hub.InferenceClient.text_classification` sends them)."""
+    req = parse(TEIPredictRequest, body)
     value = req.inputs
     single = isinstance(value, str) or (len(value) == 2 and all(isinstance(v, str) for v in value))
     rows = [value] if single else value
     inputs = [row if isinstance(row, str) else (row[0] if len(row) == 1 else (row[0], row[1])) for row in rows]
+    options = req.parameters
     result = classify(engines(), budgets(), model_name=req.model, inputs=inputs, raw_scores=req.raw_scores,
-                      truncate=req.truncate, direction=req.truncation_direction, param="inputs")
-    ranked = [result.ranked(row) for row in range(len(inputs))]
+                      truncate=req.truncate, direction=req.truncation_direction, param="inputs",
+                      function_to_apply=options.function_to_apply if options else None)
+    top_k = options.top_k if options and options.top_k else None
+    ranked = [result.ranked(row)[:top_k] for row in range(len(inputs))]
     return json_response(ranked[0] if single else ranked)

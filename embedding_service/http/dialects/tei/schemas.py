@@ -7,7 +7,7 @@ model, the default text model when absent.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Optional, Union
+from typing import Annotated, Any, Literal, Optional, Union
 
 from pydantic import Field, StrictBool, StrictStr, field_validator
 
@@ -169,6 +169,15 @@ class TEIRerankRequest(Strict):
 Sequence_ = Union[NonEmptyStr, Annotated[list[NonEmptyStr], Field(min_length=1, max_length=2)]]
 
 
+class PredictParameters(Strict):
+    """The Hugging Face Inference API's text-classification parameters (what
+    `huggingface_hub.InferenceClient.text_classification` sends): `function_to_apply` over the
+    logits (`softmax`, `sigmoid`, or `none` for the logits) and `top_k`, the best labels kept."""
+
+    function_to_apply: Optional[Literal["softmax", "sigmoid", "none"]] = None
+    top_k: Optional[PositiveInt] = None
+
+
 class TEIPredictRequest(Strict):
     """`POST /predict` (TEI): `{"inputs", "raw_scores"?, "truncate"?, "truncation_direction"?, "model"?}`;
     `inputs` is a text, a pair `[text, text]`, or a batch of texts and pairs (`[[text] | [text, text]]`),
@@ -179,3 +188,4 @@ class TEIPredictRequest(Strict):
     truncate: Annotated[StrictBool, Field(description=TRUNCATE)] = True
     truncation_direction: Direction = "right"
     model: Optional[StrictStr] = None
+    parameters: Optional[PredictParameters] = None
