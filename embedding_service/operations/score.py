@@ -37,10 +37,12 @@ class PairScores:
 
 
 def pairs_of(first: Sequence[str], second: Sequence[str], first_field: str) -> list[tuple[str, str]]:
-    """One against many (`first` holds one text) or two lists zipped (as long as each other);
-    raises InvalidInput (400) naming `first_field` otherwise."""
+    """One against many (`first` holds one text), many against one (`second` does), or two lists
+    zipped (as long as each other); raises InvalidInput (400) naming `first_field` otherwise."""
     if len(first) == 1:
         return [(first[0], text) for text in second]
+    if len(second) == 1:
+        return [(text, second[0]) for text in first]
     if len(first) == len(second):
         return list(zip(first, second))
     raise InvalidInput(f"{first_field} must hold one text, or as many as the second list ({len(second)}); got {len(first)}",

@@ -59,6 +59,8 @@ def test_classify_answers_vllm_or_infinity_by_the_request(rt_client):
 
 def test_score_validates_its_lists(rt_client):
     error(rt_client.post("/score", json={"text_1": ["a", "b", "c"], "text_2": ["x", "y"]}), 400, "text_1", "one text")
+    many = rt_client.post("/score", json={"text_1": ["a", "b"], "text_2": "a"}).get_json()["data"]  # many against one
+    assert len(many) == 2 and many[0]["score"] == pytest.approx(1.0, abs=1e-5)
     resp = rt_client.post("/score", json={"text_1": "a", "documents": ["b"]})
     assert resp.status_code == 400 and "text_1 and text_2, or queries and documents" in resp.get_json()["error"]["message"]
     error(rt_client.post("/score", json={"text_1": "a", "text_2": ["b"], "model": "sentiment"}), 400, "model", "reranking")

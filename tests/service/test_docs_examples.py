@@ -4,7 +4,7 @@ against a live server: the pages cannot drift from the service.
 Each page's `bash` blocks run in order in one shell (so a variable set in one block serves the
 next), from the repository root, with `localhost:8080` pointing at a server that serves the
 models the examples name (the embedded MiniLM; tiny random-weight models as `qwen`, `bge`,
-`siglip`, `splade`, `bge-m3` and `colbert`, and a tiny Qwen3-Reranker as RERANK_MODEL). `curl` fails the page on any HTTP error.
+`siglip`, `splade`, `bge-m3`, `colbert` and `sentiment`, and a tiny Qwen3-Reranker as RERANK_MODEL). `curl` fails the page on any HTTP error.
 Commands that need Docker or a Kubernetes cluster are written as `text` blocks, which must hold no
 request to the service."""
 
@@ -19,7 +19,7 @@ import sys
 import pytest
 
 from conftest import app_from, serve
-from support import tiny_models, tiny_multimodal, tiny_rerankers, tiny_retrieval
+from support import tiny_classifiers, tiny_models, tiny_multimodal, tiny_rerankers, tiny_retrieval
 from support.paths import ROOT
 
 pytestmark = pytest.mark.slow
@@ -59,9 +59,11 @@ def docs_url(tmp_path_factory):
     splade = tiny_retrieval.build_splade(str(folder / "splade"))
     m3 = tiny_retrieval.build_bge_m3(str(folder / "bge-m3"))
     colbert = tiny_retrieval.build_pylate_colbert(str(folder / "colbert"))
+    sentiment = tiny_classifiers.build_classifier(str(folder / "sentiment"))
     app = app_from({
         "MODEL_NAME": "sentence-transformers/all-MiniLM-L6-v2",
-        "MODELS": f"qwen={qwen},bge={bge},siglip={siglip},splade={splade},bge-m3={m3},colbert={colbert}",
+        "MODELS": f"qwen={qwen},bge={bge},siglip={siglip},splade={splade},bge-m3={m3},colbert={colbert},"
+                  f"sentiment={sentiment}",
         "RERANK_MODEL": reranker,
     })
     url, server = serve(app)

@@ -72,7 +72,8 @@ def test_pooling_embed_is_the_embeddings_route_and_token_embed_the_token_vectors
 
 
 def test_pooling_refuses_what_it_cannot_do_by_field(rt_client):
-    error(rt_client.post("/pooling", json={"input": "a", "task": "classify"}), 400, "task", "'embed' or 'token_embed'")
+    error(rt_client.post("/pooling", json={"input": "a", "task": "token_classify"}), 400, "task", "'embed', 'token_embed' or 'classify'")
+    error(rt_client.post("/pooling", json={"input": "a", "task": "classify"}), 400, "model", "cannot do classification")
     error(rt_client.post("/pooling", json={"input": "a", "truncate_prompt_tokens": 5}), 400, "truncate_prompt_tokens", "-1")
     error(rt_client.post("/pooling", json={"input": "a", "model": "colbert", "dimensions": 17}), 400, "dimensions", "16")
     error(rt_client.post("/pooling", json={"input": [[1, 2]], "task": "token_embed", "model": "m3"}), 400, "input", "text")

@@ -25,3 +25,23 @@ def integers_as_integers(value: Any) -> Any:
 @schemathesis.hook
 def map_body(context, body):
     return integers_as_integers(body)
+
+
+#: vLLM's /score routes and their two lists.
+SCORE_PATHS = ("/score", "/v1/score")
+SCORE_LISTS = (("text_1", "text_2"), ("queries", "documents"))
+
+
+@schemathesis.hook
+def filter_body(context, body):
+    """vLLM's `/score` pairs its lists one against many, many against one, or zipped (as long as
+    each other), which a JSON Schema cannot say (the route answers other lengths with
+    a 400 naming the first list, as vLLM does): bodies of other lengths are not generated."""
+    if getattr(context.operation, "path", "") not in SCORE_PATHS or not isinstance(body, dict):
+        return True
+    for first_field, second_field in SCORE_LISTS:
+        first, second = body.get(first_field), body.get(second_field)
+        if isinstance(first, list) and isinstance(second, list) and 1 not in (len(first), len(second)) \
+                and len(first) != len(second):
+            return False
+    return True

@@ -6,12 +6,20 @@ from typing import Annotated, Literal, Optional
 
 from pydantic import Field, StrictBool, StrictStr
 
-from ...schemas import TRUNCATE, Direction, JsonInt, Strict, TextInput, text_list_check
+from ...schemas import TRUNCATE, Direction, JsonInt, Strict, TextInput, strict_with, text_list_check
 
 
 class SparseEmbeddingRequest(Strict):
     """`{"input": str | [str], "model"?, "input_type"?, "instruction"?, "prompt_name"?, "truncate"?,
     "truncation_direction"?, "return_tokens"?, "priority"?}`."""
+
+    #: What the model refuses besides the types: an instruction for documents, or beside a prompt name.
+    model_config = strict_with({"allOf": [
+        {"not": {"required": ["instruction", "input_type"],
+                 "properties": {"instruction": {"type": "string"}, "input_type": {"const": "document"}}}},
+        {"not": {"required": ["instruction", "prompt_name"],
+                 "properties": {"instruction": {"type": "string"}, "prompt_name": {"type": "string"}}}},
+    ]})
 
     input: TextInput
     model: Optional[StrictStr] = None

@@ -23,7 +23,7 @@ from .responses import SCORES, TEXTS, TOKEN_VECTORS, TEIRootResponse, TEISparseV
 from ...schemas import parse
 from .schemas import (
     TEIEmbedRequest, TEIDecodeRequest, TEIEmbedAllRequest, TEIEmbedSparseRequest, TEIPredictRequest, TEIRerankRequest,
-    TEISimilarityRequest, TEITokenizeRequest,
+    TEIRootPredictRequest, TEISimilarityRequest, TEITokenizeRequest,
 )
 from ....operations.classify import classify
 from ....operations.embed import embed_text, similarity
@@ -86,12 +86,13 @@ def _rerank(body: Any):
 
 @bp.operation(
     "POST", "/", summary="TEI's root route: embed, similarity, rerank or predict, by the request's shape and model",
-    request=(TEIEmbedRequest, TEISimilarityRequest, TEIRerankRequest, TEIPredictRequest), response=TEIRootResponse,
+    request=(TEIEmbedRequest, TEISimilarityRequest, TEIRerankRequest, TEIRootPredictRequest), response=TEIRootResponse,
     errors=EMBED_ERRORS, limits=TEXT_LIMITS, budget=Budget(BodyLimit.TEXT, "text", {"inputs": ITEMS}),
 )
 def root():
-    """`{"inputs": str | [str], ...}` -> `[[float]]` (as `/embed`), or, for a classifier (named, or
-    the only kind served), `[{"score", "label"}]` (as `/predict`); `{"inputs": {"source_sentence",
+    """`{"inputs": str | [str], ...}` -> `[[float]]` (as `/embed`), or, with `parameters` or
+    `raw_scores`, or for a classifier (named, or served where no text model is),
+    `[{"score", "label"}]` (as `/predict`); `{"inputs": {"source_sentence",
     "sentences"}, ...}` -> `[float]` (as `/similarity`); `{"query", "texts", ...}` -> TEI's
     `[{"index", "score", "text"?}]`."""
     body = json_body()
@@ -101,7 +102,8 @@ def root():
         if isinstance(body.get("inputs"), dict):
             return _similarity(body)
         if "inputs" in body:
-            return predict(body) if _gets_classifier(body) else embed_inputs(body)
+            predicting = "parameters" in body or "raw_scores" in body or _gets_classifier(body)
+            return predict(body) if predicting else embed_inputs(body)
         raise InvalidInput(
             'send "inputs" (a text or a list: embeddings), "inputs": {"source_sentence", "sentences"} (similarity) '
             'or "query" with "texts" (rerank)', param="inputs",

@@ -189,3 +189,10 @@ class TEIPredictRequest(Strict):
     truncation_direction: Direction = "right"
     model: Optional[StrictStr] = None
     parameters: Optional[PredictParameters] = None
+
+
+class TEIRootPredictRequest(TEIPredictRequest):
+    """TEI's predict request as `POST /` takes it besides a classifier's plain `inputs`: with the
+    Inference API's `parameters` or with `raw_scores` (what tells it from an embedding request)."""
+
+    model_config = strict_with({MODEL_KIND: "classifier", "anyOf": [{"required": ["parameters"]}, {"required": ["raw_scores"]}]})

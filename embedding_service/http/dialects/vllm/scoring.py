@@ -22,7 +22,7 @@ from ....operations.score import score
 from ...budgets import ITEMS, ONE_ITEM, BodyLimit, Budget
 from ...json_io import budgets, engines, json_body, json_response
 from ...routing import EMBED_ERRORS, TEXT_LIMITS
-from ...schemas import JsonInt, NonEmptyList, NonEmptyStr, Strict, TextInput, parse
+from ...schemas import JsonInt, NonEmptyList, NonEmptyStr, Strict, TextInput, parse, strict_with
 from .routes import bp
 
 
@@ -88,6 +88,15 @@ def classify_route():
 class ScoreRequest(Strict):
     """vLLM's `{"model"?, "text_1": str | [str], "text_2": str | [str]}` (or `queries` and
     `documents`), plus `truncate_prompt_tokens` (-1), `user`, `priority`."""
+
+    model_config = strict_with({"oneOf": [
+        {"required": ["text_1", "text_2"], "properties": {
+            "text_1": {"not": {"type": "null"}}, "text_2": {"not": {"type": "null"}},
+            "queries": {"type": "null"}, "documents": {"type": "null"}}},
+        {"required": ["queries", "documents"], "properties": {
+            "queries": {"not": {"type": "null"}}, "documents": {"not": {"type": "null"}},
+            "text_1": {"type": "null"}, "text_2": {"type": "null"}}},
+    ]})
 
     model: Optional[StrictStr] = None
     text_1: Optional[Union[NonEmptyStr, NonEmptyList]] = None
