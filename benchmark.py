@@ -3,7 +3,8 @@
     python benchmark.py --url http://localhost:8080 --concurrency 10 --requests 100
 
 --url, --concurrency and --requests as above, plus: --endpoint (text, image, openai, openai-root,
-tei, ollama, rerank, sparse: TEI's /embed_sparse, pooling: vLLM's /pooling with token_embed), --inputs per request, --duration (seconds, instead of --requests), --warmup,
+tei, ollama, rerank, sparse: TEI's /embed_sparse, pooling: vLLM's /pooling with token_embed,
+score: vLLM's /score, predict: TEI's /predict), --inputs per request, --duration (seconds, instead of --requests), --warmup,
 a concurrency sweep (`--concurrency 1,8,32,64`), --corpus lognormal|FILE (texts of mixed lengths:
 log-normal words per text with --median-words, --p90-words, --max-words, or a file's lines),
 --model-dir (the local model the in-process baseline loads), --compare URL (a second server measured the same
@@ -46,6 +47,8 @@ ENDPOINTS = {
     "rerank": "/rerank",
     "sparse": "/embed_sparse",
     "pooling": "/pooling",
+    "score": "/score",
+    "predict": "/predict",
 }
 
 
@@ -104,6 +107,10 @@ def payload(endpoint: str, texts: list[str], model: Optional[str]) -> dict:
         body = {"inputs": texts}
     elif endpoint == "pooling":  # vLLM's /pooling, one vector per token
         body = {"input": texts, "task": "token_embed"}
+    elif endpoint == "score":  # vLLM's /score, the first text against all of them
+        body = {"text_1": texts[0], "text_2": texts}
+    elif endpoint == "predict":  # TEI's /predict, a batch of single texts
+        body = {"inputs": [[text] for text in texts]}
     else:
         raise SystemExit(f"unknown endpoint {endpoint!r}; choose from {', '.join(ENDPOINTS)}")
     if model:
