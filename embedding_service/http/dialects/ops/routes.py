@@ -6,10 +6,12 @@ from __future__ import annotations
 import os
 from dataclasses import asdict
 
-from flask import Response, current_app
+from flask import Response, current_app, request
 
 from .... import __version__
 from ....domain.errors import NotFound
+from ....inference.engine import Capability
+from ....operations.model_names import resolve
 from .responses import Health, Index, Info, Ready
 from ....operations.state import Phase
 from ...json_io import engines, json_response, state
@@ -78,23 +80,61 @@ def metrics():
     return Response(body, status=200, content_type=content_type)
 
 
+#: TEI's pooling names for the service's poolings (TEI knows cls, mean, splade and last_token).
+TEI_POOLING = {"cls": "cls", "mean": "mean", "lasttoken": "last_token"}
+
+
+def _labels(id2label: dict) -> dict:
+    """TEI's ClassifierModel: `id2label` (string ids) and `label2id`."""
+    return {"id2label": {str(k): str(v) for k, v in id2label.items()}, "label2id": {str(v): int(k) for k, v in id2label.items()}}
+
+
+def tei_model_type(engine) -> dict:
+    """TEI's `model_type` for `engine`: a classifier or a reranker with its labels, else an
+    embedding model with its pooling in TEI's names (`splade` for a sparse model; a pooling TEI
+    has no name for, such as `max`, is shown as `mean`, and `models` holds the exact one)."""
+    model = engine.model
+    if engine.can(Capability.CLASSIFY):
+        return {"classifier": _labels(dict(enumerate(model.labels)))}
+    if engine.can(Capability.SCORE_PAIRS):
+        labels = getattr(getattr(getattr(model, "model", None), "config", None), "id2label", None) or {0: "LABEL_0"}
+        return {"reranker": _labels(dict(labels))}
+    if engine.can(Capability.SPARSE) and not engine.can(Capability.EMBED_TEXT):
+        return {"embedding": {"pooling": "splade"}}
+    pooling = engine.info().get("pooling") or "mean"
+    return {"embedding": {"pooling": TEI_POOLING.get(pooling, "mean")}}
+
+
 @bp.operation(
-    "GET", "/info", summary="Models, dimensions, limits, batching counters (TEI-style)", response=Info, errors=(503,)
+    "GET", "/info", summary="TEI info (the default model, or `?model=`), every model, limits, batching counters",
+    response=Info, errors=(404, 503),
 )
 def info():
-    """TEI-style description of the default model, every model, and the batching limits."""
+    """TEI's `Info` for the default model (the first configured) or the one `?model=` names
+    (raises ModelNotFound, 404), with every model and the batching counters beside it."""
     st = state()
     reg = engines()
-    default = reg.first.info()
+    name = request.args.get("model")
+    engine = reg.find(resolve(reg, name)) if name else reg.first
+    default = engine.info()
     s = st.settings
     return json_response(
         {
             "model_id": default["id"],
-            "model_dtype": default["dtype"],
-            "model_type": default["kind"],
+            "model_sha": None,
+            "model_dtype": default["precision"],
+            "model_type": tei_model_type(engine),
+            "served_model_name": default["id"],
+            "max_concurrent_requests": s.max_concurrent_requests or s.threads,
             "max_input_length": default["max_input_length"],
-            "max_batch_size": s.max_batch_size,
             "max_batch_tokens": s.max_batch_tokens,
+            "max_batch_requests": s.max_batch_size,
+            "auto_truncate": True,
+            "tokenization_workers": s.threads,
+            "sha": None,
+            "docker_label": None,
+            "kind": default["kind"],
+            "max_batch_size": s.max_batch_size,
             "max_client_batch_size": s.max_client_batch_size,
             "batch_timeout_ms": s.batch_timeout_ms,
             "max_queue_size": s.max_queue_size,
