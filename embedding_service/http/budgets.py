@@ -71,6 +71,23 @@ ITEMS = "<items>"
 ONE_ITEM = "<one item>"
 
 
+def input_tokens(value: Any, window: float = float("inf")) -> list[int]:
+    """The most tokens each input of a body field can make: a text its UTF-8 bytes plus
+    SPECIAL_TOKENS, a list of token ids its length (TEI's token-id inputs; a flat id list is one
+    input), each at most `window`; values of other types make none (the schema refuses them)."""
+    if isinstance(value, str) or (isinstance(value, list) and value and all(isinstance(v, int) for v in value)):
+        value = [value]
+    if not isinstance(value, list):
+        return []
+    bounds = []
+    for item in value:
+        if isinstance(item, str):
+            bounds.append(int(min(len(item.encode("utf-8", "surrogatepass")) + SPECIAL_TOKENS, window)))
+        elif isinstance(item, list):
+            bounds.append(int(min(len(item), window)))
+    return bounds
+
+
 @dataclass(frozen=True)
 class TokensOut:
     """An output budget for per-token data: tokens returned (`/tokenize`), ids decoded
@@ -101,9 +118,7 @@ class TokensOut:
             if not isinstance(value, list):
                 return 0
             return sum(len(row) if isinstance(row, list) else 1 for row in value)
-        texts = [value] if isinstance(value, str) else [t for t in value if isinstance(t, str)] if isinstance(value, list) else []
-        window = self._window(body, engines)
-        return sum(min(len(text.encode("utf-8", "surrogatepass")) + SPECIAL_TOKENS, window) for text in texts)
+        return sum(input_tokens(value, self._window(body, engines)))
 
     def _window(self, body: dict, engines: Optional[Registry]) -> float:
         """The window of the model the request names (or would get), else the longest served."""
@@ -163,13 +178,10 @@ class RetrievalOut(TokensOut):
             if chosen != value:
                 return 0
         model: Any = engine.model
-        value = body.get(self.field)
-        texts = [value] if isinstance(value, str) else [t for t in value if isinstance(t, str)] if isinstance(value, list) else []
         window = model.max_length if body.get("truncate") is not False and model.max_length else float("inf")
         query = body.get("input_type") == "query"
         total = 0
-        for text in texts:
-            tokens = int(min(len(text.encode("utf-8", "surrogatepass")) + SPECIAL_TOKENS, window))
+        for tokens in input_tokens(body.get(self.field), window):
             if self.output == "sparse":
                 total += model.sparse_bound(tokens)
             elif engine.can(Capability.MULTI_VECTOR):

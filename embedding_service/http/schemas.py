@@ -42,6 +42,8 @@ TokenIds = Annotated[list[Annotated[StrictInt, Field(ge=0)]], Field(min_length=1
 TextInput = Union[NonEmptyStr, NonEmptyList]
 TokenInput = Union[TokenIds, Annotated[list[TokenIds], Field(min_length=1)]]
 PositiveInt = Annotated[StrictInt, Field(ge=1), BeforeValidator(_integral)]
+#: TEI's `Input`: a text, one input's token ids, or a list of texts and token-id lists (mixed).
+TEIInput = Union[NonEmptyStr, TokenIds, Annotated[list[Union[NonEmptyStr, TokenIds]], Field(min_length=1)]]
 INPUT_SHAPES = "a string, a list of strings, a list of token ids or a list of lists of token ids"
 
 

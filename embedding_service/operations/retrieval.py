@@ -68,20 +68,26 @@ def multi_vector_engine(engines: Registry, model_name: Optional[str]) -> Engine:
 def embed_sparse(
     engines: Registry, budgets: RequestBudgets, *, model_name: Optional[str], texts: Sequence[str],
     prompt: PromptChoice = PromptChoice(), truncate: bool = True, direction: str = "right", param: str = "input",
-    return_tokens: bool = False,
+    return_tokens: bool = False, token_ids: Optional[Sequence[Sequence[int]]] = None,
 ) -> SparseEmbeddings:
     """Lexical weights of `texts` with the named sparse model (module docstring). raises
     ModelNotFound (404), InvalidInput (400: no sparse output, a bad prompt), LimitExceeded (413:
     MAX_CLIENT_BATCH_SIZE, MAX_INPUT_CHARS, MAX_REQUEST_CHARS, MAX_QUEUE_SIZE), Unprocessable
     (422: over-long with `truncate` false). The entries' budget (MAX_SPARSE_ENTRIES) is checked at
-    the HTTP edge, before this runs."""
+    the HTTP edge, before this runs. `token_ids` instead of `texts`: pre-tokenised inputs, fed as
+    given (documents, no prompt)."""
     started = time.perf_counter()
-    check_batch_size(len(texts), budgets.max_client_batch_size, param)
+    check_batch_size(len(texts) if token_ids is None else len(token_ids), budgets.max_client_batch_size, param)
     engine = sparse_engine(engines, model_name)
-    resolved = engine.text_encoder.prompt_for(prompt)
-    check_text_chars([len(resolved.prefix) + len(text) for text in texts], budgets, param, resolved.note)
-    is_query = prompt.input_type == "query" or prompt.prompt_name == "query"
-    vectors, fed = engine.lexical_weights(texts, resolved, truncate, direction, param, is_query=is_query)
+    if token_ids is not None:  # pre-tokenised (TEI's token-id inputs), fed as given
+        items = engine.text_encoder.prepare_ids(token_ids, truncate, direction, param=param)
+        lengths = [len(item) for item in items]
+        vectors, fed = engine.batcher.run(items, lengths, output="lexical_weights"), sum(lengths)
+    else:
+        resolved = engine.text_encoder.prompt_for(prompt)
+        check_text_chars([len(resolved.prefix) + len(text) for text in texts], budgets, param, resolved.note)
+        is_query = prompt.input_type == "query" or prompt.prompt_name == "query"
+        vectors, fed = engine.lexical_weights(texts, resolved, truncate, direction, param, is_query=is_query)
     strings = None
     if return_tokens:
         decode = engine.model.tokenizer.decode

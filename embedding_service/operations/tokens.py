@@ -134,21 +134,26 @@ def token_engine(engines: Registry, model_name: Optional[str]) -> Engine:
 def embed_tokens(
     engines: Registry, budgets: RequestBudgets, *, model_name: Optional[str], texts: Sequence[str], truncate: bool = True,
     direction: str = "right", prompt_name: Optional[str] = None, param: str = "inputs",
+    token_ids: Optional[Sequence[Sequence[int]]] = None,
 ) -> tuple[list[np.ndarray], Engine, int]:
     """Each text's token vectors, (tokens, hidden size) float32, with the engine used and the
-    tokens fed.
+    tokens fed; `token_ids` instead of `texts`: pre-tokenised inputs, fed as given.
 
     raises ModelNotFound (404), InvalidInput (400: the model gives no token embeddings, an unknown
     prompt), LimitExceeded (413: MAX_CLIENT_BATCH_SIZE, MAX_INPUT_CHARS, MAX_REQUEST_CHARS, and
     MAX_EMBED_ALL_TOKENS token vectors), Unprocessable (422: over-long with `truncate` false).
     """
-    check_batch_size(len(texts), budgets.max_client_batch_size, param)
+    check_batch_size(len(texts) if token_ids is None else len(token_ids), budgets.max_client_batch_size, param)
     engine = token_engine(engines, model_name)
     model = engine.text_encoder
-    resolved = model.prompt_for(PromptChoice(prompt_name=prompt_name))
-    check_text_chars([len(resolved.prefix) + len(text) for text in texts], budgets, param, resolved.note)
-    with timed("tokenization"):
-        items = model.prepare_texts(texts, resolved, truncate, direction, param=param)
+    if token_ids is not None:
+        with timed("tokenization"):
+            items = model.prepare_ids(token_ids, truncate, direction, param=param)
+    else:
+        resolved = model.prompt_for(PromptChoice(prompt_name=prompt_name))
+        check_text_chars([len(resolved.prefix) + len(text) for text in texts], budgets, param, resolved.note)
+        with timed("tokenization"):
+            items = model.prepare_texts(texts, resolved, truncate, direction, param=param)
     total = sum(len(item) for item in items)
     if total > budgets.max_embed_all_tokens:
         raise LimitExceeded(

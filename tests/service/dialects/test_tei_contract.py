@@ -1,6 +1,7 @@
 """The TEI dialect against TEI's own published OpenAPI document (tests/contracts,
 text-embeddings-inference 1.9.3): `/info` answers TEI's `Info` schema, for the default model and
-for `?model=` (an embedder, a classifier, a reranker, a SPLADE model)."""
+for `?model=` (an embedder, a classifier, a reranker, a SPLADE model); token-id inputs are taken
+where TEI's `Input` takes them."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import json
 import os
 
 import jsonschema
+import numpy as np
 import pytest
 
 from conftest import app_from
@@ -62,3 +64,26 @@ def test_info_answers_teis_info_schema(tei_client, query, model_type):
 def test_info_for_an_unknown_model_is_404(tei_client):
     resp = tei_client.get("/info?model=nope")
     assert resp.status_code == 404 and "sentiment" in resp.get_json()["error"]["message"]
+
+
+def test_token_id_inputs_are_accepted_where_tei_accepts_them(rt_client, rt_app):
+    """TEI's `Input`: token ids for one input, or beside texts; fed as given, they give what the
+    text they tokenise gives (/embed, /embed_all, /embed_sparse)."""
+    reg = rt_app.extensions["embedding_service"].engines
+    minilm = reg.find("sentence-transformers/all-MiniLM-L6-v2").model
+    ids = list(minilm.tokenizer("a cat sits on the mat")["input_ids"])
+    by_text = rt_client.post("/embed", json={"inputs": ["a cat sits on the mat", "paris"]}).get_json()
+    one = rt_client.post("/embed", json={"inputs": ids}).get_json()
+    mixed = rt_client.post("/embed", json={"inputs": [ids, "paris"]}).get_json()
+    np.testing.assert_allclose(one[0], by_text[0], atol=1e-6)
+    np.testing.assert_allclose(mixed[0], by_text[0], atol=1e-6)
+    np.testing.assert_allclose(mixed[1], by_text[1], atol=1e-6)
+    states = rt_client.post("/embed_all", json={"inputs": [ids]}).get_json()
+    np.testing.assert_allclose(states[0], rt_client.post("/embed_all", json={"inputs": ["a cat sits on the mat"]}).get_json()[0],
+                               atol=1e-5)
+    m3 = reg.find("m3").model
+    m3_ids = list(m3.tokenizer("a cat sits on the mat")["input_ids"])
+    sparse = rt_client.post("/embed_sparse", json={"inputs": [m3_ids, "paris"], "model": "m3"}).get_json()
+    assert sparse == rt_client.post("/embed_sparse", json={"inputs": ["a cat sits on the mat", "paris"], "model": "m3"}).get_json()
+    bad = rt_client.post("/embed", json={"inputs": [10**9]})
+    assert bad.status_code == 400 and "outside the vocabulary" in bad.get_json()["error"]["message"]

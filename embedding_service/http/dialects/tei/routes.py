@@ -12,7 +12,7 @@ default scorer. Errors are the nested `{"error": {...}}` body of every non-Ollam
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from ....domain.errors import InvalidInput, ServiceError
 from ....inference.engine import Capability
@@ -53,16 +53,45 @@ def tei_ranks(ranking: Ranking, texts: list, return_text: bool) -> list[dict]:
     return rows
 
 
+def tei_inputs(value: Any) -> list:
+    """TEI's `Input` as a list of inputs, each a text or a list of token ids: a string or a flat id
+    list is one input."""
+    if isinstance(value, str) or (isinstance(value, list) and value and isinstance(value[0], int)):
+        return [value]
+    return list(value)
+
+
+def by_kind(inputs: list, texts: Callable[[list], tuple[list, int]], ids: Callable[[list], tuple[list, int]]) -> tuple[list, int]:
+    """(one result per input, in order; tokens fed): the texts through `texts`, the token-id lists
+    through `ids` (fed as given, no prompt), each kind in one call."""
+    out: list = [None] * len(inputs)
+    tokens = 0
+    for run, rows in ((texts, [i for i, x in enumerate(inputs) if isinstance(x, str)]),
+                      (ids, [i for i, x in enumerate(inputs) if not isinstance(x, str)])):
+        if rows:
+            results, fed = run([inputs[i] for i in rows])
+            for i, result in zip(rows, results):
+                out[i] = result
+            tokens += fed
+    return out, tokens
+
+
 def embed_inputs(body: Any):
-    """TEI's `/embed` with `inputs` -> `[[float]]`, one row per input."""
+    """TEI's `/embed` with `inputs` (texts or token ids) -> `[[float]]`, one row per input."""
     req = parse(TEIEmbedRequest, body)
-    texts = [req.inputs] if isinstance(req.inputs, str) else req.inputs
-    result = embed_text(
-        engines(), budgets(), model_name=req.model, texts=texts, normalize=req.normalize, dimensions=req.dimensions,
-        truncate=req.truncate, direction=req.truncation_direction, prompt=PromptChoice(prompt_name=req.prompt_name),
-        param="inputs",
-    )
-    return json_response(result.vectors)
+    options = dict(model_name=req.model, normalize=req.normalize, dimensions=req.dimensions, truncate=req.truncate,
+                   direction=req.truncation_direction, param="inputs")
+
+    def texts(rows: list) -> tuple[list, int]:
+        result = embed_text(engines(), budgets(), texts=rows, prompt=PromptChoice(prompt_name=req.prompt_name), **options)
+        return list(result.vectors), result.tokens
+
+    def ids(rows: list) -> tuple[list, int]:
+        result = embed_text(engines(), budgets(), token_ids=rows, **options)
+        return list(result.vectors), result.tokens
+
+    vectors, _ = by_kind(tei_inputs(req.inputs), texts, ids)
+    return json_response(vectors)
 
 
 def _similarity(body: Any):
@@ -161,10 +190,11 @@ def embed_all_route():
     `[[[float]]]`: per input, the model's last hidden state of each token fed (special tokens
     included)."""
     req = parse(TEIEmbedAllRequest, json_body())
-    texts = [req.inputs] if isinstance(req.inputs, str) else req.inputs
-    vectors, _, _ = embed_tokens(
-        engines(), budgets(), model_name=req.model, texts=texts, truncate=req.truncate, direction=req.truncation_direction,
-        prompt_name=req.prompt_name,
+    options = dict(model_name=req.model, truncate=req.truncate, direction=req.truncation_direction)
+    vectors, _ = by_kind(
+        tei_inputs(req.inputs),
+        lambda rows: (embed_tokens(engines(), budgets(), texts=rows, prompt_name=req.prompt_name, **options)[0], 0),
+        lambda rows: (embed_tokens(engines(), budgets(), texts=(), token_ids=rows, **options)[0], 0),
     )
     return json_response(vectors)
 
@@ -179,12 +209,14 @@ def embed_sparse_route():
     """`{"inputs": str | [str], "truncate"?, "truncation_direction"?, "prompt_name"?, "model"?}` ->
     `[[{"index", "value"}]]`: per input, its non-zero weights by token id, ascending."""
     req = parse(TEIEmbedSparseRequest, json_body())
-    texts = [req.inputs] if isinstance(req.inputs, str) else req.inputs
-    result = embed_sparse(
-        engines(), budgets(), model_name=req.model, texts=texts, prompt=PromptChoice(prompt_name=req.prompt_name),
-        truncate=req.truncate, direction=req.truncation_direction, param="inputs",
+    options = dict(model_name=req.model, truncate=req.truncate, direction=req.truncation_direction, param="inputs")
+    vectors, _ = by_kind(
+        tei_inputs(req.inputs),
+        lambda rows: (embed_sparse(engines(), budgets(), texts=rows, prompt=PromptChoice(prompt_name=req.prompt_name),
+                                   **options).vectors, 0),
+        lambda rows: (embed_sparse(engines(), budgets(), texts=(), token_ids=rows, **options).vectors, 0),
     )
-    return raw_json_response(sparse_body(result.vectors))
+    return raw_json_response(sparse_body(vectors))
 
 
 #: `/predict`: per input, its labels and scores, best first (a list of them per input for a batch).

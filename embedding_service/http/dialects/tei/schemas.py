@@ -21,6 +21,7 @@ from ...schemas import (
     PositiveInt,
     QueryText,
     Strict,
+    TEIInput,
     TextInput,
     TokenInput,
     check_text_list,
@@ -48,7 +49,14 @@ class TEITruncatedInputs(TEIInputs):
     truncation_direction: Direction = "right"
 
 
-class TEIEmbedRequest(TEITruncatedInputs):
+class TEIModelInputs(TEITruncatedInputs):
+    """TEI's routes that take its `Input`: texts, or token ids (`[int]` for one input, or lists of
+    ids beside texts), fed as given."""
+
+    inputs: TEIInput
+
+
+class TEIEmbedRequest(TEIModelInputs):
     """`POST /embed` with `inputs` (Hugging Face TEI)."""
 
     normalize: StrictBool = True
@@ -135,11 +143,11 @@ class TEIDecodeRequest(Strict):
         return check_text_list(value, "ids")
 
 
-class TEIEmbedAllRequest(TEITruncatedInputs):
+class TEIEmbedAllRequest(TEIModelInputs):
     """`POST /embed_all` (TEI): `{"inputs", "truncate"?, "truncation_direction"?, "prompt_name"?, "model"?}`."""
 
 
-class TEIEmbedSparseRequest(TEITruncatedInputs):
+class TEIEmbedSparseRequest(TEIModelInputs):
     """`POST /embed_sparse` (TEI's `EmbedSparseRequest`): `{"inputs", "truncate"?,
     "truncation_direction"?, "prompt_name"?, "model"?}`, with a sparse model (SPLADE, BGE-M3)."""
 
