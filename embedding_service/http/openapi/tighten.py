@@ -97,7 +97,7 @@ def _bounds(props: dict, m: ServedModel, images: bool = False) -> dict:
         bounds["instruction"] = {"type": "null", "default": None}
     if "documents" in props and images and not m.image_documents:
         bounds["documents"] = {"items": {"not": copy.deepcopy(IMAGE_DOCUMENT)}}
-    for key in ("input", "ids"):  # token ids: the model's vocabulary
+    for key in ("input", "ids", "inputs"):  # token ids: the model's vocabulary
         if key in props and m.max_token_id is not None and _has_integers(props[key]):
             bounds[key] = copy.deepcopy(props[key])
             _limit_token_ids(bounds[key], m.max_token_id)

@@ -74,7 +74,7 @@ def _served(engine) -> ServedModel:
         images=engine.can(Capability.EMBED_IMAGES),
         pairs=pairs,
         dimension=getattr(engine.model, "dimension", None) if not (pairs or engine.can(Capability.CLASSIFY)) else None,
-        max_token_id=engine.text_encoder.vocab_rows - 1 if text else None,
+        max_token_id=(getattr(engine.model, "vocab_rows", 0) or None) and engine.model.vocab_rows - 1,
         prompt_names=sorted(getattr(engine.model, "prompts", None) or {}),
         instruction=engine.model.takes_instruction,
         token_embeddings=engine.can(Capability.TOKEN_STATES),
