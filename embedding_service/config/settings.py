@@ -233,6 +233,14 @@ class Settings(BaseSettings):
     max_rerank_chunks: int = Field(
         4096, ge=1, description="document chunks per rerank request with `max_chunks_per_doc` (413 beyond)"
     )
+    chunked_embeddings: bool = Field(
+        False, description="embed a text longer than the model's window in overlapping windows pooled into one "
+        "vector (token-weighted mean), for requests that do not say (`chunked` on `/v1/embeddings` and TEI's `/embed`)",
+    )
+    max_embed_chunks: int = Field(
+        4096, ge=1, description="windows per chunked embedding request, counted after tokenising and before any "
+        "forward pass (413 beyond)",
+    )
     max_embed_all_tokens: int = Field(
         16384, ge=1,
         description="token vectors per `/embed_all` request, bounded before tokenising (a text's UTF-8 bytes plus 4, "

@@ -126,6 +126,7 @@ def embed_text(
     param: str = "input",
     prefer_first: bool = False,
     dimensions_field: str = "dimensions",
+    chunked: Optional[bool] = None,
 ) -> Embeddings:
     """Embed `texts` (or pre-tokenised `token_ids`) with the named text model.
 
@@ -140,15 +141,43 @@ def embed_text(
     check_batch_size(count, budgets.max_client_batch_size, param)
     engine = engines.get(resolve(engines, model_name), Capability.EMBED_TEXT, prefer_first=prefer_first)
     check_dimensions(dimensions, engine, dimensions_field)
+    chunked = budgets.chunked_embeddings if chunked is None else chunked
     if texts is not None:
         resolved = engine.text_encoder.prompt_for(prompt)
         check_text_chars([len(resolved.prefix) + len(text) for text in texts], budgets, param, resolved.note)
-        encoded = engine.embed_texts(texts, resolved, truncate, direction, param=param)
+        if chunked:
+            encoded = embed_windows(engine, texts, resolved, budgets, param)
+        else:
+            encoded = engine.embed_texts(texts, resolved, truncate, direction, param=param)
     else:
         encoded = engine.embed_token_ids(token_ids or [], truncate, direction, param=param)
     vectors = postprocess(encoded.vectors, dimensions, normalize)
     note_usage(engine.name, len(vectors), encoded.tokens)
     return Embeddings(vectors, engine, encoded.tokens, time.perf_counter() - started)
+
+
+def embed_windows(engine: Engine, texts: Sequence[str], prompt, budgets: RequestBudgets, param: str):
+    """Each text as overlapping windows of the model's window (a quarter shared,
+    `TextEncoder.prepare_chunks`), each window's pooled vector weighted by its tokens and averaged
+    into the text's vector (vLLM's chunked processing); a text within the window is one window,
+    the same as without chunking. raises LimitExceeded (413) past MAX_EMBED_CHUNKS windows, before
+    any forward pass. Returns an Encoded with one (not normalised) row per text; `tokens` counts
+    every window's tokens."""
+
+    def check(count: int) -> None:
+        if count > budgets.max_embed_chunks:
+            raise LimitExceeded(f"{param} make {count} windows; at most {budgets.max_embed_chunks} per request "
+                                "(MAX_EMBED_CHUNKS)", param=param)
+
+    # One window past the budget per text at most is tokenised: enough to know it is over.
+    chunks = engine.prepare_chunks(texts, prompt, budgets.max_embed_chunks + 1, check)
+    encoded = engine.embed_prepared(chunks)
+    weights = np.array([len(item) for item in chunks.items], dtype=np.float64)
+    sums = np.zeros((len(texts), encoded.vectors.shape[1]))
+    np.add.at(sums, np.asarray(chunks.owners), encoded.vectors.astype(np.float64) * weights[:, None])
+    totals = np.bincount(np.asarray(chunks.owners), weights=weights, minlength=len(texts))
+    encoded.vectors = (sums / np.maximum(totals, 1.0)[:, None]).astype(np.float32)
+    return encoded
 
 
 def embed_images(

@@ -41,13 +41,17 @@ class RequestBudgets:
     document (MAX_REQUEST_CHARS); `max_rerank_chunks` document chunks per rerank request with
     `max_chunks_per_doc`, counted after chunking and before any forward pass (MAX_RERANK_CHUNKS);
     `max_embed_all_tokens` token vectors per `/embed_all` request, counted after tokenising and
-    before any forward pass (MAX_EMBED_ALL_TOKENS)."""
+    before any forward pass (MAX_EMBED_ALL_TOKENS); `chunked_embeddings`, whether an embedding
+    request that does not say embeds over-long texts in windows (CHUNKED_EMBEDDINGS), and
+    `max_embed_chunks` windows per such request (MAX_EMBED_CHUNKS)."""
 
     max_client_batch_size: int
     max_input_chars: int
     max_request_chars: int
     max_rerank_chunks: int
     max_embed_all_tokens: int = 16384
+    chunked_embeddings: bool = False
+    max_embed_chunks: int = 4096
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "RequestBudgets":
@@ -57,6 +61,8 @@ class RequestBudgets:
             max_request_chars=settings.max_request_chars,
             max_rerank_chunks=settings.max_rerank_chunks,
             max_embed_all_tokens=settings.max_embed_all_tokens,
+            chunked_embeddings=settings.chunked_embeddings,
+            max_embed_chunks=settings.max_embed_chunks,
         )
 
 

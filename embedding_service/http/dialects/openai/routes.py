@@ -59,6 +59,7 @@ def embeddings():
         dimensions=req.dimensions,
         prompt=PromptChoice(input_type=req.input_type, instruction=req.instruction),
         param="input",
+        chunked=req.chunked,
     )
     return _respond(result, req.encoding_format)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal, Optional, Union
 
-from pydantic import StrictStr, field_validator
+from pydantic import StrictBool, StrictStr, field_validator
 
 from ...schemas import INPUT_SHAPES, NEEDS_IMAGE_MODEL, TEXTS, JsonInt, PositiveInt, Strict, TextInput, TokenInput, check_text_list, strict_with
 
@@ -57,6 +57,9 @@ class OpenAIEmbeddingRequest(Strict):
     modality: Literal["text", "image"] = "text"
     #: vLLM's field: lower is served first (default 0); an API key's priority is a floor.
     priority: Optional[JsonInt] = None
+    #: A text longer than the model's window embedded in overlapping windows pooled into one vector
+    #: (token-weighted mean, vLLM's chunked processing); default: CHUNKED_EMBEDDINGS.
+    chunked: Optional[StrictBool] = None
 
     @field_validator("input", mode="before")
     @classmethod

@@ -83,7 +83,8 @@ def embed_inputs(body: Any):
                    direction=req.truncation_direction, param="inputs")
 
     def texts(rows: list) -> tuple[list, int]:
-        result = embed_text(engines(), budgets(), texts=rows, prompt=PromptChoice(prompt_name=req.prompt_name), **options)
+        result = embed_text(engines(), budgets(), texts=rows, prompt=PromptChoice(prompt_name=req.prompt_name),
+                            chunked=req.chunked, **options)
         return list(result.vectors), result.tokens
 
     def ids(rows: list) -> tuple[list, int]:

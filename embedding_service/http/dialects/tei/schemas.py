@@ -57,10 +57,12 @@ class TEIModelInputs(TEITruncatedInputs):
 
 
 class TEIEmbedRequest(TEIModelInputs):
-    """`POST /embed` with `inputs` (Hugging Face TEI)."""
+    """`POST /embed` with `inputs` (Hugging Face TEI), plus `chunked` (a text longer than the
+    window embedded in overlapping windows pooled into one vector; default: CHUNKED_EMBEDDINGS)."""
 
     normalize: StrictBool = True
     dimensions: Optional[PositiveInt] = None
+    chunked: Optional[StrictBool] = None
 
 
 #: The options TEI's similarity request takes in `parameters`, also accepted at the top level.
