@@ -72,8 +72,11 @@ def test_pooling_embed_is_the_embeddings_route_and_token_embed_the_token_vectors
 
 
 def test_pooling_refuses_what_it_cannot_do_by_field(rt_client):
-    error(rt_client.post("/pooling", json={"input": "a", "task": "token_classify"}), 400, "task", "'embed', 'token_embed' or 'classify'")
-    error(rt_client.post("/pooling", json={"input": "a", "task": "classify"}), 400, "model", "cannot do classification")
+    error(rt_client.post("/pooling", json={"input": "a", "task": "token_classify"}), 400, "task", "embed, token_embed, classify")
+    error(rt_client.post("/pooling", json={"input": "a", "task": "classify", "model": "sentence-transformers/all-MiniLM-L6-v2"}),
+          400, "model", "cannot do classification")
+    default = rt_client.post("/pooling", json={"input": "a", "task": "classify"}).get_json()  # the first classifier
+    assert default["model"] == "sentiment" and len(default["data"][0]["data"]) == 3
     error(rt_client.post("/pooling", json={"input": "a", "truncate_prompt_tokens": 5}), 400, "truncate_prompt_tokens", "-1")
     error(rt_client.post("/pooling", json={"input": "a", "model": "colbert", "dimensions": 17}), 400, "dimensions", "16")
     error(rt_client.post("/pooling", json={"input": [[1, 2]], "task": "token_embed", "model": "m3"}), 400, "input", "text")

@@ -94,7 +94,7 @@ class Deployment(BaseModel):
         if kind == "sparse":
             return [m for m in self.served or () if m.sparse]
         if kind == "pooling":
-            return [m for m in self.served or () if m.text or m.multi_vector or m.token_embeddings or m.classifier]
+            return [m for m in self.served or () if (m.text or m.multi_vector or m.token_embeddings) and not m.classifier]
         if kind == "classifier":
             return [m for m in self.served or () if m.classifier]
         return [m for m in self.served or () if m.text or (kind == "all" and (m.pairs or m.multi_vector))]

@@ -127,6 +127,9 @@ def _request_content(op: "Operation", limits: Deployment, components: dict) -> d
         schema = components[model.__name__]
         if not schema.get(NEEDS_IMAGE_MODEL):
             kind = schema.pop(MODEL_KIND, op.models)  # a request model of another kind (TEI's rerank on `POST /`)
+            if kind != op.models and len(op.requests) > 1 and limits.served is not None and not limits.candidates(kind):
+                del components[model.__name__]  # no served model of that kind: the form is left out
+                continue
             tighten(schema, limits, kind, default if kind == op.models else limits.defaults.get(kind))
         elif limits.images:
             tighten(schema, limits, "images", limits.defaults.get("images"))

@@ -14,7 +14,8 @@ import uuid
 
 import numpy as np
 
-from ....domain.errors import InvalidInput
+from ....domain.errors import InvalidInput, ServiceError
+from ....operations.model_names import resolve
 from ....inference.engine import Capability
 from ....models.prompts import PromptChoice
 from ....operations.classify import classify
@@ -26,11 +27,13 @@ from ...json_io import budgets, engines, json_body, json_response
 from ...routing import EMBED_ERRORS, TEXT_LIMITS, ApiBlueprint
 from ...schemas import parse
 from .responses import PoolingResponse
-from .schemas import PoolingRequest
+from .schemas import PoolingClassifyRequest, PoolingRequest
 
 bp = ApiBlueprint("vllm", __name__, tag="vLLM")
 
 POOLING_LIMITS = TEXT_LIMITS + ("MAX_TOKEN_VECTOR_VALUES",)
+#: The tasks served: vLLM's, but token_classify.
+TASKS = ("embed", "token_embed", "classify")
 
 
 def _b64(rows: np.ndarray) -> str:
@@ -39,7 +42,7 @@ def _b64(rows: np.ndarray) -> str:
 
 @bp.operation(
     "POST", "/pooling", summary="vLLM pooling: `embed` (a vector per input), `token_embed` (a vector per token), `classify`",
-    request=PoolingRequest, response=PoolingResponse, errors=EMBED_ERRORS, limits=POOLING_LIMITS, models="pooling",
+    request=(PoolingRequest, PoolingClassifyRequest), response=PoolingResponse, errors=EMBED_ERRORS, limits=POOLING_LIMITS, models="pooling",
     budget=Budget(
         BodyLimit.TEXT, "text", {"input": ITEMS, "task": "token_embed"},
         output=RetrievalOut("input", "max_token_vector_values", output="multi-vector", when=("task", "token_embed", "embed")),
@@ -49,11 +52,16 @@ def _b64(rows: np.ndarray) -> str:
 def pooling():
     """`{"model"?, "input", "task"?, "normalize"?, "dimensions"?, "encoding_format"?, "input_type"?}` ->
     `{"id", "object": "list", "created", "model", "data": [{"index", "object": "pooling", "data"}], "usage"}`."""
-    req = parse(PoolingRequest, json_body())
+    body = json_body()
     reg = engines()
+    if isinstance(body, dict) and body.get("task") not in (None, *TASKS):
+        raise InvalidInput(f"task must be one of {', '.join(TASKS)} (vLLM's token_classify is not served here); "
+                           f"got {str(body.get('task'))[:40]!r}", param="task")
+    if isinstance(body, dict) and (body.get("task") == "classify" or (body.get("task") is None and _names_classifier(reg, body))):
+        return _classify(parse(PoolingClassifyRequest, body))
+    req = parse(PoolingRequest, body)
     engine = pooling_engine(reg, req.model)
-    task = req.task or ("embed" if engine.can(Capability.EMBED_TEXT) else
-                        "classify" if engine.can(Capability.CLASSIFY) else "token_embed")
+    task = req.task or ("embed" if engine.can(Capability.EMBED_TEXT) else "token_embed")
     normalize = True if req.normalize is None else req.normalize
     prompt = PromptChoice(input_type=req.input_type)
     single = isinstance(req.input, str)
@@ -70,12 +78,6 @@ def pooling():
         result = embed_text(reg, budgets(), model_name=engine.name, texts=texts, token_ids=token_ids, normalize=normalize,
                             dimensions=req.dimensions, prompt=prompt, param="input")
         rows, tokens = list(result.vectors), result.tokens
-    elif task == "classify":
-        if not single and req.input and not isinstance(req.input[0], str):
-            raise InvalidInput("task classify takes text input (a string or a list of strings)", param="input")
-        result = classify(reg, budgets(), model_name=engine.name, inputs=[req.input] if single else list(req.input),
-                          param="input")
-        rows, tokens = list(result.scores.astype(np.float32)), result.tokens
     else:  # token_embed
         if not single and req.input and not isinstance(req.input[0], str):
             raise InvalidInput("task token_embed takes text input (a string or a list of strings)", param="input")
@@ -91,9 +93,29 @@ def pooling():
         else:
             raise InvalidInput(f"model {engine.name!r} is a {engine.model.kind} model and gives no token embeddings",
                                param="model")
-    encode = _b64 if req.encoding_format == "base64" else (lambda row: row)
+    return _answer(engine.name, rows, tokens, _b64 if req.encoding_format == "base64" else (lambda row: row))
+
+
+def _answer(model: str, rows: list, tokens: int, encode=lambda row: row):
+    """vLLM's pooling list: one `data` per input."""
     return json_response({
-        "id": f"pool-{uuid.uuid4().hex}", "object": "list", "created": int(time.time()), "model": engine.name,
+        "id": f"pool-{uuid.uuid4().hex}", "object": "list", "created": int(time.time()), "model": model,
         "data": [{"index": i, "object": "pooling", "data": encode(row)} for i, row in enumerate(rows)],
         "usage": {"prompt_tokens": tokens, "total_tokens": tokens, "completion_tokens": 0, "prompt_tokens_details": None},
     })
+
+
+def _names_classifier(reg, body: dict) -> bool:
+    """Whether the request names a classifier (whose default task is classify)."""
+    name = body.get("model")
+    try:
+        return isinstance(name, str) and bool(name) and reg.find(resolve(reg, name)).can(Capability.CLASSIFY)
+    except ServiceError:
+        return False  # the pooling request answers with its own error
+
+
+def _classify(req: PoolingClassifyRequest):
+    """`task: classify`: each input's label probabilities (the named classifier, else the first)."""
+    texts = [req.input] if isinstance(req.input, str) else list(req.input)
+    result = classify(engines(), budgets(), model_name=req.model, inputs=texts, param="input")
+    return _answer(result.model.name, list(result.scores.astype(np.float32)), result.tokens)

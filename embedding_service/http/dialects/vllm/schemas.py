@@ -6,17 +6,17 @@ from typing import Literal, Optional, Union
 
 from pydantic import StrictBool, StrictStr
 
-from ...schemas import TEXTS, JsonInt, PositiveInt, Strict, TextInput, TokenInput, strict_with
+from ...schemas import MODEL_KIND, TEXTS, JsonInt, PositiveInt, Strict, TextInput, TokenInput, strict_with
 
 
 class PoolingRequest(Strict):
     """`POST /pooling` (vLLM): `{"model"?, "input", "task"?, "normalize"?, "dimensions"?,
     "encoding_format"?, "truncate_prompt_tokens"?, "user"?, "priority"?}`, plus `input_type`
     (`query` or `document`: how a ColBERT model prepares the texts, and the query prompt).
-    `classify` gives a classifier's label probabilities; `token_classify` is not served here."""
+    `classify` is :class:`PoolingClassifyRequest`; `token_classify` is not served here."""
 
-    #: token_embed and classify take texts (token ids are for embed).
-    model_config = strict_with({"not": {"required": ["task"], "properties": {"task": {"enum": ["token_embed", "classify"]},
+    #: token_embed takes texts (token ids are for embed).
+    model_config = strict_with({"not": {"required": ["task"], "properties": {"task": {"const": "token_embed"},
                                                                               "input": {"not": TEXTS}}}})
 
     input: Union[TextInput, TokenInput]
@@ -24,7 +24,7 @@ class PoolingRequest(Strict):
     #: `embed`: one pooled vector per input; `token_embed`: one vector per token (a multi-vector
     #: model's token vectors, else the model's last hidden states). Default: `embed` for a model
     #: that embeds text, `token_embed` for a multi-vector model.
-    task: Optional[Literal["embed", "token_embed", "classify"]] = None
+    task: Optional[Literal["embed", "token_embed"]] = None
     normalize: Optional[StrictBool] = None
     dimensions: Optional[PositiveInt] = None
     encoding_format: Literal["float", "base64"] = "float"
@@ -33,3 +33,18 @@ class PoolingRequest(Strict):
     user: Optional[StrictStr] = None
     priority: Optional[JsonInt] = None
     input_type: Optional[Literal["query", "document"]] = None
+
+
+class PoolingClassifyRequest(Strict):
+    """`POST /pooling` with `task: "classify"` (or a classifier named without a task):
+    `{"model"?, "input": str | [str], "task"?, "truncate_prompt_tokens"?, "user"?, "priority"?}`;
+    each input's label probabilities, in id2label order."""
+
+    model_config = strict_with({MODEL_KIND: "classifier"})
+
+    input: TextInput
+    model: Optional[StrictStr] = None
+    task: Literal["classify"] = "classify"
+    truncate_prompt_tokens: Optional[Literal[-1]] = None
+    user: Optional[StrictStr] = None
+    priority: Optional[JsonInt] = None
