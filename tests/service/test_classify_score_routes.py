@@ -88,3 +88,11 @@ def test_huggingface_hub_text_classification_works_against_predict_and_the_root_
         # TEI answers one input with a flat list; the client keeps its first entry, the best label.
         first = out[0] if isinstance(out, list) else out
         assert (first.label, first.score) == (expected[0]["label"], pytest.approx(expected[0]["score"], abs=1e-9))
+
+
+def test_rerank_takes_vllms_fields_and_answers_vllm_and_jinas_usage(rt_client):
+    body = {"query": "a cat", "documents": ["a kitten", "stocks"], "model": "m3", "truncate_prompt_tokens": -1}
+    answer = rt_client.post("/v1/rerank", json=body).get_json()
+    assert answer["usage"]["prompt_tokens"] == answer["usage"]["total_tokens"] == answer["meta"]["tokens"]["input_tokens"] > 0
+    assert answer["model"] == "m3 (MaxSim)" and len(answer["results"]) == 2
+    error(rt_client.post("/v1/rerank", json={**body, "truncate_prompt_tokens": 5}), 400, "truncate_prompt_tokens")

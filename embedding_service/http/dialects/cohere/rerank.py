@@ -43,7 +43,8 @@ DOCS_PER_SEARCH_UNIT = 100
 
 def cohere_response(ranking: Ranking, documents: list, api_version: int, return_documents: bool) -> dict:
     """Cohere's rerank body: `id`, `results` [{index, relevance_score, document?}], `model`,
-    `meta` {api_version, billed_units.search_units, tokens}."""
+    `meta` {api_version, billed_units.search_units, tokens}; plus vLLM's and Jina's `usage`
+    {prompt_tokens, total_tokens} (their rerank answers carry it; Cohere's SDK ignores it)."""
     results = []
     for index in ranking.order:
         row = {"index": index, "relevance_score": float(ranking.scores[index])}
@@ -60,6 +61,7 @@ def cohere_response(ranking: Ranking, documents: list, api_version: int, return_
             "billed_units": {"search_units": max(1, math.ceil(ranking.items / DOCS_PER_SEARCH_UNIT))},
             "tokens": {"input_tokens": ranking.tokens, "output_tokens": 0},
         },
+        "usage": {"prompt_tokens": ranking.tokens, "total_tokens": ranking.tokens},
     }
 
 

@@ -34,11 +34,19 @@ class RerankMeta(BaseModel):
     tokens: TokenCounts
 
 
+class RerankUsage(BaseModel):
+    """vLLM's and Jina's token counts of a rerank request."""
+
+    prompt_tokens: int
+    total_tokens: int
+
+
 class RerankResponse(BaseModel):
     id: str
     model: str
     results: list[RerankResult]
     meta: RerankMeta
+    usage: RerankUsage
 
 
 class CohereEmbeddingsByType(BaseModel):

@@ -220,6 +220,8 @@ class RerankRequest(Strict):
     max_tokens_per_doc: Optional[PositiveInt] = None
     rank_fields: Annotated[Optional[list[StrictStr]], Field(description=RANK_FIELDS)] = None
     priority: Optional[JsonInt] = None
+    #: vLLM's truncation: -1 cuts to the model's window (what `truncate` does by default).
+    truncate_prompt_tokens: Optional[Literal[-1]] = None
 
     @field_validator("top_n", "max_chunks_per_doc", "max_tokens_per_doc", mode="before")
     @classmethod
