@@ -27,7 +27,7 @@ import pytest
 import requests
 
 from support import integration_clients as clients
-from support import tiny_models
+from support import tiny_classifiers, tiny_models
 from test_gunicorn import ROOT, wait_healthy
 from test_production import start_gunicorn, stop
 
@@ -90,12 +90,14 @@ def readme_snippets() -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    """MiniLM (the default), a tiny Qwen3-Embedding as `qwen`, OpenAI's names as aliases of MiniLM."""
+    """MiniLM (the default), a tiny Qwen3-Embedding as `qwen`, a tiny three-label classifier as
+    `sentiment` (TEI's `/predict`), OpenAI's names as aliases of MiniLM."""
     clients_python()  # skip before starting anything when the clients are not there
     folder = tmp_path_factory.mktemp("integrations")
     qwen = tiny_models.build_qwen3_embedding(str(folder / "qwen3-embedding"))
+    sentiment = tiny_classifiers.build_classifier(str(folder / "sentiment"))
     aliases = ",".join(f"{alias}={clients.MODEL}" for alias in ALIASES)
-    models = f"sentence-transformers/all-MiniLM-L6-v2,qwen={qwen}"
+    models = f"sentence-transformers/all-MiniLM-L6-v2,qwen={qwen},sentiment={sentiment}"
     url, proc = start_gunicorn(folder, WORKERS="1", MODELS=models, MODEL_ALIASES=aliases)
     try:
         wait_healthy(url, proc)
@@ -198,7 +200,16 @@ def check_quantized(url: str, result: dict) -> None:
     np.testing.assert_array_equal(np.asarray(result["types"]["binary"]) + 128, ubinary)
 
 
-CHECKS = {"vectors": check_vectors, "ranked": check_ranking, "scores": check_scores, "names": check_names, "types": check_quantized}
+def check_labels(url: str, result: dict) -> None:
+    """text_classification: the best label and its probability as `/predict` gives them."""
+    resp = requests.post(f"{url}/predict", json={"inputs": result["text"]}, timeout=60)
+    assert resp.status_code == 200, resp.text
+    best = resp.json()[0]
+    assert result["labels"][0]["label"] == best["label"] and abs(result["labels"][0]["score"] - best["score"]) < 1e-6
+
+
+CHECKS = {"vectors": check_vectors, "ranked": check_ranking, "scores": check_scores, "names": check_names, "types": check_quantized,
+          "labels": check_labels}
 
 
 def check(url: str, result: dict) -> None:

@@ -165,6 +165,17 @@ def hub_sentence_similarity(url: str) -> dict:
 
 
 @case("huggingface_hub")
+def hub_text_classification(url: str) -> dict:
+    """TEI's `/predict` as the model URL (the server's classifier): the client keeps the first
+    entry of TEI's one-input answer, the best label."""
+    from huggingface_hub import InferenceClient
+
+    out = InferenceClient(model=f"{url}/predict", timeout=60).text_classification(TEXTS[0])
+    first = out[0] if isinstance(out, list) else out
+    return {"text": TEXTS[0], "labels": [{"label": first.label, "score": first.score}]}
+
+
+@case("huggingface_hub")
 def hub_async_feature_extraction(url: str) -> dict:
     from huggingface_hub import AsyncInferenceClient
 
