@@ -8,6 +8,7 @@
 # (default 20).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/serve_lib.sh
 PY=.venv/bin/python
 OUT=benchmark-results
 DURATION=${DURATION:-20}
@@ -18,14 +19,8 @@ from support.tiny_classifiers import build_classifier
 import os
 if not os.path.exists('$DIR/sentiment/config.json'): build_classifier('$DIR/sentiment')
 " >/dev/null 2>&1
-echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(nproc) cores" | tee "$DIR/machine.txt"
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
-trap cleanup EXIT
-MODELS="sentence-transformers/all-MiniLM-L6-v2,sentiment=$DIR/sentiment" PORT=8084 LOG_LEVEL=WARNING \
-  .venv/bin/gunicorn -c gunicorn.conf.py embedding_service.wsgi:app >"$DIR/gunicorn.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 1 240); do curl -sf localhost:8084/ready >/dev/null && break; sleep 0.5; done
+machine_line "$DIR/machine.txt"
+MODELS="sentence-transformers/all-MiniLM-L6-v2,sentiment=$DIR/sentiment" serve 8084 "$DIR/gunicorn.log"
 $PY benchmark.py --url http://localhost:8084 --endpoint score --model all-MiniLM-L6-v2 --inputs 32 --concurrency 4 \
   --duration "$DURATION" --warmup 4 --baseline --json "$DIR/score-minilm.json" --markdown
 $PY benchmark.py --url http://localhost:8084 --endpoint predict --model sentiment --inputs 32 --concurrency 4 \

@@ -9,6 +9,7 @@
 # .venv-references, `make references`). DURATION: seconds per run (default 20).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/serve_lib.sh
 PY=.venv/bin/python
 REF=${REFERENCES_PYTHON:-.venv-references/bin/python}
 OUT=benchmark-results
@@ -22,14 +23,8 @@ if not os.path.exists('$DIR/splade/config.json'): build_splade('$DIR/splade')
 if not os.path.exists('$DIR/bge-m3/config.json'): build_bge_m3('$DIR/bge-m3')
 " >/dev/null 2>&1
 $PY -c "import benchmark; print('\n'.join(benchmark.make_texts(256, 24)))" > "$DIR/corpus.txt"
-echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(nproc) cores" | tee "$DIR/machine.txt"
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
-trap cleanup EXIT
-MODELS="splade=$DIR/splade,bge-m3=$DIR/bge-m3" DTYPE=float32 PORT=8083 LOG_LEVEL=WARNING \
-  .venv/bin/gunicorn -c gunicorn.conf.py embedding_service.wsgi:app >"$DIR/gunicorn.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 1 240); do curl -sf localhost:8083/ready >/dev/null && break; sleep 0.5; done
+machine_line "$DIR/machine.txt"
+MODELS="splade=$DIR/splade,bge-m3=$DIR/bge-m3" DTYPE=float32 serve 8083 "$DIR/gunicorn.log"
 for run in "sparse splade" "sparse bge-m3" "pooling bge-m3"; do
   set -- $run
   $PY benchmark.py --url http://localhost:8083 --endpoint "$1" --model "$2" --inputs 32 --concurrency 4 \

@@ -47,6 +47,18 @@ TEIInput = Union[NonEmptyStr, TokenIds, Annotated[list[Union[NonEmptyStr, TokenI
 INPUT_SHAPES = "a string, a list of strings, a list of token ids or a list of lists of token ids"
 
 
+def texts_or_ids(value: Any) -> tuple[Optional[list], Optional[list]]:
+    """(texts, token ids), one of them None: OpenAI's `input` read as a text, texts, one input's
+    token ids, or a list of them (a parsed TextInput or TokenInput)."""
+    if isinstance(value, str):
+        return [value], None
+    if value and isinstance(value[0], int):
+        return None, [value]
+    if value and isinstance(value[0], list):
+        return None, list(value)
+    return list(value), None
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
 

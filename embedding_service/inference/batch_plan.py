@@ -1,31 +1,11 @@
 """What a batch may hold: the bounds of one forward pass (:class:`BatchBounds`), its cost in
-tokens (:func:`batch_cost`), how a batch grows around an anchor item (:func:`grow_batch`), how
-items split into batches by length (:func:`plan_batches`), and the batcher's counters."""
+tokens (:func:`batch_cost`), how a batch grows around an anchor item (:func:`grow_batch`), and
+the batcher's counters."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Sequence
-
-
-def plan_batches(lengths: Sequence[int], max_items: int, max_tokens: int) -> list[list[int]]:
-    """Split item indices into batches: sorted by length (longest first), each batch at most
-    `max_items` items and `max_items x longest` <= `max_tokens` padded tokens (a single item
-    longer than `max_tokens` still forms its own batch)."""
-    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-    batches: list[list[int]] = []
-    current: list[int] = []
-    longest = 0
-    for index in order:
-        size = max(lengths[index], 1)
-        if current and (len(current) >= max_items or max(longest, size) * (len(current) + 1) > max_tokens):
-            batches.append(current)
-            current, longest = [], 0
-        current.append(index)
-        longest = max(longest, size)
-    if current:
-        batches.append(current)
-    return batches
 
 
 def batch_cost(lengths: Sequence[int], unpadded: bool) -> int:
@@ -107,6 +87,18 @@ class BatcherStats:
     busy_seconds: float = 0.0
     #: Forward passes of a waiting request that had gone `max_priority_wait_ms` without one.
     overdue_batches: int = 0
+
+    def record(self, lengths: Sequence[int], unpadded: bool, seconds: float) -> tuple[int, int]:
+        """Count one forward pass of items of `lengths` that took `seconds`; returns its (real,
+        padded) tokens (`batch_cost`)."""
+        real, padded = sum(lengths), batch_cost(lengths, unpadded)
+        self.batches += 1
+        self.busy_seconds += seconds
+        self.items += len(lengths)
+        self.largest_batch = max(self.largest_batch, len(lengths))
+        self.real_tokens += real
+        self.padded_tokens += padded
+        return real, padded
 
     @property
     def padding_ratio(self) -> float:

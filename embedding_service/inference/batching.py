@@ -34,14 +34,13 @@ import logging
 import queue
 import threading
 import time
-from bisect import bisect_left
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
 from . import compute
 from ..observability.request_stats import current_stats
-from .batch_plan import BatchBounds, BatcherStats, batch_cost, grow_batch
+from .batch_plan import BatchBounds, BatcherStats, grow_batch
 from .jobs import Job as _Job, request_priority
 from ..domain.errors import InternalError, LimitExceeded, Unavailable
 from ..models.interfaces import Model
@@ -143,21 +142,6 @@ class Batcher:
             raise job.error
         return job.out
 
-    def call(self, fn: Callable[..., Any], *args: Any) -> Any:
-        """`fn(*args)` with the model to itself: under its lock, with torch's threads sized by the
-        CPU share, on the process's compute thread (compute.py), where every forward pass runs."""
-        return compute.run(self._exclusive, fn, args)
-
-    def _exclusive(self, fn: Callable[..., Any], args: tuple) -> Any:
-        with self.model.lock:
-            if self.cpu_share is not None:
-                self.cpu_share.enter()
-            try:
-                return fn(*args)
-            finally:
-                if self.cpu_share is not None:
-                    self.cpu_share.leave()
-
     # ---------------------------------------------------------------- on the compute thread
     def take_bulk_turn(self) -> None:
         """:meth:`take_turn` on the bulk lane."""
@@ -224,10 +208,8 @@ class Batcher:
         for job in [anchor_job] + sorted((j for j in jobs if j is not anchor_job), key=self._turn):
             if (job.priority > anchor_job.priority and not overdue) or job.output != anchor_job.output:
                 continue
-            where = bisect_left(job.waiting, size, key=lambda i: job.lengths[i])
-            span = job.waiting[max(0, where - self.max_batch_size): where + self.max_batch_size]
-            entries.extend((job, i) for i in span if not (job is anchor_job and i == anchor)
-                           and type(job.items[i]) is kind)
+            entries.extend((job, i) for i in job.nearest(size, self.max_batch_size)
+                           if not (job is anchor_job and i == anchor) and type(job.items[i]) is kind)
         lengths = [job.lengths[i] for job, i in entries]
         chosen = grow_batch(0, range(len(entries)), lengths, self.limits, self.unpadded)
         batch = [entries[c] for c in chosen]
@@ -235,8 +217,7 @@ class Batcher:
         for job, index in batch:
             taken.setdefault(id(job), set()).add(index)
         for job in {id(job): job for job, _ in batch}.values():
-            job.waiting = [i for i in job.waiting if i not in taken[id(job)]]
-            self._depth -= len(taken[id(job)])
+            self._depth -= job.take(taken[id(job)])
             if not job.waiting:
                 self._jobs.remove(job)
         return batch
@@ -257,8 +238,7 @@ class Batcher:
     def _fail_all(self, error: InternalError) -> None:
         """Every queued request fails with `error` and leaves the queue (caller holds the lock)."""
         for job in list(self._jobs):
-            job.error = error
-            job.done.set()
+            job.fail(error)
         self._jobs.clear()
         self._depth = 0
 
@@ -294,27 +274,14 @@ class Batcher:
                 f"inference failed on model {self.model.name!r} for a batch holding this request; retry it"
             )
             for job in {id(job): job for job, _ in batch}.values():
-                job.error = failure
-                job.done.set()
+                job.fail(failure)
             return
         elapsed = time.perf_counter() - started
-        self.stats.batches += 1
-        self.stats.busy_seconds += elapsed
-        self.stats.items += len(batch)
-        self.stats.largest_batch = max(self.stats.largest_batch, len(batch))
-        lengths = [job.lengths[index] for job, index in batch]
-        real, padded = sum(lengths), batch_cost(lengths, self.unpadded)
-        self.stats.real_tokens += real
-        self.stats.padded_tokens += padded
+        real, padded = self.stats.record([job.lengths[index] for job, index in batch], self.unpadded, elapsed)
         if self.observer is not None:
             self.observer.batch(self.model.name, len(batch), real, padded, elapsed)
             self.observer.queued(self.model.name, self._depth)
-        finished = []
-        for row, (job, index) in enumerate(batch):
-            job.out[index] = rows[row]
-            job.remaining -= 1
-            if job.remaining == 0:
-                finished.append(job)
+        finished = [job for row, (job, index) in enumerate(batch) if job.deliver(index, rows[row])]
         now = time.perf_counter()
         for job in {id(job): job for job, _ in batch}.values():
             job.inference += elapsed

@@ -200,13 +200,10 @@ class Engine:
         batcher, queries or documents as the family prepares them. raises what
         :meth:`prepare_texts` and :meth:`encode` raise, and InvalidInput (400) for a model without
         sparse output."""
-        if not self.can(Capability.SPARSE):
-            raise InvalidInput(f"model {self.name!r} is a {self.model.kind} model and gives no sparse embeddings", param="model")
-        model: Any = self.model
+        self._require(Capability.SPARSE)
         with timed("tokenization"):
-            items = model.prepare_sparse(texts, prompt, truncate, direction, is_query, param=param)
-        lengths = [len(item) for item in items]
-        return self.batcher.run(items, lengths, output="lexical_weights"), sum(lengths)
+            items = self._any.prepare_sparse(texts, prompt, truncate, direction, is_query, param=param)
+        return self.run_output(items, "lexical_weights")
 
     def token_vectors(
         self, texts: Sequence[str], prompt: Prompt, truncate: bool, direction: str, is_query: bool, param: str = "input"
@@ -214,13 +211,26 @@ class Engine:
         """(one (vectors, dim) float32 array per text, not normalised; tokens fed): the model's
         multi-vector output through the batcher, queries or documents as the family prepares
         them. raises as :meth:`lexical_weights` does."""
-        if not self.can(Capability.MULTI_VECTOR):
-            raise InvalidInput(f"model {self.name!r} is a {self.model.kind} model and gives no multi-vector embeddings", param="model")
-        model: Any = self.model
+        self._require(Capability.MULTI_VECTOR)
         with timed("tokenization"):
-            items = model.prepare_multi_vector(texts, prompt, truncate, direction, is_query, param=param)
+            items = self._any.prepare_multi_vector(texts, prompt, truncate, direction, is_query, param=param)
+        return self.run_output(items, "token_vectors")
+
+    def run_output(self, items: Sequence[Any], output: str) -> tuple[list, int]:
+        """(one result per prepared item, tokens fed): the model's batched `output` (a method
+        named in `Model.batched_outputs`) through the batcher; raises what :meth:`encode` raises."""
         lengths = [len(item) for item in items]
-        return self.batcher.run(items, lengths, output="token_vectors"), sum(lengths)
+        return self.batcher.run(items, lengths, output=output), sum(lengths)
+
+    def _require(self, capability: Capability) -> None:
+        """raises InvalidInput (400) naming `model` when the model lacks `capability`."""
+        if not self.can(capability):
+            raise InvalidInput(f"model {self.name!r} is a {self.model.kind} model and gives no {capability.value}", param="model")
+
+    @property
+    def _any(self) -> Any:
+        """The model, for the family methods its interfaces declare (typed loosely)."""
+        return self.model
 
     def embed_images(self, images: Sequence[Any]) -> Encoded:
         """RGB PIL images through the model's own image processor and image tower."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Optional, Sequence
@@ -44,3 +45,24 @@ class Job:
     def __post_init__(self) -> None:
         self.served = self.served or self.enqueued
         self.waiting = sorted(range(len(self.items)), key=lambda i: self.lengths[i])
+
+    def nearest(self, size: int, count: int) -> list[int]:
+        """Up to `count` waiting items on each side of length `size` (the nearest in length)."""
+        where = bisect_left(self.waiting, size, key=lambda i: self.lengths[i])
+        return self.waiting[max(0, where - count): where + count]
+
+    def take(self, indices: set[int]) -> int:
+        """Remove `indices` from the waiting items (a batch took them); returns how many."""
+        self.waiting = [i for i in self.waiting if i not in indices]
+        return len(indices)
+
+    def deliver(self, index: int, result: Any) -> bool:
+        """Store item `index`'s result; returns whether it was the request's last."""
+        self.out[index] = result
+        self.remaining -= 1
+        return self.remaining == 0
+
+    def fail(self, error: ServiceError) -> None:
+        """End the request with `error` (its waiter raises it)."""
+        self.error = error
+        self.done.set()

@@ -48,7 +48,7 @@ class BgeM3(TextEmbedder, SparseEncoder, MultiVectorEncoder):
     sparse vectors, `token_vectors` the ColBERT vectors (see the module docstring)."""
 
     maxsim_average = True
-    batched_outputs = ("lexical_weights", "token_vectors")
+    batched_outputs = TextEmbedder.batched_outputs + ("lexical_weights", "token_vectors")
 
     def __init__(self, spec: ModelSpec, device: str, dtype: str, files: ModelFiles, config: dict):
         super().__init__(spec, device, dtype, files, config)

@@ -39,6 +39,8 @@ class TextEmbedder(TextEncoder, TokenStates):
     #: The transformers class the weights load with, and the sentence-transformers modules and
     #: default pooling of the family (text_config.text_config); a subclass may change them.
     auto_class = "AutoModel"
+    #: `/embed_all`'s hidden states are batched like the vectors (the batcher's `output`).
+    batched_outputs: tuple[str, ...] = ("token_states",)
     st_modules = SUPPORTED_MODULES
     pooling_default: Optional[str] = None
 

@@ -80,9 +80,8 @@ def embed_sparse(
     check_batch_size(len(texts) if token_ids is None else len(token_ids), budgets.max_client_batch_size, param)
     engine = sparse_engine(engines, model_name)
     if token_ids is not None:  # pre-tokenised (TEI's token-id inputs), fed as given
-        items = engine.text_encoder.prepare_ids(token_ids, truncate, direction, param=param)
-        lengths = [len(item) for item in items]
-        vectors, fed = engine.batcher.run(items, lengths, output="lexical_weights"), sum(lengths)
+        vectors, fed = engine.run_output(engine.text_encoder.prepare_ids(token_ids, truncate, direction, param=param),
+                                         "lexical_weights")
     else:
         resolved = engine.text_encoder.prompt_for(prompt)
         check_text_chars([len(resolved.prefix) + len(text) for text in texts], budgets, param, resolved.note)

@@ -18,7 +18,6 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from ..inference.batch_plan import plan_batches
 from ..observability.request_stats import timed
 from ..inference.engine import Capability, Engine
 from ..domain.errors import InvalidInput, LimitExceeded
@@ -160,13 +159,6 @@ def embed_tokens(
             f"{param} make {total} token vectors; at most {budgets.max_embed_all_tokens} per request "
             "(MAX_EMBED_ALL_TOKENS)", param=param,
         )
-    out: list[Optional[np.ndarray]] = [None] * len(items)
-    batcher = engine.batcher
-    plans = plan_batches([len(item) for item in items], batcher.max_batch_size, batcher.max_batch_tokens)
-    for plan in plans:
-        with timed("inference"):
-            states = batcher.call(model.token_states, [items[i] for i in plan])
-        for index, rows in zip(plan, states):
-            out[index] = rows
+    states, _ = engine.run_output(items, "token_states")
     note_usage(engine.name, len(items), total)
-    return [rows for rows in out if rows is not None], engine, total
+    return states, engine, total

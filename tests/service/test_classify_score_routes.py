@@ -7,15 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from support.errors import expect_error as error
 from conftest import serve
-
-
-def error(resp, status, param, *words):
-    assert resp.status_code == status, resp.get_data(as_text=True)[:400]
-    err = resp.get_json()["error"]
-    assert err["param"] == param, err
-    for word in words:
-        assert word in err["message"], err["message"]
 
 
 def test_predict_reads_inputs_as_tei_does(rt_client):

@@ -36,6 +36,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.integration]
 VENV = os.path.join(ROOT, ".venv-integrations")
 STAMP = os.path.join(VENV, ".installed")
 from support.paths import SUPPORT  # noqa: E402
+from support.venvs import venv_python  # noqa: E402
 
 CLIENT_SCRIPT = os.path.join(SUPPORT, "integration_clients.py")
 README = os.path.join(ROOT, "docs", "clients.md")  # the client-library page: every snippet runs
@@ -67,20 +68,8 @@ def installed() -> bool:
 
 
 def clients_python() -> str:
-    explicit = os.environ.get("INTEGRATIONS_PYTHON")
-    if explicit:
-        return explicit
-    if os.path.exists(STAMP):
-        return os.path.join(VENV, "bin", "python")
-    log = os.path.join(VENV, "install.log")
-    why = "run `make integrations`"
-    if os.path.exists(log):
-        with open(log) as handle:
-            why = "installing requirements-integrations.txt failed: " + handle.read()[-600:].strip()
-    reason = f"the client libraries of the integration matrix are not installed in {VENV} ({why})"
-    if os.environ.get("REQUIRE_INTEGRATIONS"):
-        pytest.fail(reason)
-    pytest.skip(reason)
+    return venv_python(VENV, "requirements-integrations.txt", "integrations", "INTEGRATIONS_PYTHON", "REQUIRE_INTEGRATIONS",
+                       "the client libraries of the integration matrix")
 
 
 def readme_snippets() -> dict[str, str]:

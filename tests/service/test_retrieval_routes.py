@@ -10,16 +10,8 @@ import base64
 import numpy as np
 import pytest
 
+from support.errors import expect_error as error
 from conftest import app_from
-
-
-def error(resp, status, param, *words):
-    assert resp.status_code == status, resp.get_data(as_text=True)[:400]
-    err = resp.get_json()["error"]
-    assert err["param"] == param, err
-    for word in words:
-        assert word in err["message"], err["message"]
-    return err["message"]
 
 
 def test_tei_embed_sparse_gives_the_native_vectors_as_index_value_pairs(rt_client):

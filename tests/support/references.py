@@ -10,30 +10,16 @@ import json
 import os
 import subprocess
 
-import pytest
-
 from support.paths import ROOT, SUPPORT
+from support.venvs import venv_python
 
 VENV = os.path.join(ROOT, ".venv-references")
-STAMP = os.path.join(VENV, ".installed")
 SCRIPT = os.path.join(SUPPORT, "reference_retrieval.py")
 
 
 def reference_python() -> str:
-    explicit = os.environ.get("REFERENCES_PYTHON")
-    if explicit:
-        return explicit
-    if os.path.exists(STAMP):
-        return os.path.join(VENV, "bin", "python")
-    log = os.path.join(VENV, "install.log")
-    why = "run `make references`"
-    if os.path.exists(log):
-        with open(log, encoding="utf-8", errors="replace") as handle:
-            why = "installing requirements-references.txt failed: " + handle.read()[-600:].strip()
-    reason = f"the reference packages are not installed in {VENV} ({why})"
-    if os.environ.get("REQUIRE_REFERENCES"):
-        pytest.fail(reason)
-    pytest.skip(reason)
+    return venv_python(VENV, "requirements-references.txt", "references", "REFERENCES_PYTHON", "REQUIRE_REFERENCES",
+                       "the reference packages")
 
 
 def run_reference(package: str, path: str, tokenizer_class: str, texts: list, queries: list = ()) -> dict:

@@ -13,7 +13,7 @@ import requests
 
 from conftest import serve
 from embedding_service.process.boot import local_app
-from embedding_service.inference.batch_plan import BatchBounds, plan_batches
+from embedding_service.inference.batch_plan import BatchBounds
 from embedding_service.inference.batching import Batcher
 from embedding_service.domain.errors import InternalError, Unavailable
 from embedding_service.http.errors import error_headers
@@ -43,15 +43,6 @@ class FakeModel:
 
 def tokens(first: int, length: int = 3) -> TokenIds:
     return TokenIds([first] + [0] * (length - 1))
-
-
-def test_plan_batches_respects_items_and_tokens():
-    lengths = [5, 100, 7, 6, 100, 8]
-    batches = plan_batches(lengths, max_items=3, max_tokens=250)
-    assert sorted(i for b in batches for i in b) == list(range(6))
-    for batch in batches:
-        assert len(batch) <= 3 and max(lengths[i] for i in batch) * len(batch) <= 250 or len(batch) == 1
-    assert [1, 4] in batches  # the two long items together, away from the short ones
 
 
 def test_concurrent_requests_share_forward_passes_and_keep_order():

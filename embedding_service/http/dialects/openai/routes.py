@@ -14,7 +14,7 @@ import numpy as np
 from ....domain.errors import InvalidInput
 from ....models.prompts import PromptChoice
 from .responses import ModelCard, ModelList, OpenAIEmbeddingResponse
-from ...schemas import parse
+from ...schemas import parse, texts_or_ids
 from .schemas import OpenAIEmbeddingRequest
 from ....operations.embed import embed_images, embed_text
 from ...json_io import engines, images, json_body, json_response, budgets, state
@@ -41,15 +41,7 @@ def embeddings():
     req = parse(OpenAIEmbeddingRequest, json_body())
     if req.modality == "image":
         return _respond(_embed_image_input(req), req.encoding_format)
-    texts = token_ids = None
-    if isinstance(req.input, str):
-        texts = [req.input]
-    elif req.input and isinstance(req.input[0], int):
-        token_ids = [req.input]
-    elif req.input and isinstance(req.input[0], list):
-        token_ids = req.input
-    else:
-        texts = req.input
+    texts, token_ids = texts_or_ids(req.input)
     result = embed_text(
         engines(),
         budgets(),

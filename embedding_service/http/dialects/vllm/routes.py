@@ -25,7 +25,7 @@ from ....operations.tokens import embed_tokens
 from ...budgets import ITEMS, BodyLimit, Budget, RetrievalOut
 from ...json_io import budgets, engines, json_body, json_response
 from ...routing import EMBED_ERRORS, TEXT_LIMITS, ApiBlueprint
-from ...schemas import parse
+from ...schemas import parse, texts_or_ids
 from .responses import PoolingResponse
 from .schemas import PoolingClassifyRequest, PoolingRequest
 
@@ -66,15 +66,7 @@ def pooling():
     prompt = PromptChoice(input_type=req.input_type)
     single = isinstance(req.input, str)
     if task == "embed":
-        texts = token_ids = None
-        if single:
-            texts = [req.input]
-        elif req.input and isinstance(req.input[0], int):
-            token_ids = [req.input]
-        elif req.input and isinstance(req.input[0], list):
-            token_ids = req.input
-        else:
-            texts = req.input
+        texts, token_ids = texts_or_ids(req.input)
         result = embed_text(reg, budgets(), model_name=engine.name, texts=texts, token_ids=token_ids, normalize=normalize,
                             dimensions=req.dimensions, prompt=prompt, param="input")
         rows, tokens = list(result.vectors), result.tokens
