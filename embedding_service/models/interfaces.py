@@ -110,7 +110,8 @@ class TokenStates(ABC):
     @abstractmethod
     def token_states(self, items: Sequence[Any]) -> list[np.ndarray]:
         """One (len(item), hidden size) float32 array per item, a row per token fed (special
-        tokens included, padding left out), not pooled nor normalised; the caller holds `lock`."""
+        tokens included, padding left out), not pooled nor normalised; a batched output (the
+        batcher calls it on the compute thread, as it calls `forward`)."""
 
 
 class SparseEncoder(ABC):

@@ -118,7 +118,7 @@ class TextEmbedder(TextEncoder, TokenStates):
     def token_states(self, items: Sequence[TokenIds]) -> list[np.ndarray]:
         """The last hidden states of each item, one row per token fed, special tokens included,
         padding left out: (len(item), hidden size) float32, not pooled nor normalised (TEI's
-        `/embed_all`). The caller holds `lock`."""
+        `/embed_all`); a batched output."""
         with torch.inference_mode():
             return [rows.to("cpu", torch.float32).numpy() for rows in self.token_hidden(items)]
 

@@ -6,10 +6,9 @@
   null for special tokens, whose text is the token itself).
 - `decode`: ids back to text with the model's tokenizer (special tokens skipped unless asked).
 - `embed_tokens`: the model's last hidden states per token (no pooling, no normalisation), for
-  models that offer them (`token_states`: the text family). Their forward passes hold the model's
-  inference lock one batch at a time (MAX_BATCH_SIZE items and MAX_BATCH_TOKENS padded tokens),
-  between the batcher's passes; a request's token vectors are bounded by MAX_EMBED_ALL_TOKENS
-  before any pass.
+  models that offer them (`token_states`: the text family), a batched output of the model's
+  batcher like its vectors; a request's token vectors are bounded by MAX_EMBED_ALL_TOKENS before
+  any pass.
 """
 
 from __future__ import annotations
