@@ -65,5 +65,10 @@ class Unavailable(ServiceError):
     process is draining. `retry_after` says when to try again."""
 
 
+class Overloaded(Unavailable):
+    """Not now because of load: the model's queue (MAX_QUEUE_SIZE) or the worker's concurrency
+    limit (MAX_CONCURRENT_REQUESTS) is full. TEI's routes answer it as TEI does (429, `Overloaded`)."""
+
+
 class InternalError(ServiceError):
     """A failure of the service itself; the message never carries library text or paths."""

@@ -17,8 +17,9 @@ from .dialects import BLUEPRINTS
 from .budgets import body_too_large, check_body_size
 from .json_io import STATE_KEY, route_budget
 from ..observability.request_stats import RequestStats, current_stats
-from ..domain.errors import LimitExceeded, Unavailable
-from .errors import register_error_handlers, request_id
+from ..domain.errors import LimitExceeded, Overloaded
+from .error_handlers import register_error_handlers
+from .errors import request_id
 from ..observability.logs import log_access
 from .security import install_security, trust_forwarded
 from ..config.settings import Settings
@@ -105,7 +106,7 @@ def install_concurrency_limit(app: Flask, settings: Settings) -> None:
     def _acquire() -> None:
         if request.method == "POST":
             if not in_flight.acquire(blocking=False):
-                raise Unavailable(
+                raise Overloaded(
                     f"{settings.max_concurrent_requests} requests are in flight (MAX_CONCURRENT_REQUESTS); retry shortly",
                     retry_after=1,
                 )

@@ -1,28 +1,29 @@
-"""The HTTP edge of the errors: the one table mapping every error to a status code, and the
-handlers that render it.
+"""The HTTP edge of the errors: the one table mapping every error to a status code, and each
+dialect's rendering of it.
 
 Every layer raises :mod:`embedding_service.domain.errors` classes (plain exceptions); the edge
 adds its own (:class:`Unauthorized`, :class:`RateLimited`, :class:`MethodNotAllowed`, and
 :class:`HttpStatus` for Werkzeug's other statuses). :data:`STATUS` is the only place that turns
-a class into a status code. A body has the shape of the matched route's declared
-:class:`ErrorStyle`: `{"error": {"message", "type", "param", "code"}}` everywhere except on the
-routes declaring the flat style (Ollama's), which answer `{"error": str}`. Bodies never carry a
+a class into a status code and into each dialect's error type. A body has the shape of the
+request's :class:`ErrorStyle` (the matched route's, or the dialect a shared path's request
+belongs to): OpenAI's nested body, vLLM's (nested, vLLM's types), TEI's `{"error",
+"error_type"}`, Cohere's `{"id", "message"}` or Ollama's `{"error": str}`. Bodies never carry a
 stack trace, a server path or a library's exception text; unexpected exceptions become a 500
-that names the request id.
+that names the request id. The handlers that turn Werkzeug's and unexpected exceptions into
+these are in :mod:`.error_handlers`.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import re
 import uuid
 from enum import Enum
-from typing import Optional
+from typing import NamedTuple, Optional
 
 import orjson
-from flask import Flask, Response, current_app, g, request
-from werkzeug.exceptions import HTTPException
+from flask import Response, current_app, g, request
+from werkzeug.exceptions import MethodNotAllowed as WerkzeugMethodNotAllowed
 
 from ..domain.errors import (
     InternalError,
@@ -30,13 +31,12 @@ from ..domain.errors import (
     LimitExceeded,
     NotAllowed,
     NotFound,
+    Overloaded,
     ServiceError,
     Unavailable,
     UnsupportedMedia,
     Unprocessable,
 )
-
-log = logging.getLogger("embedding_service.errors")
 
 
 class HttpError(ServiceError):
@@ -68,32 +68,61 @@ class HttpStatus(HttpError):
         self.status = status
 
 
-#: The one error-to-status table: error class -> (status, the body's `type`). A subclass takes
-#: its nearest listed ancestor's row (ModelNotFound is a NotFound: 404).
-STATUS: dict[type, tuple[int, str]] = {
-    InvalidInput: (400, "invalid_request_error"),
-    Unauthorized: (401, "authentication_error"),
-    NotAllowed: (403, "permission_error"),
-    NotFound: (404, "not_found_error"),
-    MethodNotAllowed: (405, "method_not_allowed"),
-    LimitExceeded: (413, "payload_too_large"),
-    UnsupportedMedia: (415, "unsupported_media_type"),
-    Unprocessable: (422, "unprocessable_entity"),
-    RateLimited: (429, "rate_limit_error"),
-    InternalError: (500, "internal_error"),
-    Unavailable: (503, "service_unavailable"),
+class Row(NamedTuple):
+    """One row of :data:`STATUS`: the status code and each dialect's name for the error.
+
+    - `status`: the HTTP status on every route, except where TEI answers otherwise (`tei_status`);
+    - `type`: the nested body's `type` (OpenAI's style, the service's own routes);
+    - `tei`: TEI's `error_type` (`Validation`, `Tokenizer`, `Empty`, `Overloaded`, `Backend`,
+      `Unhealthy`: TEI's `ErrorType`);
+    - `vllm`: vLLM's `type` (`BadRequestError`, `NotFoundError`, ... as vLLM names them);
+    - `tei_status`: TEI's own status where it differs (429 for an overloaded queue, 424 for a
+      failed forward pass), or None.
+    """
+
+    status: int
+    type: str
+    tei: str
+    vllm: str
+    tei_status: Optional[int] = None
+
+
+#: The one error table: error class -> :class:`Row`. A subclass takes its nearest listed
+#: ancestor's row (ModelNotFound is a NotFound: 404).
+STATUS: dict[type, Row] = {
+    InvalidInput: Row(400, "invalid_request_error", "Validation", "BadRequestError"),
+    Unauthorized: Row(401, "authentication_error", "Validation", "Unauthorized"),
+    NotAllowed: Row(403, "permission_error", "Validation", "Forbidden"),
+    NotFound: Row(404, "not_found_error", "Validation", "NotFoundError"),
+    MethodNotAllowed: Row(405, "method_not_allowed", "Validation", "Method Not Allowed"),
+    LimitExceeded: Row(413, "payload_too_large", "Validation", "Request Entity Too Large"),
+    UnsupportedMedia: Row(415, "unsupported_media_type", "Validation", "Unsupported Media Type"),
+    Unprocessable: Row(422, "unprocessable_entity", "Validation", "UnprocessableEntityError"),
+    RateLimited: Row(429, "rate_limit_error", "Overloaded", "Too Many Requests"),
+    InternalError: Row(500, "internal_error", "Backend", "InternalServerError", tei_status=424),
+    Unavailable: Row(503, "service_unavailable", "Unhealthy", "Service Unavailable"),
+    Overloaded: Row(503, "service_unavailable", "Overloaded", "Service Unavailable", tei_status=429),
 }
 
 
-def status_of(err: ServiceError) -> tuple[int, str]:
-    """(status code, body `type`) of `err`, from :data:`STATUS` (500 for an unlisted class)."""
+def row_of(err: ServiceError) -> Row:
+    """The :data:`STATUS` row of `err` (InternalError's for an unlisted class); an
+    :class:`HttpStatus` keeps its own status."""
     if isinstance(err, HttpStatus):
-        return err.status, "internal_error" if err.status >= 500 else "invalid_request_error"
+        if err.status >= 500:
+            return Row(err.status, "internal_error", "Backend", "InternalServerError")
+        return Row(err.status, "invalid_request_error", "Validation", "BadRequestError")
     for cls in type(err).__mro__:
         row = STATUS.get(cls)
         if row is not None:
             return row
     return STATUS[InternalError]
+
+
+def status_of(err: ServiceError) -> tuple[int, str]:
+    """(status code, nested body `type`) of `err`, from :data:`STATUS` (500 for an unlisted class)."""
+    row = row_of(err)
+    return row.status, row.type
 
 
 def error_headers(err: ServiceError) -> dict:
@@ -103,49 +132,86 @@ def error_headers(err: ServiceError) -> dict:
     return headers
 
 
-#: Werkzeug's own HTTP errors (routing, body size) mapped onto the table.
-_HTTP_TO_ERROR = {
-    400: InvalidInput,
-    404: NotFound,
-    405: MethodNotAllowed,
-    413: LimitExceeded,
-    415: UnsupportedMedia,
-    429: RateLimited,
-}
-_HTTP_MESSAGES = {
-    404: "no route {method} {path}; GET / lists the routes",
-    405: "method {method} is not allowed on {path}",
-    413: "request body is larger than MAX_CONTENT_LENGTH ({limit} bytes)",
-}
-
-
 class ErrorStyle(Enum):
-    """The error body shape a route declares (api.routing.Operation.error_style)."""
+    """The error body shape of a dialect (a route's `Operation.error_style`, or the dialect a
+    shared path's request belongs to: :func:`use_error_style`)."""
 
-    #: `{"error": {"message": str, "type": str, "param": str | null, "code": int}}`
+    #: `{"error": {"message": str, "type": str, "param": str | null, "code": int}}` (OpenAI's, the service's own)
     NESTED = "nested"
     #: `{"error": str}`, the message alone, as Ollama answers
     FLAT = "flat"
+    #: `{"error": str, "error_type": str}`, as TEI answers (TEI's statuses: 424 and 429 where TEI uses them)
+    TEI = "tei"
+    #: `{"id": str, "message": str}`, as Cohere's API answers; `id` is the request id
+    COHERE = "cohere"
+    #: `{"error": {"message", "type", "param", "code"}}` with vLLM's types (`BadRequestError`, ...)
+    VLLM = "vllm"
+
+
+def use_error_style(style: ErrorStyle) -> None:
+    """Answer this request's errors in `style` from now on (json_io.json_body calls it with the
+    style a shared path's `pick_error_style` picks from the parsed body)."""
+    g.error_style = style
 
 
 def current_error_style() -> ErrorStyle:
-    """The error style declared by the current request's view (`view.operation.error_style`).
+    """The error style of the current request: the one picked from its body on a shared path
+    (:func:`use_error_style`), else the one the route's `pick_error_style` picks from the request
+    before its body is read, else the one the route declares (`view.operation.error_style`).
 
-    NESTED when no route matched (404 on an unknown path, 405 on a known path with the wrong
-    method: routing fails before a view is chosen) or when the view declares no operation."""
+    A known path with the wrong method (405) takes the style of the routes at that path, found by
+    matching it for the methods it allows; an unknown path (404) is NESTED."""
+    chosen = g.get("error_style")
+    if chosen is not None:
+        return chosen
     endpoint = request.endpoint
+    if endpoint is None:
+        endpoint = _endpoint_at_path()
     view = current_app.view_functions.get(endpoint) if endpoint is not None else None
-    return getattr(getattr(view, "operation", None), "error_style", ErrorStyle.NESTED)
+    operation = getattr(view, "operation", None)
+    if operation is None:
+        return ErrorStyle.NESTED
+    picked = operation.pick_error_style(request, None) if operation.pick_error_style is not None else None
+    return picked or operation.error_style
+
+
+def _endpoint_at_path() -> Optional[str]:
+    """The endpoint serving the request's path for some other method, or None."""
+    adapter = current_app.url_map.bind("localhost")
+    try:
+        adapter.match(request.path, method="__NONE__")
+    except WerkzeugMethodNotAllowed as exc:
+        for method in exc.valid_methods or ():
+            try:
+                return adapter.match(request.path, method=method)[0]
+            except Exception:  # noqa: BLE001 - another rule's converter may refuse it
+                continue
+    except Exception:  # noqa: BLE001 - no route at this path (NotFound), or a redirect
+        return None
+    return None
+
+
+def render_error(err: ServiceError, style: ErrorStyle) -> tuple[int, dict]:
+    """(status, body) of `err` in `style`: the status from :data:`STATUS` (TEI's own where the row
+    has one), the body in the dialect's shape. TEI's and Cohere's bodies carry no `param`: their
+    message starts with it (`"texts: ..."`) unless it names it already."""
+    row = row_of(err)
+    if style is ErrorStyle.FLAT:
+        return row.status, {"error": err.message}
+    # TEI's and Cohere's bodies have no `param`: their message names the field instead
+    message = err.message if not err.param or err.param in err.message else f"{err.param}: {err.message}"
+    if style is ErrorStyle.TEI:
+        return row.tei_status or row.status, {"error": message, "error_type": row.tei}
+    if style is ErrorStyle.COHERE:
+        return row.status, {"id": request_id(), "message": message}
+    kind = row.vllm if style is ErrorStyle.VLLM else row.type
+    return row.status, {"error": {"message": err.message, "type": kind, "param": err.param, "code": row.status}}
 
 
 def error_response(err: ServiceError) -> Response:
-    """Render `err` as a JSON response with its status (:func:`status_of`) and headers, in the
-    body shape of the current route's :func:`current_error_style`."""
-    status, kind = status_of(err)
-    if current_error_style() is ErrorStyle.FLAT:
-        body: dict = {"error": err.message}
-    else:
-        body = {"error": {"message": err.message, "type": kind, "param": err.param, "code": status}}
+    """Render `err` as a JSON response (:func:`render_error` in the request's
+    :func:`current_error_style`) with its headers."""
+    status, body = render_error(err, current_error_style())
     try:
         payload = orjson.dumps(body)
     except TypeError:  # a lone surrogate from a client's field name: escape it instead of failing
@@ -169,69 +235,3 @@ def request_id() -> str:
         rid = given if REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
         g.request_id = rid
     return rid
-
-
-#: Where Werkzeug 3.1 raises its bare RequestEntityTooLarge for a limit other than the body size
-#: (module, function of the raising frame) -> the message naming that limit.
-_FORM_LIMITS = {
-    ("werkzeug.sansio.multipart", "next_event"): "the multipart upload has more than {parts} parts; send fewer files",
-    ("werkzeug.sansio.multipart", "receive_data"): "a form field of the multipart upload is larger than {field} bytes",
-    ("werkzeug.formparser", "parse"): "a form field of the multipart upload is larger than {field} bytes",
-}
-
-
-def _too_large_message(exc: HTTPException) -> str:
-    """The message of a Werkzeug 413, naming the limit it hit.
-
-    Werkzeug raises the same RequestEntityTooLarge for the body size (Content-Length or a streamed
-    body over MAX_CONTENT_LENGTH), for more multipart parts than `max_form_parts` and for a
-    multipart text field over `max_form_memory_size`; the frame that raised it tells them apart.
-    """
-    tb, where = exc.__traceback__, None
-    while tb is not None:
-        where, tb = (tb.tb_frame.f_globals.get("__name__"), tb.tb_frame.f_code.co_name), tb.tb_next
-    template = _FORM_LIMITS.get(where, _HTTP_MESSAGES[413])
-    return template.format(
-        parts=request.max_form_parts, field=request.max_form_memory_size,
-        limit=current_app.config.get("MAX_CONTENT_LENGTH"),
-    )
-
-
-def register_error_handlers(app: Flask) -> None:
-    """Install the handlers that turn every failure into a table row."""
-
-    @app.errorhandler(ServiceError)
-    def _service_error(err: ServiceError):
-        return error_response(err)
-
-    @app.errorhandler(HTTPException)
-    def _http_error(exc: HTTPException):
-        code = exc.code or 500
-        template = _HTTP_MESSAGES.get(code)
-        if code == 413:
-            message = _too_large_message(exc)
-        elif template:
-            message = template.format(
-                method=request.method, path=request.path, limit=app.config.get("MAX_CONTENT_LENGTH")
-            )
-        elif code == 429:
-            message = f"rate limit exceeded ({exc.description}); retry after Retry-After seconds"
-        else:
-            message = exc.name.lower() if code < 500 else "internal error"
-        headers = {}
-        if code == 405:
-            allow = getattr(exc, "valid_methods", None) or []
-            headers["Allow"] = ", ".join(sorted(allow))
-        cls = _HTTP_TO_ERROR.get(code)
-        err = cls(message, headers=headers) if issubclass(cls or object, HttpError) else (
-            cls(message) if cls is not None else HttpStatus(message, code, headers)
-        )
-        return error_response(err)
-
-    @app.errorhandler(Exception)
-    def _unexpected(exc: Exception):
-        rid = request_id()
-        log.exception("unhandled error in %s %s (request id %s)", request.method, request.path, rid)
-        return error_response(
-            HttpStatus(f"internal error; quote request id {rid} when reporting it", 500, headers={"X-Request-ID": rid})
-        )

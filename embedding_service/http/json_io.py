@@ -8,6 +8,7 @@ import orjson
 from flask import Response, current_app, g, request
 
 from .budgets import NO_ITEMS, Budget
+from .errors import use_error_style
 from ..domain.errors import InvalidInput, LimitExceeded, UnsupportedMedia
 from ..images import ImageLoader
 from ..inference.jobs import request_priority
@@ -60,6 +61,11 @@ def json_body() -> Any:
     except orjson.JSONDecodeError as exc:
         raise InvalidInput(f"malformed JSON at character {exc.pos}", param=None) from None
     request_priority.set(_priority(body))
+    operation = route_operation()
+    if operation is not None and operation.pick_error_style is not None:
+        picked = operation.pick_error_style(request, body)
+        if picked is not None:
+            use_error_style(picked)  # a shared path: errors from here on speak the request's dialect
     served = current_app.extensions.get(STATE_KEY)
     if served is not None:  # (an app without the service's state, in a test, has no budgets)
         check_shape(body, served.budgets)
@@ -80,13 +86,17 @@ def _priority(body: Any) -> int:
     return int(asked) if floor is None else max(floor, int(asked))
 
 
+def route_operation() -> Any:
+    """The matched route's routing.Operation, or None (no route, or a route without one)."""
+    endpoint = request.endpoint
+    view = current_app.view_functions.get(endpoint) if endpoint is not None else None
+    return getattr(view, "operation", None)
+
+
 def route_budget() -> Budget:
     """The budget the matched route declares (routing.Operation.budget); NO_ITEMS for a route
     without an operation (the Swagger UI's assets) or no route."""
-    endpoint = request.endpoint
-    view = current_app.view_functions.get(endpoint) if endpoint is not None else None
-    operation = getattr(view, "operation", None)
-    return getattr(operation, "budget", None) or NO_ITEMS
+    return getattr(route_operation(), "budget", None) or NO_ITEMS
 
 
 def check_shape(body: Any, limits: RequestBudgets) -> None:

@@ -4,7 +4,7 @@ service routes. Each dialect's own response models are in its folder."""
 
 from __future__ import annotations
 
-from typing import Optional, Union
+from typing import Literal, Optional, Union
 
 from pydantic import BaseModel
 
@@ -17,9 +17,25 @@ class ErrorDetail(BaseModel):
 
 
 class ErrorResponse(BaseModel):
-    """The error body on every route except Ollama's: `{"error": {"message", "type", "param", "code"}}`."""
+    """The nested error body: `{"error": {"message", "type", "param", "code"}}` (OpenAI's routes,
+    the service's own, and vLLM's with vLLM's types)."""
 
     error: ErrorDetail
+
+
+class TEIError(BaseModel):
+    """The error body on TEI's routes, as TEI answers: `{"error": str, "error_type": str}`."""
+
+    error: str
+    error_type: Literal["Unhealthy", "Backend", "Overloaded", "Validation", "Tokenizer", "Empty"]
+
+
+class CohereError(BaseModel):
+    """The error body on Cohere's routes, as Cohere's API answers: `{"id": str, "message": str}`
+    (`id` is the request id, also in `X-Request-ID`)."""
+
+    id: str
+    message: str
 
 
 class OllamaError(BaseModel):

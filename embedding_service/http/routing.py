@@ -56,7 +56,13 @@ class Operation:
     - `errors`: the error statuses the route answers with (500 is always added; 405 too when the
       route takes a body; 401 and 429 when the deployment has API keys or a rate limit and the
       route is not `public`).
-    - `error_style`: the error body shape (`{"error": {...}}` or Ollama's `{"error": str}`).
+    - `error_style`: the error body shape (errors.ErrorStyle: the nested body, vLLM's, TEI's,
+      Cohere's or Ollama's).
+    - `error_styles`: the other styles a request's shape may pick on a path several dialects
+      share, picked by the request's shape; `error_style` is the one
+      used unless `pick_error_style(request, body)` returns another: it is asked with `body`
+      None before the body is read, and again with the parsed JSON body (json_io.json_body),
+      whose answer then holds for the rest of the request.
     - `error_bodies`: statuses whose body is this model instead of an error (`/ready`'s 503).
     - `public`: served without an API key under the default AUTH_PUBLIC_PATHS (documented with
       `security: []` and without 401/429).
@@ -83,6 +89,8 @@ class Operation:
     media_type: str = "application/json"
     errors: tuple[int, ...] = ()
     error_style: ErrorStyle = ErrorStyle.NESTED
+    error_styles: tuple[ErrorStyle, ...] = ()
+    pick_error_style: Optional[Callable[[Any, Any], Optional[ErrorStyle]]] = None
     error_bodies: Mapping[int, type[BaseModel]] = field(default_factory=dict)
     public: bool = False
     multipart: bool = False

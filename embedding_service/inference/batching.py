@@ -42,7 +42,7 @@ from . import compute
 from ..observability.request_stats import current_stats
 from .batch_plan import BatchBounds, BatcherStats, grow_batch
 from .jobs import Job as _Job, request_priority
-from ..domain.errors import InternalError, LimitExceeded, Unavailable
+from ..domain.errors import InternalError, LimitExceeded, Overloaded
 from ..models.interfaces import Model
 
 log = logging.getLogger("embedding_service.inference.batching")
@@ -104,7 +104,7 @@ class Batcher:
 
         Whether the items fit the queue is checked here, once, as they are queued: raises
         LimitExceeded (413) for more items than MAX_QUEUE_SIZE (they could never be queued);
-        Unavailable (503, Retry-After) when they do not fit in the queue now; InternalError (500)
+        Overloaded (503, Retry-After; 429 on TEI routes) when they do not fit in the queue now; InternalError (500)
         when the forward pass of a batch holding these items failed.
         """
         if not items:
@@ -118,7 +118,7 @@ class Batcher:
             self.check_fits(len(items))
             if self.max_queue_size and self._depth + len(items) > self.max_queue_size:
                 self.stats.rejected += 1
-                raise Unavailable(
+                raise Overloaded(
                     f"model {self.model.name!r} is busy: {self._depth} items queued (MAX_QUEUE_SIZE "
                     f"{self.max_queue_size}); retry shortly",
                     retry_after=1,

@@ -13,7 +13,8 @@ from embedding_service.http.json_io import json_body, json_response
 from embedding_service.http.budgets import ONE_ITEM, BodyLimit, Budget
 from embedding_service.http.routing import ApiBlueprint, Operation
 from embedding_service.domain.errors import InvalidInput
-from embedding_service.http.errors import ErrorStyle, register_error_handlers
+from embedding_service.http.error_handlers import register_error_handlers
+from embedding_service.http.errors import ErrorStyle
 from embedding_service.http.openapi import Deployment, build_spec, documented_paths, openapi_path
 from embedding_service.http.schemas import Strict, parse
 
@@ -91,8 +92,10 @@ def test_error_shape_follows_the_declared_style_not_the_blueprint_name():
     nested = client.get("/echo/3").get_json()["error"]  # the operation overrides the blueprint's style
     assert nested == {"message": "no echo for 3", "type": "invalid_request_error", "param": "count", "code": 400}
     assert isinstance(client.get("/hidden").get_json()["error"], dict)  # no operation: the default style
-    for resp in (client.get("/nowhere"), client.get("/echo")):  # no route matched: the default style
-        assert resp.status_code in (404, 405) and resp.get_json()["error"]["code"] == resp.status_code
+    nowhere = client.get("/nowhere")  # no route at the path: the default style
+    assert nowhere.status_code == 404 and nowhere.get_json()["error"]["code"] == 404
+    wrong_method = client.get("/echo")  # a 405 speaks the style of the routes at its path
+    assert wrong_method.status_code == 405 and wrong_method.get_json() == {"error": "method GET is not allowed on /echo"}
     nested_client = fresh_app(ErrorStyle.NESTED).test_client()
     assert nested_client.post("/echo", json={"text": "fail"}).get_json()["error"]["param"] == "text"
 

@@ -6,6 +6,7 @@ the whole body, which also bounds object members (documents with thousands of ex
 from __future__ import annotations
 
 import pytest
+from support.errors import expect_error, error_message
 
 from conftest import load_registry
 from embedding_service.config.settings import Settings
@@ -45,10 +46,8 @@ def counted(registry, monkeypatch):
 
 
 def refused(resp, param, *words):
-    assert resp.status_code == 413, resp.get_json()
-    error = resp.get_json()["error"]
-    assert error["param"] == param and all(word in error["message"] for word in words), error
-    return error
+    """A 413 naming `param` and holding `words`, in the route's dialect's error body."""
+    return expect_error(resp, 413, param, *words)
 
 
 def test_a_long_token_id_list_is_refused_before_it_is_validated(counted):

@@ -18,6 +18,7 @@ import torch
 from embedding_service.config.settings import Settings
 from embedding_service.http.budgets import NO_ITEMS, body_limit
 from embedding_service.http.errors import ErrorStyle
+from support.errors import error_message, error_style
 from embedding_service.models.tokenize import ConcurrentTokenizer
 from embedding_service.process.boot import local_app
 from support.budget_walk import fill, largest, path_of
@@ -78,14 +79,13 @@ def post(client, path, body, pad_to=None):
     return client.post(path, data=data, content_type="application/json")
 
 
-def message(resp, style) -> str:
-    body = resp.get_json()
-    return body["error"] if style is ErrorStyle.FLAT else body["error"]["message"]
-
-
 def refused(resp, operation, work, *words):
+    """A 413 holding `words` in the error body of the route's style (one of its styles on a
+    shared path), before any tokenising or forward pass."""
     assert resp.status_code == 413, (resp.status_code, resp.get_data(as_text=True)[:300])
-    text = message(resp, operation.error_style)
+    styles = {operation.error_style, *getattr(operation, "error_styles", ())}
+    assert error_style(resp.get_json()) in {SHAPE_OF[style] for style in styles}, resp.get_json()
+    text = error_message(resp)
     assert all(word in text for word in words), text
     assert work == {"tokenize": 0, "forward": 0}, text
 
@@ -159,21 +159,30 @@ def test_every_route_serves_its_largest_request_and_refuses_each_budget_before_w
     assert walked_posts >= 16
 
 
+#: The test helpers' name for each error style's body shape.
+SHAPE_OF = {ErrorStyle.NESTED: "nested", ErrorStyle.VLLM: "nested", ErrorStyle.FLAT: "flat",
+            ErrorStyle.TEI: "tei", ErrorStyle.COHERE: "cohere"}
+
+
 class _NoOperation:
     error_style = ErrorStyle.NESTED
 
 
-NO_ITEMS_OPERATION = _NoOperation()
+class _TEIOperation:
+    error_style = ErrorStyle.TEI  # /tokenize and /embed_all are TEI's
+
+
+NO_ITEMS_OPERATION, TEI_OPERATION = _NoOperation(), _TEIOperation()
 
 
 def test_an_input_within_every_budget_but_the_output_one_is_refused_by_name(walked, work):
     app, _ = walked
     client = app.test_client()
     resp = client.post("/tokenize", json={"inputs": ["\U0001f600" * 300] * 2})  # 600 characters, 2,408 tokens at most
-    refused(resp, NO_ITEMS_OPERATION, work, "inputs may make up to 2408 tokens", "at most 1000", "MAX_RESPONSE_TOKENS")
+    refused(resp, TEI_OPERATION, work, "inputs may make up to 2408 tokens", "at most 1000", "MAX_RESPONSE_TOKENS")
     texts = ["\U0001f600" * 300] * 3  # 3 x 1,204 tokens at most
     resp = client.post("/embed_all", json={"inputs": texts, "truncate": False})
-    refused(resp, NO_ITEMS_OPERATION, work, "inputs may make up to 3612 tokens", "MAX_EMBED_ALL_TOKENS")
+    refused(resp, TEI_OPERATION, work, "inputs may make up to 3612 tokens", "MAX_EMBED_ALL_TOKENS")
     # With truncate on, each input gives at most the model's window (MiniLM: 256 tokens): 768.
     assert client.post("/embed_all", json={"inputs": texts}).status_code == 200
     assert work["forward"] > 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from typing import TYPE_CHECKING, Any, Iterator, Optional
 
@@ -10,7 +11,7 @@ from pydantic import BaseModel
 
 from ... import __version__
 from ..errors import ErrorStyle
-from ..responses import ErrorResponse, OllamaError
+from ..responses import CohereError, ErrorResponse, OllamaError, TEIError
 from ..schemas import MODEL_KIND, NEEDS_IMAGE_MODEL
 from .deployment import LIMIT_TEXT, Deployment
 from .tighten import component_ref, tighten
@@ -20,16 +21,20 @@ if TYPE_CHECKING:
 
 
 #: The error body model of each error style.
-ERROR_MODELS: dict[ErrorStyle, type[BaseModel]] = {ErrorStyle.NESTED: ErrorResponse, ErrorStyle.FLAT: OllamaError}
+ERROR_MODELS: dict[ErrorStyle, type[BaseModel]] = {
+    ErrorStyle.NESTED: ErrorResponse, ErrorStyle.VLLM: ErrorResponse, ErrorStyle.FLAT: OllamaError,
+    ErrorStyle.TEI: TEIError, ErrorStyle.COHERE: CohereError,
+}
 ERROR_TEXT = {
     400: "Bad request: malformed JSON, wrong types, unknown fields or values, bad dimensions or base64",
     401: "Missing or wrong API key",
     403: "Image URL or path not allowed",
     404: "Unknown model (the message lists the served ones)",
     413: "Body, input count, input length or image over a limit",
+    424: "The forward pass failed (TEI's Backend error)",
     415: "Unsupported content type or image format",
     422: "Over-long input with truncate false; undecodable or undownloadable image",
-    429: "Rate limit exceeded",
+    429: "Rate limit exceeded; on TEI's routes also the queue or concurrency limit full (Overloaded)",
     500: "A bug; the body carries the request id",
     503: "Loading, draining, or the model's queue is full",
 }
@@ -38,6 +43,11 @@ ERROR_TEXT = {
 #: A URL rule's variable part, `<name>` or `<converter:name>`; and the JSON type of a converter.
 _VARIABLE = re.compile(r"<(?:(?P<converter>[^<>:]+):)?(?P<name>[^<>:]+)>")
 _CONVERTER_TYPES = {"int": "integer", "float": "number"}
+
+
+def json_key(value: Any) -> str:
+    """A canonical string of a JSON value (to deduplicate schemas)."""
+    return json.dumps(value, sort_keys=True)
 
 
 def documented_operations(app: Flask) -> Iterator[tuple[str, str, "Operation"]]:
@@ -156,15 +166,19 @@ def _request_content(op: "Operation", limits: Deployment, components: dict) -> d
 
 
 def _responses(op: "Operation", limits: Deployment, components: dict, error_refs: dict, public: bool) -> dict:
-    """200 and every error status the route can answer with, each with its body schema (405 is
-    decided before a route matches, so its body is always the nested error)."""
+    """200 and every error status the route can answer with, each with its body schema: the
+    route's error style, or any of them where the request's shape picks one (`error_styles`).
+    A TEI-styled route also answers TEI's 424 and 429."""
     if op.response is None or op.media_type != "application/json":
         ok_schema: dict = {"type": "string"}
     elif isinstance(op.response, dict):
         ok_schema = op.response
     else:
         ok_schema = component_ref(op.response, components)
+    styles = (op.error_style, *op.error_styles)
     codes = set(op.errors) | {500}
+    if ErrorStyle.TEI in styles:
+        codes |= {424, 429}
     if op.requests:
         codes.add(405)
     if not public:
@@ -172,11 +186,12 @@ def _responses(op: "Operation", limits: Deployment, components: dict, error_refs
             codes.add(401)
         if limits.rate_limited:
             codes.add(429)
+    refs = list({json_key(error_refs[style]): error_refs[style] for style in styles}.values())
+    error_schema = refs[0] if len(refs) == 1 else {"anyOf": refs}
     responses: dict[str, Any] = {"200": {"description": "OK", "content": {op.media_type: {"schema": ok_schema}}}}
     for code in sorted(codes):
         model = op.error_bodies.get(code)
-        style = ErrorStyle.NESTED if code == 405 else op.error_style
-        schema = component_ref(model, components) if model is not None else error_refs[style]
+        schema = component_ref(model, components) if model is not None else error_schema
         responses[str(code)] = {
             "description": ERROR_TEXT.get(code, "Method not allowed"),
             "content": {"application/json": {"schema": schema}},

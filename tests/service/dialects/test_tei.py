@@ -14,6 +14,7 @@ from transformers import AutoModel, AutoTokenizer
 
 from conftest import app_from, openai_vectors, request_schema_errors
 
+from support.errors import expect_error
 from support.texts import DIALECT_LONG as LONG, DIALECT_TEXTS as TEXTS  # noqa: E402
 
 
@@ -24,13 +25,11 @@ def ok(client, path, body, **kwargs):
 
 
 def refused(client, path, body, status, param, *words, **kwargs):
+    """A refusal in TEI's `{"error", "error_type"}` whose message names `param` and holds `words`."""
     resp = client.post(path, json=body, **kwargs)
-    assert resp.status_code == status, resp.get_json()
-    error = resp.get_json()["error"]
-    assert error["param"] == param and error["code"] == status, error
-    for word in words:
-        assert word in error["message"], error["message"]
-    return error["message"]
+    message = expect_error(resp, status, param, *words, style="tei")
+    assert resp.get_json()["error_type"] == "Validation", resp.get_json()  # TEI's type for every refusal of a request
+    return message
 
 
 @pytest.fixture(scope="module")

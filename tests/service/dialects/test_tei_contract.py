@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from conftest import app_from
+from support.errors import expect_error
 from support.paths import ROOT
 from support.tiny_rerankers import build_bert_cross_encoder
 
@@ -63,7 +64,8 @@ def test_info_answers_teis_info_schema(tei_client, query, model_type):
 
 def test_info_for_an_unknown_model_is_404(tei_client):
     resp = tei_client.get("/info?model=nope")
-    assert resp.status_code == 404 and "sentiment" in resp.get_json()["error"]["message"]
+    expect_error(resp, 404, "model", "sentiment", style="tei")
+    assert resp.get_json()["error_type"] == "Validation"
 
 
 def test_token_id_inputs_are_accepted_where_tei_accepts_them(rt_client, rt_app):
@@ -86,4 +88,4 @@ def test_token_id_inputs_are_accepted_where_tei_accepts_them(rt_client, rt_app):
     sparse = rt_client.post("/embed_sparse", json={"inputs": [m3_ids, "paris"], "model": "m3"}).get_json()
     assert sparse == rt_client.post("/embed_sparse", json={"inputs": ["a cat sits on the mat", "paris"], "model": "m3"}).get_json()
     bad = rt_client.post("/embed", json={"inputs": [10**9]})
-    assert bad.status_code == 400 and "outside the vocabulary" in bad.get_json()["error"]["message"]
+    expect_error(bad, 400, "inputs", "outside the vocabulary", style="tei")

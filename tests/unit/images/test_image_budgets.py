@@ -28,6 +28,7 @@ from support.image_files import ImageServer, SilentServer, bomb_png, data_uri, e
 from embedding_service.images import decode
 
 from support.paths import ROOT  # noqa: E402
+from support.errors import expect_error  # noqa: E402
 GOOD = data_uri(encode(picture(), "PNG"))
 FORMS = ("data URI", "base64", "http(s) URL", "IMAGE_LOCAL_DIRS")
 
@@ -196,9 +197,8 @@ def test_short_base64_of_a_pdf_is_415_and_real_looking_paths_stay_403(mm_client)
 
 def test_rerank_image_errors_name_the_document(mm_client):
     resp = mm_client.post("/rerank", json={"query": "a cat", "documents": ["a cat", "a dog", {"image": "hello world"}]})
-    assert resp.status_code == 400, resp.get_json()
-    err = resp.get_json()["error"]
-    assert err["param"] == "documents" and err["message"].startswith("documents[2]: "), err
+    message = expect_error(resp, 400, "documents", style="cohere")  # Cohere's rerank request, Cohere's body
+    assert message.startswith("documents[2]: "), message
 
 
 def old_to_rgb_sixteen(image: Image.Image) -> Image.Image:

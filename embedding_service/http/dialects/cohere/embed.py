@@ -40,9 +40,10 @@ from ....operations.embed import check_batch_size, embed_images, embed_text
 from ...json_io import engines, images, json_body, json_response, budgets
 from ...budgets import ITEMS, BodyLimit, Budget
 from ...routing import IMAGE_ERRORS, IMAGE_LIMITS, ApiBlueprint
+from ...errors import ErrorStyle
 from ....operations.model_names import resolve
 
-bp = ApiBlueprint("cohere", __name__, tag="Cohere")
+bp = ApiBlueprint("cohere", __name__, tag="Cohere", error_style=ErrorStyle.COHERE)
 
 #: Cohere's input types -> the model's prompt names.
 PROMPTS = {"search_query": "query", "search_document": "document"}

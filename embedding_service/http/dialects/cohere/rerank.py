@@ -12,23 +12,38 @@ TEI's request and Cohere's are told apart on `/rerank` only, by the request: `te
 `text` with `return_text`, default false). Everything else, a bare `{"query", "texts"}` included
 (the plain rerank API's request), gets Cohere's body. `/v1/rerank` and `/v2/rerank` always answer
 Cohere's body.
+
+Errors are Cohere's `{"id", "message"}`, or vLLM's nested body for vLLM's request (one with
+`truncate_prompt_tokens`) and TEI's for TEI's on `/rerank`: :func:`rerank_error_style`.
 """
 
 from __future__ import annotations
 
 import math
 import uuid
+from typing import Any, Optional
 
 from ....domain.errors import InvalidInput
 from .responses import RerankResponse
 from ....operations.rerank import Ranking, rerank
 from ...schemas import parse
-from .schemas import RerankRequest
+from .schemas import RerankRequest, rerank_dialect
+from ...errors import ErrorStyle
 from ...json_io import engines, images, json_body, json_response, budgets
 from ...budgets import ITEMS, BodyLimit, Budget
 from ...routing import IMAGE_ERRORS, RERANK_LIMITS, ApiBlueprint
 
-bp = ApiBlueprint("rerank", __name__, tag="Cohere")
+bp = ApiBlueprint("rerank", __name__, tag="Cohere", error_style=ErrorStyle.COHERE)
+
+#: The error style of each rerank dialect (:func:`.schemas.rerank_dialect`).
+RERANK_STYLES = {"tei": ErrorStyle.TEI, "vllm": ErrorStyle.VLLM, "cohere": ErrorStyle.COHERE}
+
+
+def rerank_error_style(_request: Any, body: Any) -> Optional[ErrorStyle]:
+    """The error style of a rerank request's dialect, from its parsed body (routing's
+    `pick_error_style`; nothing to pick before the body is read)."""
+    return None if body is None else RERANK_STYLES[rerank_dialect(body)]
+
 
 #: path -> (Cohere API version, documents returned by default, OpenAPI summary)
 #: (`POST /rerank`, shared with TEI, is `http/shared_paths.py`: API version 1, documents returned
@@ -93,5 +108,6 @@ for _path, (_version, _default, _summary) in ROUTES.items():
     bp.add_operation(
         _path, f"rerank_v{_version}{_path.replace('/', '_')}", _handler(_version, _default), "POST",
         summary=_summary, request=RerankRequest, response=RerankResponse, errors=IMAGE_ERRORS, models="all",
+        error_styles=(ErrorStyle.VLLM,), pick_error_style=rerank_error_style,
         limits=RERANK_LIMITS, budget=Budget(BodyLimit.IMAGES, "text", {"query": "what is a cat?", "documents": ITEMS}),
     )

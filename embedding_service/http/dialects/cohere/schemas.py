@@ -197,6 +197,22 @@ _ONE_SWITCH = {
 }
 
 
+#: Fields only TEI's rerank request has (with `texts`), and the one only vLLM's has.
+TEI_ONLY_FIELDS = frozenset({"truncation_direction", "raw_scores", "return_text"})
+VLLM_ONLY_FIELDS = frozenset({"truncate_prompt_tokens"})
+
+
+def rerank_dialect(body: Any) -> Literal["tei", "vllm", "cohere"]:
+    """Whose rerank request the JSON `body` is, before it is validated: TEI's (`texts`, not
+    `documents`, with a field only TEI has), vLLM's (`truncate_prompt_tokens`), else Cohere's
+    (the plain API's bare `{"query", "texts"}` included)."""
+    if not isinstance(body, dict):
+        return "cohere"
+    if "texts" in body and "documents" not in body and TEI_ONLY_FIELDS & body.keys():
+        return "tei"
+    return "vllm" if VLLM_ONLY_FIELDS & body.keys() else "cohere"
+
+
 class RerankRequest(Strict):
     """`POST /rerank`, `/v1/rerank`, `/v2/rerank` (Cohere; `texts` accepted in place of
     `documents`; TEI's `return_text`, `truncate` and `truncation_direction`). `priority`: lower is
@@ -234,7 +250,7 @@ class RerankRequest(Strict):
 
     def tei_shaped(self) -> bool:
         """TEI's rerank request: `texts` (not `documents`) with one of the fields only TEI has."""
-        return self.texts is not None and bool({"truncation_direction", "raw_scores", "return_text"} & self.model_fields_set)
+        return self.texts is not None and bool(TEI_ONLY_FIELDS & self.model_fields_set)
 
     def items(self) -> tuple[list, str]:
         """The documents and the field they came in (`documents` or `texts`)."""

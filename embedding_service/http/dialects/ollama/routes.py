@@ -1,8 +1,7 @@
 """Ollama dialect: `POST /api/embed` and the legacy `POST /api/embeddings`.
 
 Errors on these routes are Ollama's flat `{"error": str}`: the blueprint declares
-`ErrorStyle.FLAT` for every route on it (405 on these paths, decided before a route matches, keeps
-the nested body).
+`ErrorStyle.FLAT` for every route on it (a 405 on these paths too).
 Durations are nanoseconds. As in Ollama, `/api/embed` returns L2-normalised vectors and the legacy
 `/api/embeddings` returns them unnormalised.
 """

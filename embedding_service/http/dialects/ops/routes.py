@@ -16,6 +16,7 @@ from .responses import Health, Index, Info, Ready
 from ....operations.state import Phase
 from ...json_io import engines, json_response, state
 from ...routing import ApiBlueprint
+from ...errors import ErrorStyle
 
 bp = ApiBlueprint("ops", __name__, tag="operations")
 
@@ -107,7 +108,7 @@ def tei_model_type(engine) -> dict:
 
 @bp.operation(
     "GET", "/info", summary="TEI info (the default model, or `?model=`), every model, limits, batching counters",
-    response=Info, errors=(404, 503),
+    response=Info, errors=(404, 503), error_style=ErrorStyle.TEI,
 )
 def info():
     """TEI's `Info` for the default model (the first configured) or the one `?model=` names

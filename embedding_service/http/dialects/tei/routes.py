@@ -32,8 +32,9 @@ from ...json_io import engines, images, json_body, json_response, budgets, raw_j
 from ...budgets import ITEMS, SPARSE_LIMITS, BodyLimit, Budget, TokensOut, sparse_budget
 from ....operations.retrieval import embed_sparse
 from ...routing import EMBED_ERRORS, TEXT_LIMITS, ApiBlueprint
+from ...errors import ErrorStyle
 
-bp = ApiBlueprint("tei", __name__, tag="TEI")
+bp = ApiBlueprint("tei", __name__, tag="TEI", error_style=ErrorStyle.TEI)
 
 TOKEN_ERRORS = (400, 404, 413, 415, 503)
 TOKENIZE_LIMITS = ("MAX_CONTENT_LENGTH", "MAX_CLIENT_BATCH_SIZE", "MAX_INPUT_CHARS", "MAX_REQUEST_CHARS", "MAX_RESPONSE_TOKENS")

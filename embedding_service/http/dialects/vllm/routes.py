@@ -25,11 +25,12 @@ from ....operations.tokens import embed_tokens
 from ...budgets import ITEMS, BodyLimit, Budget, RetrievalOut
 from ...json_io import budgets, engines, json_body, json_response
 from ...routing import EMBED_ERRORS, TEXT_LIMITS, ApiBlueprint
+from ...errors import ErrorStyle
 from ...schemas import parse, texts_or_ids
 from .responses import PoolingResponse
 from .schemas import PoolingClassifyRequest, PoolingRequest
 
-bp = ApiBlueprint("vllm", __name__, tag="vLLM")
+bp = ApiBlueprint("vllm", __name__, tag="vLLM", error_style=ErrorStyle.VLLM)
 
 POOLING_LIMITS = TEXT_LIMITS + ("MAX_TOKEN_VECTOR_VALUES",)
 #: The tasks served: vLLM's, but token_classify.
