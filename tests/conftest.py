@@ -109,6 +109,7 @@ def retrieval(tmp_path_factory) -> dict:
         "sentiment": tiny_classifiers.build_classifier(str(root / "sentiment")),
         "emotions": tiny_classifiers.build_classifier(str(root / "emotions"), labels=("joy", "anger", "fear", "surprise"),
                                                       multi_label=True, seed=1),
+        "ner": tiny_classifiers.build_token_classifier(str(root / "ner")),
     }
 
 
@@ -120,7 +121,7 @@ def rt_app(retrieval):
             "sentence-transformers/all-MiniLM-L6-v2", f"splade={retrieval['splade']}", f"splade-sum={retrieval['splade_sum']}",
             f"splade-free={retrieval['splade_free']}",
             f"m3={retrieval['m3']}", f"colbert={retrieval['colbert']}", f"sentiment={retrieval['sentiment']}",
-            f"emotions={retrieval['emotions']}",
+            f"emotions={retrieval['emotions']}", f"ner={retrieval['ner']}",
         ]),
         "MAX_BATCH_SIZE": "8",
     })

@@ -15,6 +15,7 @@ class Kind(str, Enum):
     MULTIMODAL = "multimodal"  # text and image embeddings in one space (SigLIP 2, SigLIP, CLIP)
     RERANK = "rerank"  # (query, document) relevance scores (cross-encoders, Qwen3-Reranker)
     CLASSIFIER = "classifier"  # text or pair -> a score per label (sentiment, NLI, prompt-injection guards)
+    TOKEN_CLASSIFIER = "token-classifier"  # text -> a score per label for each token (named entities)
     SPARSE = "sparse"  # lexical weights over a vocabulary (SPLADE)
     MULTI_VECTOR = "multi-vector"  # one vector per token, MaxSim scoring (PyLate ColBERT)
     TEXT = "text"  # text embeddings (sentence-transformers, Qwen3-Embedding, BGE-M3 with its three outputs)

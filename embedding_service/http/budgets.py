@@ -158,12 +158,13 @@ class RetrievalOut(TokensOut):
 
     A text's tokens are bounded as :class:`TokensOut` bounds them (UTF-8 bytes plus
     :data:`SPECIAL_TOKENS`, at most the model's window while `truncate` is on); `when`: `(field,
-    value, otherwise)`, the rule applies when the body's `field` is `value` (vLLM's `task`); an
-    absent field counts as `otherwise` for a model that embeds text, as `value` for one that does
-    not; None for always."""
+    values, otherwise)`, the rule applies when the body's `field` is one of `values` (vLLM's
+    `task`); an absent field counts as `otherwise` for a model that embeds text, as the first of
+    `values` for one that does not; None for always. A token classifier's output counts its labels
+    per token."""
 
     output: str = "sparse"
-    when: Optional[tuple[str, str, str]] = None
+    when: Optional[tuple[str, tuple[str, ...], str]] = None
 
     def bound(self, body: Any, engines: Optional[Registry]) -> int:
         if not isinstance(body, dict) or engines is None:
@@ -172,10 +173,10 @@ class RetrievalOut(TokensOut):
         if engine is None:
             return 0  # the route answers with its own error (unknown model, no such output)
         if self.when is not None:
-            field, value, otherwise = self.when
-            # absent: `otherwise` for a model that embeds text, `value` for one that does not
-            chosen = body.get(field, otherwise if engine.can(Capability.EMBED_TEXT) else value)
-            if chosen != value:
+            field, values, otherwise = self.when
+            # absent: `otherwise` for a model that embeds text, the first value for one that does not
+            chosen = body.get(field, otherwise if engine.can(Capability.EMBED_TEXT) else values[0])
+            if chosen not in values:
                 return 0
         model: Any = engine.model
         window = model.max_length if body.get("truncate") is not False and model.max_length else float("inf")
@@ -186,6 +187,8 @@ class RetrievalOut(TokensOut):
                 total += model.sparse_bound(tokens)
             elif engine.can(Capability.MULTI_VECTOR):
                 total += model.vectors_bound(tokens, query)
+            elif engine.can(Capability.TOKEN_CLASSIFY):
+                total += tokens * len(model.labels)
             else:  # a text model's last hidden states, one per token
                 total += tokens * model.dimension
         return total
@@ -201,6 +204,8 @@ class RetrievalOut(TokensOut):
                 return engines.get(resolve(engines, name), Capability.SPARSE)
             if name is not None:
                 return engines.find(resolve(engines, name))
+            if body.get("task") == "token_classify":
+                return engines.default(Capability.TOKEN_CLASSIFY) if engines.has(Capability.TOKEN_CLASSIFY) else None
             for capability in (Capability.MULTI_VECTOR, Capability.TOKEN_STATES):
                 if engines.has(capability):
                     return engines.default(capability)

@@ -41,7 +41,8 @@ def images() -> ImageLoader:
 def json_body() -> Any:
     """The request body parsed as JSON.
 
-    raises UnsupportedMedia (415) unless `Content-Type: application/json`, or for a
+    raises InvalidInput (400) for a request with no body at all (no Content-Type, no bytes);
+    UnsupportedMedia (415) unless `Content-Type: application/json`, or for a
     `Content-Encoding` other than identity (a compressed body is never inflated: no bomb);
     InvalidInput (400) when the body is not valid JSON; LimitExceeded (413) from :func:`check_shape`
     and from the route's output budget (:func:`route_budget`).
@@ -51,6 +52,8 @@ def json_body() -> Any:
         raise UnsupportedMedia(
             f"Content-Encoding {encoding[:40]!r} is not supported; send the JSON body uncompressed", param=None
         )
+    if not request.mimetype and not request.content_length and "wsgi.input_terminated" not in request.environ:
+        raise InvalidInput("the request has no body; send a JSON object (Content-Type: application/json)", param=None)
     if request.mimetype != "application/json":
         shown = request.mimetype or "none"
         raise UnsupportedMedia(

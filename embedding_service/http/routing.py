@@ -71,7 +71,8 @@ class Operation:
     - `models`: which served names the request's `model` may take in the description: "text"
       (models that embed text), "all" (rerankers and image models too), "tokens" (models that
       give token embeddings), "sparse" (models that give lexical weights), "pooling" (text,
-      multi-vector, token-embedding and classifier models) or "classifier"; a request model may say otherwise (`schemas.MODEL_KIND`).
+      multi-vector, token-embedding and classifier models), "classifier" or "token-classifier"; a
+      request model may say otherwise (`schemas.MODEL_KIND`).
     - `default_model`: which model a request without `model` gets, for the description: "default"
       (the default model for what the route does) or "first" (the first configured model when it
       embeds text, as `/embed_text` picks).
@@ -94,7 +95,7 @@ class Operation:
     error_bodies: Mapping[int, type[BaseModel]] = field(default_factory=dict)
     public: bool = False
     multipart: bool = False
-    models: Literal["text", "all", "tokens", "sparse", "pooling", "classifier"] = "text"
+    models: Literal["text", "all", "tokens", "sparse", "pooling", "classifier", "token-classifier"] = "text"
     default_model: Literal["default", "first"] = "default"
     limits: tuple[str, ...] = ()
     budget: Optional[Budget] = None

@@ -11,10 +11,12 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal, Optional, Type, TypeVar, Union
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
+    StrictBool,
     StrictInt,
     StrictStr,
     ValidationError,
@@ -150,6 +152,14 @@ def text_list_check(*fields: str, name: Optional[str] = None) -> Any:
 
     return field_validator(*fields, mode="before")(check)
 
+
+
+def _null_is_true(value: Optional[bool]) -> bool:
+    return True if value is None else value
+
+
+#: `truncate`: a boolean, or null for the default (true), as TEI's schemas allow null.
+TruncateFlag = Annotated[Optional[StrictBool], AfterValidator(_null_is_true), Field(description=TRUNCATE)]
 
 
 def _any_case(schema: dict) -> None:

@@ -4,7 +4,7 @@
   multipart upload of image files (SigLIP service). Both answer `[[float]]`.
 - `POST /rerank`: Cohere's request (and the plain rerank API's bare `{"query", "texts"}`), or
   TEI's: `texts` (not `documents`) together with a field only TEI has (`truncation_direction`,
-  `raw_scores`, `return_text`), answered with TEI's `[{"index", "score", "text"?}]`, best first,
+  `raw_scores`, `return_text`, `truncate`), answered with TEI's `[{"index", "score", "text"?}]`, best first,
   `text` only with `return_text`. Cohere's body returns the documents by default on this path.
 
 Errors take the dialect's shape too: TEI's `{"error", "error_type"}` for TEI's requests (and

@@ -19,7 +19,9 @@ from .batch_plan import BatchBounds
 from .batching import Batcher
 from ..observability.request_stats import timed
 from ..domain.errors import InvalidInput
-from ..models.interfaces import Classifier, ImageEncoder, Model, MultiVectorEncoder, Reranker, SparseEncoder, TokenStates
+from ..models.interfaces import (
+    Classifier, ImageEncoder, Model, MultiVectorEncoder, Reranker, SparseEncoder, TokenClassifier, TokenStates,
+)
 from ..models.prompts import PromptChoice, ResolvedPrompt
 
 #: A request's prompt: as asked, or already resolved against the model (then not resolved again).
@@ -37,11 +39,13 @@ class Capability(enum.Enum):
     SPARSE = "sparse embeddings"
     MULTI_VECTOR = "multi-vector embeddings"
     CLASSIFY = "classification"
+    TOKEN_CLASSIFY = "token classification"
 
 
 def capabilities_of(model: Model) -> frozenset[Capability]:
     """From the interfaces the model implements: TextEncoder (text embeddings where it serves
-    them: `serves_dense`), ImageEncoder, Reranker, TokenStates, SparseEncoder, MultiVectorEncoder."""
+    them: `serves_dense`), ImageEncoder, Reranker, TokenStates, SparseEncoder, MultiVectorEncoder,
+    Classifier, TokenClassifier."""
     found = set()
     if isinstance(model, TextEncoder) and model.serves_dense:
         found.add(Capability.EMBED_TEXT)
@@ -51,6 +55,8 @@ def capabilities_of(model: Model) -> frozenset[Capability]:
         found.add(Capability.MULTI_VECTOR)
     if isinstance(model, Classifier):
         found.add(Capability.CLASSIFY)
+    if isinstance(model, TokenClassifier):
+        found.add(Capability.TOKEN_CLASSIFY)
     if isinstance(model, ImageEncoder):
         found.add(Capability.EMBED_IMAGES)
     if isinstance(model, Reranker):
@@ -215,6 +221,17 @@ class Engine:
         with timed("tokenization"):
             items = self._any.prepare_multi_vector(texts, prompt, truncate, direction, is_query, param=param)
         return self.run_output(items, "token_vectors")
+
+    def token_logits(
+        self, texts: Sequence[str], truncate: bool, direction: str, param: str = "input",
+    ) -> tuple[list[np.ndarray], int]:
+        """(one (tokens, labels) float32 array of logits per text; tokens fed): a token
+        classifier's output through the batcher. raises what `prepare_inputs` and :meth:`encode`
+        raise, and InvalidInput (400) for a model that does not classify tokens."""
+        self._require(Capability.TOKEN_CLASSIFY)
+        with timed("tokenization"):
+            items = self._any.prepare_inputs(texts, truncate, direction, param=param)
+        return self.run_output(items, "token_logits")
 
     def run_output(self, items: Sequence[Any], output: str) -> tuple[list, int]:
         """(one result per prepared item, tokens fed): the model's batched `output` (a method

@@ -108,6 +108,8 @@ FAMILIES: tuple[Family, ...] = (
     Family("clip", "multimodal", "CLIP", model_type("clip"), ".multimodal:ClipModel"),
     Family("classifier", "classifier", "a sequence classifier with several labels", labelled_classifier,
            ".classifier:SequenceClassifier"),
+    Family("token-classifier", "token-classifier", "a token classifier (named entities, parts of speech)",
+           architecture("ForTokenClassification"), ".token_classifier:TokenClassifierModel"),
     Family("cross-encoder", "rerank", "a sequence-classification cross-encoder",
            architecture("ForSequenceClassification"), ".cross_encoder:CrossEncoderReranker"),
     Family("qwen3-reranker", "rerank", "a Qwen3-Reranker-style causal LM", decoder,

@@ -179,6 +179,27 @@ class Classifier(Model):
         `direction`'s side or, with `truncate` false, raises Unprocessable (422)."""
 
 
+class TokenClassifier(Model):
+    """A per-token classifier (named entities, parts of speech): `labels` in the model's id2label
+    order, `multi_label` (sigmoid per label) or softmax. It serves `token_logits` only (a batched
+    output); `forward` is not served (`serves_dense` is false)."""
+
+    labels: list[str] = []
+    multi_label: bool = False
+    serves_dense = False
+    batched_outputs = ("token_logits",)
+
+    @abstractmethod
+    def prepare_inputs(self, texts: Sequence[str], truncate: bool, direction: str, param: str = "input") -> list[Any]:
+        """Tokenise each text with the model's special tokens; an over-long one is cut on
+        `direction`'s side or, with `truncate` false, raises Unprocessable (422)."""
+
+    @abstractmethod
+    def token_logits(self, items: Sequence[Any]) -> list[np.ndarray]:
+        """One (tokens, labels) float32 array of logits per prepared item, a row per token fed
+        (special tokens included, padding left out); a batched output."""
+
+
 class ImageEncoder(ABC):
     """A model that embeds images (the image tower of multimodal models)."""
 

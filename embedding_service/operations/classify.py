@@ -2,7 +2,8 @@
 `/classify`, vLLM's `/pooling` with `task: classify`): each input, a text or a (text, text) pair,
 scored per label by a classifier model, as transformers' text-classification pipeline with
 `top_k=None` scores it: softmax over the labels, or sigmoid per label for a multi-label model;
-`raw_scores` keeps the logits."""
+`raw_scores` keeps the logits. Token classification (vLLM's `/pooling` with `task:
+token_classify`) scores every token of a text the same way: :func:`classify_tokens`."""
 
 from __future__ import annotations
 
@@ -79,3 +80,42 @@ def classify(
         scores = softmax(logits)
     note_usage(engine.name, len(items), encoded.tokens)
     return Classification(scores, list(model.labels), engine, encoded.tokens, time.perf_counter() - started)
+
+
+@dataclass
+class TokenClassification:
+    """`scores`: one (tokens, labels) float64 array per text, a row per token fed (special tokens
+    included): probabilities (softmax, or sigmoid per label for a multi-label model; logits with
+    `raw_scores`), labels in id2label order (`labels`); the `model` (engine), `tokens` fed."""
+
+    scores: list[np.ndarray]
+    labels: list[str]
+    model: Engine
+    tokens: int
+
+
+def classify_tokens(
+    engines: Registry, budgets: RequestBudgets, *, model_name: Optional[str], texts: Sequence[str],
+    raw_scores: bool = False, truncate: bool = True, direction: str = "right", param: str = "input",
+) -> TokenClassification:
+    """Score each token of each text per label (models/token_classifier.py: the recipe), with the
+    named token classifier, else the first. raises ModelNotFound (404), InvalidInput (400: the model
+    does not classify tokens, or none is served), LimitExceeded (413: MAX_CLIENT_BATCH_SIZE,
+    MAX_INPUT_CHARS, MAX_REQUEST_CHARS, MAX_QUEUE_SIZE), Unprocessable (422: over-long with
+    `truncate` false)."""
+    check_batch_size(len(texts), budgets.max_client_batch_size, param)
+    engine = engines.get(resolve(engines, model_name), Capability.TOKEN_CLASSIFY)
+    check_text_chars([len(text) for text in texts], budgets, param)
+    logits, tokens = engine.token_logits(list(texts), truncate, direction, param=param)
+    model = engine.model
+    scores = []
+    for rows in logits:
+        rows = rows.astype(np.float64)
+        if raw_scores:
+            scores.append(rows)
+        elif getattr(model, "multi_label", False):
+            scores.append(1.0 / (1.0 + np.exp(-rows)))
+        else:
+            scores.append(softmax(rows))
+    note_usage(engine.name, len(texts), tokens)
+    return TokenClassification(scores, list(model.labels), engine, tokens)

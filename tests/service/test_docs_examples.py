@@ -4,7 +4,9 @@ against a live server: the pages cannot drift from the service.
 Each page's `bash` blocks run in order in one shell (so a variable set in one block serves the
 next), from the repository root, with `localhost:8080` pointing at a server that serves the
 models the examples name (the embedded MiniLM; tiny random-weight models as `qwen`, `bge`,
-`siglip`, `splade`, `bge-m3`, `colbert` and `sentiment`, and a tiny Qwen3-Reranker as RERANK_MODEL). `curl` fails the page on any HTTP error.
+`siglip`, `splade`, `bge-m3`, `colbert`, `sentiment` and `ner`, and a tiny Qwen3-Reranker as RERANK_MODEL). `curl` fails the page on any HTTP error,
+except in an example that prints the status itself (`-w '%{http_code}'`): it shows an error on
+purpose, and must get one (a 2xx fails the page).
 Commands that need Docker or a Kubernetes cluster are written as `text` blocks, which must hold no
 request to the service."""
 
@@ -27,8 +29,16 @@ pytestmark = pytest.mark.slow
 BLOCK = re.compile(r"^```(\w*)\n(.*?)^```", re.M | re.S)
 SHELL = {"bash", "sh", "shell", "console"}
 #: Fails the page on an HTTP error, showing the body; what the example prints is otherwise kept.
+#: An example printing `%{http_code}` shows an error on purpose: it must answer 4xx or 5xx.
 PRELUDE = """set -euo pipefail
-curl() { command curl --fail-with-body --show-error "$@"; }
+curl() {
+  case " $* " in
+    *"%{http_code}"*)
+      local out; out=$(command curl --show-error "$@"); printf '%s\\n' "$out"
+      case "${out##*$'\\n'}" in 4??|5??) ;; *) echo "expected an error status, got: ${out##*$'\\n'}" >&2; return 1;; esac ;;
+    *) command curl --fail-with-body --show-error "$@" ;;
+  esac
+}
 """
 
 
@@ -60,10 +70,11 @@ def docs_url(tmp_path_factory):
     m3 = tiny_retrieval.build_bge_m3(str(folder / "bge-m3"))
     colbert = tiny_retrieval.build_pylate_colbert(str(folder / "colbert"))
     sentiment = tiny_classifiers.build_classifier(str(folder / "sentiment"))
+    ner = tiny_classifiers.build_token_classifier(str(folder / "ner"))
     app = app_from({
         "MODEL_NAME": "sentence-transformers/all-MiniLM-L6-v2",
         "MODELS": f"qwen={qwen},bge={bge},siglip={siglip},splade={splade},bge-m3={m3},colbert={colbert},"
-                  f"sentiment={sentiment}",
+                  f"sentiment={sentiment},ner={ner}",
         "RERANK_MODEL": reranker,
     })
     url, server = serve(app)

@@ -13,7 +13,7 @@ from hypothesis.configuration import set_hypothesis_home_dir
 from schemathesis.config import SchemathesisConfig
 
 from embedding_service.process.boot import local_app
-from support.tiny_classifiers import shared_classifier
+from support.tiny_classifiers import shared_classifier, shared_token_classifier
 from support.tiny_retrieval import shared_bge_m3
 from embedding_service.domain.errors import InvalidInput
 from embedding_service.http.errors import status_of
@@ -50,10 +50,12 @@ CONFIG = {
 
 
 # Built at collection: schemathesis' lazy fixture loader does not run under pytest 9.
-# The bundled MiniLM, a tiny BGE-M3 (the sparse and multi-vector routes answer with it) and a tiny classifier.
+# The bundled MiniLM, a tiny BGE-M3 (the sparse and multi-vector routes answer with it), a tiny classifier and a
+# tiny token classifier.
 FUZZ_APP = local_app(Settings.from_mapping({
     "DEVICE": "cpu", "LOG_LEVEL": "WARNING", "MAX_CLIENT_BATCH_SIZE": "64",
-    "MODELS": f"sentence-transformers/all-MiniLM-L6-v2,bge-m3={shared_bge_m3()},sentiment={shared_classifier()}",
+    "MODELS": f"sentence-transformers/all-MiniLM-L6-v2,bge-m3={shared_bge_m3()},sentiment={shared_classifier()},"
+              f"ner={shared_token_classifier()}",
 }))
 schema = schemathesis.openapi.from_wsgi("/openapi.json", FUZZ_APP, config=SchemathesisConfig.from_dict(CONFIG))
 

@@ -92,6 +92,14 @@ def test_xlmr_cross_encoder_matches_manual_recipe(rr_client, rerankers):
     relevance = scores_by_index(post_rerank(rr_client, "/v2/rerank", query=QUERY, documents=DOCS, model="xlmr-ce"))
     sigmoid = torch.sigmoid(logits).numpy()
     assert max(abs(relevance[i] - sigmoid[i]) for i in range(len(DOCS))) <= 1e-5
+    for field in ("use_activation", "softmax", "activation"):  # vLLM's switch (and its older names)
+        vllm = scores_by_index(post_rerank(rr_client, "/v1/rerank", query=QUERY, documents=DOCS, model="xlmr-ce", **{field: False}))
+        assert vllm == raw
+    on = scores_by_index(post_rerank(rr_client, "/rerank", query=QUERY, documents=DOCS, model="xlmr-ce", use_activation=True))
+    assert on == relevance
+    clash = rr_client.post("/rerank", json={"query": QUERY, "documents": DOCS, "raw_scores": True, "use_activation": True})
+    expect_error(clash, 400, "use_activation", "send one of", style="nested")  # vLLM's request: vLLM's body
+    assert clash.get_json()["error"]["type"] == "BadRequestError"
 
 
 @pytest.mark.parametrize("model", ["qwen3-reranker", "bert-ce", "xlmr-ce", "sentence-transformers/all-MiniLM-L6-v2"])

@@ -64,7 +64,9 @@ def test_pooling_embed_is_the_embeddings_route_and_token_embed_the_token_vectors
 
 
 def test_pooling_refuses_what_it_cannot_do_by_field(rt_client):
-    error(rt_client.post("/pooling", json={"input": "a", "task": "token_classify"}), 400, "task", "embed, token_embed, classify")
+    error(rt_client.post("/pooling", json={"input": "a", "task": "tag"}), 400, "task", "embed, token_embed, classify, token_classify")
+    error(rt_client.post("/pooling", json={"input": "a", "task": "token_classify", "model": "m3"}), 400, "model",
+          "token classification")
     error(rt_client.post("/pooling", json={"input": "a", "task": "classify", "model": "sentence-transformers/all-MiniLM-L6-v2"}),
           400, "model", "cannot do classification")
     default = rt_client.post("/pooling", json={"input": "a", "task": "classify"}).get_json()  # the first classifier

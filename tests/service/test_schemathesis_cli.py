@@ -23,7 +23,7 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from conftest import app_from, request_schema_errors, serve
-from support.tiny_classifiers import shared_classifier
+from support.tiny_classifiers import shared_classifier, shared_token_classifier
 from support.tiny_retrieval import shared_bge_m3
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "30"))
@@ -34,11 +34,11 @@ TIMEOUT_S = 240
 
 @pytest.fixture(scope="module")
 def url():
-    """The default deployment (the bundled MiniLM, default limits) plus a tiny BGE-M3 and a tiny
-    classifier (so the sparse, multi-vector and classification routes have a model to answer
-    with), on a threaded loopback server."""
+    """The default deployment (the bundled MiniLM, default limits) plus a tiny BGE-M3, a tiny
+    classifier and a tiny token classifier (so the sparse, multi-vector and classification routes
+    and tasks have a model to answer with), on a threaded loopback server."""
     url, server = serve(app_from({"MODELS": f"sentence-transformers/all-MiniLM-L6-v2,bge-m3={shared_bge_m3()},"
-                                            f"sentiment={shared_classifier()}"}))
+                                            f"sentiment={shared_classifier()},ner={shared_token_classifier()}"}))
     yield url
     server.shutdown()
 

@@ -21,7 +21,9 @@ from embedding_service.inference.engine import Capability, Engine
 from embedding_service.domain.errors import InvalidInput, ModelNotFound
 from embedding_service.models import families
 from embedding_service.models.prompts import PromptChoice
-from embedding_service.models.interfaces import Classifier, ImageEncoder, MultiVectorEncoder, Reranker, SparseEncoder
+from embedding_service.models.interfaces import (
+    Classifier, ImageEncoder, MultiVectorEncoder, Reranker, SparseEncoder, TokenClassifier,
+)
 from embedding_service.models.text_encoder import TextEncoder
 from embedding_service.models.families import FAMILIES, Family, detect_family, model_type, named_reranker
 from embedding_service.models.files import ModelFiles
@@ -66,12 +68,12 @@ def test_a_forced_kind_that_does_not_fit_names_the_model_and_what_fits():
 
 #: The interfaces a class of each kind must implement (what its engine's capabilities come from).
 KIND_INTERFACES = {"text": (TextEncoder,), "multimodal": (TextEncoder, ImageEncoder), "rerank": (Reranker,),
-                   "classifier": (Classifier,),
+                   "classifier": (Classifier,), "token-classifier": (TokenClassifier,),
                    "sparse": (TextEncoder, SparseEncoder), "multi-vector": (TextEncoder, MultiVectorEncoder)}
 
 
 def test_kinds_and_families_are_declared_once():
-    assert families.KINDS == ("multimodal", "rerank", "classifier", "sparse", "multi-vector", "text")
+    assert families.KINDS == ("multimodal", "rerank", "classifier", "token-classifier", "sparse", "multi-vector", "text")
     assert {f.kind for f in FAMILIES} == set(families.KINDS)  # every kind served by a row, no row of another kind
     assert len({f.name for f in FAMILIES}) == len(FAMILIES)
     for family in FAMILIES:  # every row's class imports and implements the interface of its kind

@@ -48,8 +48,9 @@ class ServedModel(BaseModel):
     #: Whether it gives lexical weights (sparse) and token vectors (multi-vector).
     sparse: bool = False
     multi_vector: bool = False
-    #: Whether it classifies (TEI's /predict, /classify).
+    #: Whether it classifies (TEI's /predict, /classify), or classifies tokens (/pooling token_classify).
     classifier: bool = False
+    token_classifier: bool = False
 
     @property
     def image_documents(self) -> bool:
@@ -97,6 +98,8 @@ class Deployment(BaseModel):
             return [m for m in self.served or () if (m.text or m.multi_vector or m.token_embeddings) and not m.classifier]
         if kind == "classifier":
             return [m for m in self.served or () if m.classifier]
+        if kind == "token-classifier":
+            return [m for m in self.served or () if m.token_classifier]
         return [m for m in self.served or () if m.text or (kind == "all" and (m.pairs or m.multi_vector))]
 
     def values(self, names: tuple[str, ...]) -> dict[str, int]:

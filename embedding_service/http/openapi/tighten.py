@@ -53,7 +53,7 @@ def tighten(schema: dict, limits: Deployment, kind: str, default: Optional[str])
             props[key] = _names([n for n in names if n], empty="" in names, nullable=True)
         return
     models = limits.candidates(kind)
-    if name_fields and not models and kind in ("tokens", "sparse", "pooling", "classifier"):
+    if name_fields and not models and kind in ("tokens", "sparse", "pooling", "classifier", "token-classifier"):
         schema["not"] = {}  # no served model gives what the route needs: every request is refused
     if not name_fields or not models:
         return

@@ -40,7 +40,9 @@ from typing import Any, Callable, Optional
 import numpy as np
 import torch
 
-from ...models.interfaces import Classifier, ImageEncoder, Model, MultiVectorEncoder, Reranker, SparseEncoder
+from ...models.interfaces import (
+    Classifier, ImageEncoder, Model, MultiVectorEncoder, Reranker, SparseEncoder, TokenClassifier,
+)
 from ...models.prompts import PromptChoice
 from ...models.text_encoder import TextEncoder
 
@@ -171,6 +173,8 @@ def sample_outputs(model: Model) -> dict[str, np.ndarray]:
         runs["pairs"] = lambda: model.forward(model.prepare_pairs(CHECK_QUERY, list(CHECK_PAIRS), None, True, None))
     if isinstance(model, Classifier):
         runs["labels"] = lambda: model.forward(model.prepare_inputs(list(CHECK_TEXTS), True, "right"))
+    if isinstance(model, TokenClassifier):
+        runs["token labels"] = lambda: np.concatenate(model.token_logits(model.prepare_inputs(list(CHECK_TEXTS), True, "right")))
     with model.lock:
         return {name: np.asarray(run(), dtype=np.float64) for name, run in runs.items()}
 
@@ -190,7 +194,7 @@ def compare(reference: dict[str, np.ndarray], candidate: dict[str, np.ndarray], 
     cosines, errors, parts = [], [], []
     for name, ref in reference.items():
         got = candidate[name]
-        if name in ("pairs", "labels"):  # probabilities: of relevance, of each label (sigmoid: the stricter of the two)
+        if name in ("pairs", "labels", "token labels"):  # probabilities: of relevance, of each label (sigmoid: the stricter of the two)
             error = float(np.max(np.abs(1 / (1 + np.exp(-got)) - 1 / (1 + np.exp(-ref)))))
             error = error if np.isfinite(error) else 1.0
             errors.append(error)

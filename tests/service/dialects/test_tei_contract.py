@@ -89,3 +89,22 @@ def test_token_id_inputs_are_accepted_where_tei_accepts_them(rt_client, rt_app):
     assert sparse == rt_client.post("/embed_sparse", json={"inputs": ["a cat sits on the mat", "paris"], "model": "m3"}).get_json()
     bad = rt_client.post("/embed", json={"inputs": [10**9]})
     expect_error(bad, 400, "inputs", "outside the vocabulary", style="tei")
+
+
+def test_teis_nullable_fields_take_null_as_the_default(tei_client):
+    """TEI's schemas allow null for `truncate` (and `prompt_name`, `dimensions`): null means the default."""
+    plain = tei_client.post("/embed", json={"inputs": "a cat"}).get_json()
+    for body in ({"truncate": None}, {"prompt_name": None}, {"dimensions": None}, {"truncate": None, "prompt_name": None}):
+        resp = tei_client.post("/embed", json={"inputs": "a cat", **body})
+        assert resp.status_code == 200 and resp.get_json() == plain, (body, resp.get_json())
+    ranked = tei_client.post("/rerank", json={"query": "a cat", "texts": ["a kitten", "a car"], "truncate": None})
+    assert ranked.status_code == 200 and {"index", "score"} <= set(ranked.get_json()[0])  # TEI's answer: `truncate` is TEI's field
+    long = tei_client.post("/predict", json={"inputs": "word " * 200, "model": "sentiment", "truncate": None})
+    assert long.status_code == 200  # null: the default, truncation on
+
+
+def test_predict_refusals_name_the_place(tei_client):
+    for inputs, words in (([], "inputs must not be an empty list"), ([["a"], ["", "b"]], "inputs[1][0] is an empty string"),
+                          ([["a", "b", "c"]], "inputs[0] has 3 texts")):
+        resp = tei_client.post("/predict", json={"inputs": inputs, "model": "sentiment"})
+        expect_error(resp, 400, "inputs", words, style="tei")

@@ -18,7 +18,8 @@ SDK parses (`Client.embed`, `ClientV2.embed`, their async twins). Cohere's reran
   the default image model embeds the whole request (its text tower for the texts), so text and
   image vectors share one space. Responses carry `texts` (the texts embedded, v2 text parts
   joined), not `images`.
-- `meta`: `api_version.version` "1" or "2"; `billed_units.input_tokens` (tokens fed) and
+- `meta`: `api_version.version` "1" or "2" (also `api_version` at the top, as Cohere's published document
+  requires); `billed_units.input_tokens` (tokens fed) and
   `billed_units.images`.
 """
 
@@ -98,8 +99,10 @@ def _embed(req, version: int):
     billed = {"input_tokens": tokens}
     if sources:
         billed["images"] = len(sources)
+    api_version = {"version": str(version)}
+    # `api_version` at the top as well as in `meta`: Cohere's published document requires both.
     body = {"id": str(uuid.uuid4()), "texts": [content for medium, content in entries if medium == "text"],
-            "meta": {"api_version": {"version": str(version)}, "billed_units": billed}}
+            "api_version": api_version, "meta": {"api_version": api_version, "billed_units": billed}}
     if version == 1 and req.embedding_types is None:
         return json_response({**body, "response_type": "embeddings_floats", "embeddings": vectors})
     return json_response({**body, "response_type": "embeddings_by_type", "embeddings": by_type(vectors, req.embedding_types or ["float"])})

@@ -8,13 +8,16 @@ bills one search unit per query with up to 100 documents (or chunks).
 
 TEI's request and Cohere's are told apart on `/rerank` only, by the request: `texts` (not
 `documents`) together with one of the fields only TEI has (`truncation_direction`, `raw_scores`,
-`return_text`) is TEI's, answered with TEI's list `[{"index", "score", "text"?}]` (best first,
+`return_text`, `truncate`) is TEI's, answered with TEI's list `[{"index", "score", "text"?}]` (best first,
 `text` with `return_text`, default false). Everything else, a bare `{"query", "texts"}` included
 (the plain rerank API's request), gets Cohere's body. `/v1/rerank` and `/v2/rerank` always answer
 Cohere's body.
 
+vLLM's `use_activation: false` (or its older `softmax`, `activation`) asks for raw scores, as
+`raw_scores: true` does.
+
 Errors are Cohere's `{"id", "message"}`, or vLLM's nested body for vLLM's request (one with
-`truncate_prompt_tokens`) and TEI's for TEI's on `/rerank`: :func:`rerank_error_style`.
+`truncate_prompt_tokens`, `use_activation`, `softmax` or `activation`) and TEI's for TEI's on `/rerank`: :func:`rerank_error_style`.
 """
 
 from __future__ import annotations
@@ -40,9 +43,15 @@ RERANK_STYLES = {"tei": ErrorStyle.TEI, "vllm": ErrorStyle.VLLM, "cohere": Error
 
 
 def rerank_error_style(_request: Any, body: Any) -> Optional[ErrorStyle]:
-    """The error style of a rerank request's dialect, from its parsed body (routing's
+    """`POST /rerank`: the error style of the request's dialect, from its parsed body (routing's
     `pick_error_style`; nothing to pick before the body is read)."""
     return None if body is None else RERANK_STYLES[rerank_dialect(body)]
+
+
+def versioned_rerank_error_style(_request: Any, body: Any) -> Optional[ErrorStyle]:
+    """`/v1/rerank` and `/v2/rerank`: vLLM's for vLLM's request, else Cohere's (these paths never
+    answer TEI's shape, so a TEI-looking request is Cohere's here)."""
+    return ErrorStyle.VLLM if body is not None and rerank_dialect(body) == "vllm" else None
 
 
 #: path -> (Cohere API version, documents returned by default, OpenAPI summary)
@@ -90,7 +99,7 @@ def run_rerank(req: RerankRequest, documents_by_default: bool) -> tuple[Ranking,
     documents, field = req.items()
     ranking = rerank(
         engines(), budgets(), images(), req.query, documents, field=field, model=req.model, instruction=req.instruction,
-        top_n=req.top_n, raw_scores=req.raw_scores, truncate=req.truncate, max_chunks_per_doc=req.max_chunks_per_doc,
+        top_n=req.top_n, raw_scores=req.wants_raw_scores(), truncate=req.truncate, max_chunks_per_doc=req.max_chunks_per_doc,
         max_tokens_per_doc=req.max_tokens_per_doc, rank_fields=req.rank_fields, direction=req.truncation_direction,
     )
     return ranking, documents, chosen
@@ -108,6 +117,6 @@ for _path, (_version, _default, _summary) in ROUTES.items():
     bp.add_operation(
         _path, f"rerank_v{_version}{_path.replace('/', '_')}", _handler(_version, _default), "POST",
         summary=_summary, request=RerankRequest, response=RerankResponse, errors=IMAGE_ERRORS, models="all",
-        error_styles=(ErrorStyle.VLLM,), pick_error_style=rerank_error_style,
+        error_styles=(ErrorStyle.VLLM,), pick_error_style=versioned_rerank_error_style,
         limits=RERANK_LIMITS, budget=Budget(BodyLimit.IMAGES, "text", {"query": "what is a cat?", "documents": ITEMS}),
     )

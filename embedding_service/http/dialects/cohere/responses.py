@@ -75,4 +75,6 @@ class CohereEmbedResponse(BaseModel):
     response_type: Literal["embeddings_floats", "embeddings_by_type"]
     embeddings: Union[list[list[float]], CohereEmbeddingsByType]
     texts: list[str]
+    #: The same as `meta.api_version`; Cohere's published document requires it at the top too.
+    api_version: ApiVersion
     meta: CohereEmbedMeta

@@ -24,7 +24,7 @@ from ...schemas import (
     NEEDS_IMAGE_MODEL,
     NON_EMPTY,
     RANK_FIELDS,
-    TRUNCATE,
+    TruncateFlag,
     Direction,
     JsonInt,
     NonEmptyList,
@@ -198,8 +198,8 @@ _ONE_SWITCH = {
 
 
 #: Fields only TEI's rerank request has (with `texts`), and the one only vLLM's has.
-TEI_ONLY_FIELDS = frozenset({"truncation_direction", "raw_scores", "return_text"})
-VLLM_ONLY_FIELDS = frozenset({"truncate_prompt_tokens"})
+TEI_ONLY_FIELDS = frozenset({"truncation_direction", "raw_scores", "return_text", "truncate"})
+VLLM_ONLY_FIELDS = frozenset({"truncate_prompt_tokens", "use_activation", "softmax", "activation"})
 
 
 def rerank_dialect(body: Any) -> Literal["tei", "vllm", "cohere"]:
@@ -213,13 +213,21 @@ def rerank_dialect(body: Any) -> Literal["tei", "vllm", "cohere"]:
     return "vllm" if VLLM_ONLY_FIELDS & body.keys() else "cohere"
 
 
+#: vLLM's switch of the score activation (`use_activation`; `softmax` and `activation` are its
+#: deprecated names): false gives the raw scores, as `raw_scores: true` does. One of these and
+#: `raw_scores` may be sent, not two.
+ACTIVATION_FIELDS = ("use_activation", "softmax", "activation")
+SCORE_SWITCHES = ("raw_scores", *ACTIVATION_FIELDS)
+_ONE_SCORE_SWITCH = {"not": {"anyOf": [{"required": [a, b]} for i, a in enumerate(SCORE_SWITCHES) for b in SCORE_SWITCHES[i + 1:]]}}
+
+
 class RerankRequest(Strict):
     """`POST /rerank`, `/v1/rerank`, `/v2/rerank` (Cohere; `texts` accepted in place of
     `documents`; TEI's `return_text`, `truncate` and `truncation_direction`). `priority`: lower is
     served first (vLLM's field). On `/rerank`, `texts` with one of TEI's own fields
-    (`truncation_direction`, `raw_scores`, `return_text`) is TEI's request (see :meth:`tei_shaped`)."""
+    (`truncation_direction`, `raw_scores`, `return_text`, `truncate`) is TEI's request (see :meth:`tei_shaped`)."""
 
-    model_config = strict_with(exactly_one("documents", "texts"), _ONE_SWITCH, _DOCUMENT_SHAPES)
+    model_config = strict_with(exactly_one("documents", "texts"), _ONE_SWITCH, _DOCUMENT_SHAPES, _ONE_SCORE_SWITCH)
 
     query: QueryText
     documents: Annotated[list[DocumentInput], Field(min_length=1)] = None  # type: ignore[assignment]
@@ -230,7 +238,7 @@ class RerankRequest(Strict):
     instruction: Optional[StrictStr] = None
     model: Optional[StrictStr] = None
     raw_scores: StrictBool = False
-    truncate: Annotated[StrictBool, Field(description=TRUNCATE)] = True
+    truncate: TruncateFlag = True
     truncation_direction: Annotated[Direction, Field(description=DIRECTION)] = "right"
     max_chunks_per_doc: Optional[PositiveInt] = None
     max_tokens_per_doc: Optional[PositiveInt] = None
@@ -238,6 +246,11 @@ class RerankRequest(Strict):
     priority: Optional[JsonInt] = None
     #: vLLM's truncation: -1 cuts to the model's window (what `truncate` does by default).
     truncate_prompt_tokens: Optional[Literal[-1]] = None
+    #: vLLM's: false gives raw scores (logits), as `raw_scores: true`; `softmax` and `activation`
+    #: are its older names.
+    use_activation: Optional[StrictBool] = None
+    softmax: Optional[StrictBool] = None
+    activation: Optional[StrictBool] = None
 
     @field_validator("top_n", "max_chunks_per_doc", "max_tokens_per_doc", mode="before")
     @classmethod
@@ -247,6 +260,14 @@ class RerankRequest(Strict):
         return value
 
     _documents = text_list_check("documents", "texts")
+
+    def wants_raw_scores(self) -> bool:
+        """`raw_scores`, or vLLM's `use_activation` (or `softmax`, `activation`) false. raises
+        InvalidInput when more than one of them is sent."""
+        sent = [name for name in SCORE_SWITCHES if name in self.model_fields_set]
+        if len(sent) > 1:
+            raise InvalidInput(f"send one of {', '.join(SCORE_SWITCHES)}, not {' and '.join(sent)}", param=sent[1])
+        return self.raw_scores or any(getattr(self, name) is False for name in ACTIVATION_FIELDS)
 
     def tei_shaped(self) -> bool:
         """TEI's rerank request: `texts` (not `documents`) with one of the fields only TEI has."""

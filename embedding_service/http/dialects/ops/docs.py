@@ -63,6 +63,8 @@ def current_deployment() -> Deployment:
             limits.defaults["pooling"] = pooling_engine(reg, None).name
         if reg.has(Capability.CLASSIFY):
             limits.defaults["classifier"] = reg.default(Capability.CLASSIFY).name
+        if reg.has(Capability.TOKEN_CLASSIFY):
+            limits.defaults["token-classifier"] = reg.default(Capability.TOKEN_CLASSIFY).name
     return limits
 
 
@@ -73,7 +75,8 @@ def _served(engine) -> ServedModel:
         text=text,
         images=engine.can(Capability.EMBED_IMAGES),
         pairs=pairs,
-        dimension=getattr(engine.model, "dimension", None) if not (pairs or engine.can(Capability.CLASSIFY)) else None,
+        dimension=getattr(engine.model, "dimension", None) if not (
+            pairs or engine.can(Capability.CLASSIFY) or engine.can(Capability.TOKEN_CLASSIFY)) else None,
         max_token_id=(getattr(engine.model, "vocab_rows", 0) or None) and engine.model.vocab_rows - 1,
         prompt_names=sorted(getattr(engine.model, "prompts", None) or {}),
         instruction=engine.model.takes_instruction,
@@ -81,6 +84,7 @@ def _served(engine) -> ServedModel:
         sparse=engine.can(Capability.SPARSE),
         multi_vector=engine.can(Capability.MULTI_VECTOR),
         classifier=engine.can(Capability.CLASSIFY),
+        token_classifier=engine.can(Capability.TOKEN_CLASSIFY),
     )
 
 

@@ -91,11 +91,12 @@ def _labels(id2label: dict) -> dict:
 
 
 def tei_model_type(engine) -> dict:
-    """TEI's `model_type` for `engine`: a classifier or a reranker with its labels, else an
+    """TEI's `model_type` for `engine`: a classifier (a token classifier too: TEI has no type of
+    its own for one) or a reranker with its labels, else an
     embedding model with its pooling in TEI's names (`splade` for a sparse model; a pooling TEI
     has no name for, such as `max`, is shown as `mean`, and `models` holds the exact one)."""
     model = engine.model
-    if engine.can(Capability.CLASSIFY):
+    if engine.can(Capability.CLASSIFY) or engine.can(Capability.TOKEN_CLASSIFY):
         return {"classifier": _labels(dict(enumerate(model.labels)))}
     if engine.can(Capability.SCORE_PAIRS):
         labels = getattr(getattr(getattr(model, "model", None), "config", None), "id2label", None) or {0: "LABEL_0"}

@@ -14,7 +14,7 @@ from pydantic import Field, StrictBool, StrictStr, field_validator
 from ....domain.errors import InvalidInput
 from ...schemas import (
     MODEL_KIND,
-    TRUNCATE,
+    TruncateFlag,
     Direction,
     NonEmptyList,
     NonEmptyStr,
@@ -45,7 +45,7 @@ class TEITruncatedInputs(TEIInputs):
     """TEI's text routes that run the model: `inputs` longer than the model's maximum are cut
     (`truncate`, on `truncation_direction`'s side) or refused."""
 
-    truncate: Annotated[StrictBool, Field(description=TRUNCATE)] = True
+    truncate: TruncateFlag = True
     truncation_direction: Direction = "right"
 
 
@@ -91,7 +91,7 @@ class SimilarityInputs(Strict):
 class SimilarityParameters(Strict):
     """TEI's `parameters` of a similarity request (its `prompt_name` goes at the top level here)."""
 
-    truncate: Annotated[StrictBool, Field(description=TRUNCATE)] = True
+    truncate: TruncateFlag = True
     truncation_direction: Direction = "right"
 
 
@@ -105,7 +105,7 @@ class TEISimilarityRequest(Strict):
 
     inputs: SimilarityInputs
     model: Optional[StrictStr] = None
-    truncate: Annotated[StrictBool, Field(description=TRUNCATE)] = True
+    truncate: TruncateFlag = True
     truncation_direction: Direction = "right"
     prompt_name: Optional[StrictStr] = None
     parameters: Optional[SimilarityParameters] = None
@@ -163,7 +163,7 @@ class TEIRerankRequest(Strict):
 
     query: QueryText
     texts: NonEmptyList
-    truncate: Annotated[StrictBool, Field(description=TRUNCATE)] = True
+    truncate: TruncateFlag = True
     truncation_direction: Direction = "right"
     raw_scores: StrictBool = False
     return_text: StrictBool = False
@@ -195,10 +195,36 @@ class TEIPredictRequest(Strict):
 
     inputs: Union[NonEmptyStr, Annotated[list[Sequence_], Field(min_length=1)]]
     raw_scores: StrictBool = False
-    truncate: Annotated[StrictBool, Field(description=TRUNCATE)] = True
+    truncate: TruncateFlag = True
     truncation_direction: Direction = "right"
     model: Optional[StrictStr] = None
     parameters: Optional[PredictParameters] = None
+
+    @field_validator("inputs", mode="before")
+    @classmethod
+    def _inputs(cls, value: Any) -> Any:
+        return check_predict_inputs(value)
+
+
+def check_predict_inputs(value: Any) -> Any:
+    """`/predict`'s `inputs` refused with a message naming the place: an empty list (TEI's
+    "batch is empty"), an empty text, a batch item that is neither `[text]` nor `[text, text]`."""
+    if value == "":
+        raise ValueError("inputs is an empty string")
+    if not isinstance(value, list):
+        return value
+    if not value:
+        raise ValueError("inputs must not be an empty list")
+    for index, item in enumerate(value):
+        if item == "":
+            raise ValueError(f"inputs[{index}] is an empty string")
+        if isinstance(item, list):
+            if not 1 <= len(item) <= 2:
+                raise ValueError(f"inputs[{index}] has {len(item)} texts; a batch item is [text] or [text, text]")
+            empty = next((j for j, text in enumerate(item) if text == ""), None)
+            if empty is not None:
+                raise ValueError(f"inputs[{index}][{empty}] is an empty string")
+    return value
 
 
 class TEIRootPredictRequest(TEIPredictRequest):

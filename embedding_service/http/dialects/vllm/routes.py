@@ -2,8 +2,9 @@
 models serve: `embed` (one pooled vector per input, as `/v1/embeddings`), `token_embed` (one
 vector per token: a multi-vector model's token vectors, BGE-M3's ColBERT or PyLate's, else a text
 model's last hidden states), each cut to `dimensions` where given and L2-normalised unless
-`normalize` is false, and `classify` (a classifier's label probabilities, id2label order). vLLM's
-`token_classify` is not served (a 400 naming `task`). `/classify` and `/score` are scoring.py.
+`normalize` is false, `classify` (a classifier's label probabilities, id2label order) and
+`token_classify` (a token classifier's label probabilities for every token fed, special tokens
+included). `/classify` and `/score` are scoring.py.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from ....domain.errors import InvalidInput, ServiceError
 from ....operations.model_names import resolve
 from ....inference.engine import Capability
 from ....models.prompts import PromptChoice
-from ....operations.classify import classify
+from ....operations.classify import classify, classify_tokens
 from ....operations.embed import check_dimensions, embed_text
 from ....operations.retrieval import embed_multi_vector, finish_vectors, pooling_engine
 from ....operations.tokens import embed_tokens
@@ -28,13 +29,13 @@ from ...routing import EMBED_ERRORS, TEXT_LIMITS, ApiBlueprint
 from ...errors import ErrorStyle
 from ...schemas import parse, texts_or_ids
 from .responses import PoolingResponse
-from .schemas import PoolingClassifyRequest, PoolingRequest
+from .schemas import PoolingClassifyRequest, PoolingRequest, PoolingTokenClassifyRequest
 
 bp = ApiBlueprint("vllm", __name__, tag="vLLM", error_style=ErrorStyle.VLLM)
 
 POOLING_LIMITS = TEXT_LIMITS + ("MAX_TOKEN_VECTOR_VALUES",)
-#: The tasks served: vLLM's, but token_classify.
-TASKS = ("embed", "token_embed", "classify")
+#: The tasks served: vLLM's pooling tasks.
+TASKS = ("embed", "token_embed", "classify", "token_classify")
 
 
 def _b64(rows: np.ndarray) -> str:
@@ -42,11 +43,13 @@ def _b64(rows: np.ndarray) -> str:
 
 
 @bp.operation(
-    "POST", "/pooling", summary="vLLM pooling: `embed` (a vector per input), `token_embed` (a vector per token), `classify`",
-    request=(PoolingRequest, PoolingClassifyRequest), response=PoolingResponse, errors=EMBED_ERRORS, limits=POOLING_LIMITS, models="pooling",
+    "POST", "/pooling",
+    summary="vLLM pooling: `embed` (a vector per input), `token_embed` (a vector per token), `classify`, `token_classify`",
+    request=(PoolingRequest, PoolingClassifyRequest, PoolingTokenClassifyRequest), response=PoolingResponse, errors=EMBED_ERRORS, limits=POOLING_LIMITS, models="pooling",
     budget=Budget(
         BodyLimit.TEXT, "text", {"input": ITEMS, "task": "token_embed"},
-        output=RetrievalOut("input", "max_token_vector_values", output="multi-vector", when=("task", "token_embed", "embed")),
+        output=RetrievalOut("input", "max_token_vector_values", output="multi-vector",
+                            when=("task", ("token_embed", "token_classify"), "embed")),
         capability="multi-vector",
     ),
 )
@@ -56,10 +59,12 @@ def pooling():
     body = json_body()
     reg = engines()
     if isinstance(body, dict) and body.get("task") not in (None, *TASKS):
-        raise InvalidInput(f"task must be one of {', '.join(TASKS)} (vLLM's token_classify is not served here); "
-                           f"got {str(body.get('task'))[:40]!r}", param="task")
-    if isinstance(body, dict) and (body.get("task") == "classify" or (body.get("task") is None and _names_classifier(reg, body))):
+        raise InvalidInput(f"task must be one of {', '.join(TASKS)}; got {str(body.get('task'))[:40]!r}", param="task")
+    if isinstance(body, dict) and (body.get("task") == "classify" or (body.get("task") is None and _names(reg, body, Capability.CLASSIFY))):
         return _classify(parse(PoolingClassifyRequest, body))
+    if isinstance(body, dict) and (body.get("task") == "token_classify"
+                                   or (body.get("task") is None and _names(reg, body, Capability.TOKEN_CLASSIFY))):
+        return _token_classify(parse(PoolingTokenClassifyRequest, body))
     req = parse(PoolingRequest, body)
     engine = pooling_engine(reg, req.model)
     task = req.task or ("embed" if engine.can(Capability.EMBED_TEXT) else "token_embed")
@@ -98,11 +103,12 @@ def _answer(model: str, rows: list, tokens: int, encode=lambda row: row):
     })
 
 
-def _names_classifier(reg, body: dict) -> bool:
-    """Whether the request names a classifier (whose default task is classify)."""
+def _names(reg, body: dict, capability: Capability) -> bool:
+    """Whether the request names a model with `capability` (a classifier's default task is
+    classify, a token classifier's token_classify)."""
     name = body.get("model")
     try:
-        return isinstance(name, str) and bool(name) and reg.find(resolve(reg, name)).can(Capability.CLASSIFY)
+        return isinstance(name, str) and bool(name) and reg.find(resolve(reg, name)).can(capability)
     except ServiceError:
         return False  # the pooling request answers with its own error
 
@@ -112,3 +118,12 @@ def _classify(req: PoolingClassifyRequest):
     texts = [req.input] if isinstance(req.input, str) else list(req.input)
     result = classify(engines(), budgets(), model_name=req.model, inputs=texts, param="input")
     return _answer(result.model.name, list(result.scores.astype(np.float32)), result.tokens)
+
+
+def _token_classify(req: PoolingTokenClassifyRequest):
+    """`task: token_classify`: each input's label probabilities per token, (tokens, labels) (the
+    named token classifier, else the first); `use_activation: false` gives the logits."""
+    texts = [req.input] if isinstance(req.input, str) else list(req.input)
+    result = classify_tokens(engines(), budgets(), model_name=req.model, texts=texts, param="input",
+                             raw_scores=req.use_activation is False)
+    return _answer(result.model.name, [rows.astype(np.float32) for rows in result.scores], result.tokens)

@@ -109,14 +109,14 @@ def test_failed_self_check_serves_float32_and_says_why(minilm_path, caplog):
     assert {p.dtype for p in served.model.parameters()} == {torch.float32}
 
 
-@pytest.mark.parametrize("kind", ["siglip2", "clip", "bert-ce", "qwen3-reranker"])
-def test_every_capability_is_checked(kind, multimodal, rerankers):
+@pytest.mark.parametrize("kind", ["siglip2", "clip", "bert-ce", "qwen3-reranker", "ner"])
+def test_every_capability_is_checked(kind, multimodal, rerankers, retrieval):
     path = {"siglip2": multimodal["siglip2"], "clip": multimodal["clip"], "bert-ce": rerankers["bert"],
-            "qwen3-reranker": rerankers["qwen3"]}[kind]
+            "qwen3-reranker": rerankers["qwen3"], "ner": retrieval["ner"]}[kind]
     model = load(path)
     outputs = sample_outputs(model)
     expected = {"siglip2": {"texts", "images"}, "clip": {"texts", "images"}, "bert-ce": {"pairs"},
-                "qwen3-reranker": {"pairs"}}[kind]
+                "qwen3-reranker": {"pairs"}, "ner": {"token labels"}}[kind]
     assert set(outputs) == expected
     served = apply_precision(model, "bfloat16", "cpu", reload=_never)
     assert served.precision in ("bfloat16", "float32")  # tiny random weights may fail the check: either way it serves
