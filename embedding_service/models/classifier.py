@@ -28,6 +28,14 @@ from .unpadded import packed_classifier
 ClassifierInput = Union[str, tuple[str, str]]
 
 
+def labelled_head(model: torch.nn.Module) -> tuple[list[str], bool]:
+    """(labels in id2label order, whether it is multi-label: sigmoid per label) of a loaded
+    transformers classification model (sequence or token)."""
+    config = model.config
+    labels = [str(config.id2label.get(i, f"LABEL_{i}")) for i in range(int(config.num_labels))]
+    return labels, getattr(config, "problem_type", None) == "multi_label_classification"
+
+
 class SequenceClassifier(Classifier):
     """`AutoModelForSequenceClassification` with its `id2label`; `forward` gives (batch, labels)
     float32 logits."""
@@ -37,8 +45,7 @@ class SequenceClassifier(Classifier):
         tokenizer, self.model, self.dtype = load_pretrained(spec, device, dtype, "AutoModelForSequenceClassification")
         self.set_tokenizer(tokenizer)
         model_config = self.model.config
-        self.labels = [str(model_config.id2label.get(i, f"LABEL_{i}")) for i in range(int(model_config.num_labels))]
-        self.multi_label = getattr(model_config, "problem_type", None) == "multi_label_classification"
+        self.labels, self.multi_label = labelled_head(self.model)
         self.max_length = files_max_length(spec, files, self.tokenizer, config)
         self.pad_id = pad_token_id(self.tokenizer)
         self.uses_type_ids = "token_type_ids" in getattr(self.tokenizer, "model_input_names", ()) and (

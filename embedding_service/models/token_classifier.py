@@ -19,6 +19,7 @@ import torch
 from ..config.model_specs import ModelSpec
 from ..domain.errors import Unprocessable
 from .files import ModelFiles
+from .classifier import labelled_head
 from .interfaces import TokenClassifier
 from .items import PairItem, pad_batch
 from .loading import load_pretrained, pad_token_id
@@ -33,9 +34,7 @@ class TokenClassifierModel(TokenClassifier):
         super().__init__(spec, device)
         tokenizer, self.model, self.dtype = load_pretrained(spec, device, dtype, "AutoModelForTokenClassification")
         self.set_tokenizer(tokenizer)
-        model_config = self.model.config
-        self.labels = [str(model_config.id2label.get(i, f"LABEL_{i}")) for i in range(int(model_config.num_labels))]
-        self.multi_label = getattr(model_config, "problem_type", None) == "multi_label_classification"
+        self.labels, self.multi_label = labelled_head(self.model)
         self.max_length = files_max_length(spec, files, self.tokenizer, config)
         self.pad_id = pad_token_id(self.tokenizer)
         self.dimension = len(self.labels)

@@ -10,20 +10,25 @@ import torch
 from support.tiny_models import wordpiece_tokenizer
 
 
-def build_classifier(path: str, labels=("negative", "neutral", "positive"), multi_label: bool = False, seed: int = 0) -> str:
-    from transformers import BertConfig, BertForSequenceClassification
+def _bert(architecture: str, path: str, labels, seed: int, **extra) -> str:
+    """A tiny BERT of `architecture` (a transformers class name) with `labels`, saved with its tokenizer."""
+    import transformers
 
     tokenizer = wordpiece_tokenizer(model_max_length=64, model_input_names=["input_ids", "token_type_ids", "attention_mask"])
     torch.manual_seed(seed)
-    config = BertConfig(
+    config = transformers.BertConfig(
         vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
         max_position_embeddings=128, initializer_range=0.3, num_labels=len(labels),
-        id2label=dict(enumerate(labels)), label2id={label: i for i, label in enumerate(labels)},
-        problem_type="multi_label_classification" if multi_label else "single_label_classification",
+        id2label=dict(enumerate(labels)), label2id={label: i for i, label in enumerate(labels)}, **extra,
     )
-    BertForSequenceClassification(config).save_pretrained(path)
+    getattr(transformers, architecture)(config).save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
+
+
+def build_classifier(path: str, labels=("negative", "neutral", "positive"), multi_label: bool = False, seed: int = 0) -> str:
+    return _bert("BertForSequenceClassification", path, labels, seed,
+                 problem_type="multi_label_classification" if multi_label else "single_label_classification")
 
 
 #: dslim/bert-base-NER's label scheme.
@@ -32,18 +37,7 @@ NER_LABELS = ("O", "B-MISC", "I-MISC", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LO
 
 def build_token_classifier(path: str, labels=NER_LABELS, seed: int = 0) -> str:
     """A tiny BertForTokenClassification (named entities) with a WordPiece tokenizer."""
-    from transformers import BertConfig, BertForTokenClassification
-
-    tokenizer = wordpiece_tokenizer(model_max_length=64, model_input_names=["input_ids", "token_type_ids", "attention_mask"])
-    torch.manual_seed(seed)
-    config = BertConfig(
-        vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
-        max_position_embeddings=128, initializer_range=0.3, num_labels=len(labels),
-        id2label=dict(enumerate(labels)), label2id={label: i for i, label in enumerate(labels)},
-    )
-    BertForTokenClassification(config).save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
+    return _bert("BertForTokenClassification", path, labels, seed)
 
 
 _BUILT: dict[str, str] = {}
