@@ -168,14 +168,27 @@ def percentile(sorted_values: list[float], q: float) -> float:
 
 async def run_load(
     label: str, url: str, endpoint: str, concurrency: int, inputs: int, requests: int, duration: float,
-    warmup: int, model: Optional[str], texts: list[str],
+    warmup: int, model: Optional[str], texts: list[str], repeat: Optional[float] = None,
 ) -> Result:
-    """Send requests from `concurrency` workers; either `requests` in all or for `duration` s."""
+    """Send requests from `concurrency` workers; either `requests` in all or for `duration` s.
+
+    Bodies cycle through 64 fixed ones, unless `repeat` is given: then each text of each request is,
+    with probability `repeat`, one of a few popular texts (the first 64 of `texts`) and otherwise a
+    text never sent before (a vector cache's workload: queries that repeat, and new ones)."""
     path = url.rstrip("/") + ENDPOINTS[endpoint]
     bodies = [
         json.dumps(payload(endpoint, [texts[(i * inputs + j) % len(texts)] for j in range(inputs)], model)).encode()
         for i in range(64)
     ]
+    rng = random.Random(0)
+
+    def body(index: int) -> bytes:
+        if repeat is None:
+            return bodies[index % len(bodies)]
+        chosen = [texts[rng.randrange(min(64, len(texts)))] if rng.random() < repeat
+                  else f"{texts[(index * inputs + j) % len(texts)]} (request {index}, text {j})" for j in range(inputs)]
+        return json.dumps(payload(endpoint, chosen, model)).encode()
+
     headers = {"Content-Type": "application/json"}
     connector = aiohttp.TCPConnector(limit=concurrency, force_close=False)
     timeout = aiohttp.ClientTimeout(total=300)
@@ -186,7 +199,7 @@ async def run_load(
         async def one(index: int, record: bool) -> None:
             started = time.perf_counter()
             try:
-                async with session.post(path, data=bodies[index % len(bodies)], headers=headers) as resp:
+                async with session.post(path, data=body(index), headers=headers) as resp:
                     await resp.read()
                     status = resp.status
             except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
@@ -409,6 +422,9 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     parser.add_argument("--corpus", default=None, metavar="lognormal|FILE",
                         help="mixed lengths: `lognormal` (see --median-words, --p90-words, --max-words) or a text "
                         "file, one text per line; the in-process baseline then sorts the whole corpus")
+    parser.add_argument("--repeat-fraction", type=float, default=None, metavar="F",
+                        help="each text is, with probability F, one of 64 popular texts, else a new one (a vector "
+                        "cache's workload); default: 64 bodies sent in turn")
     parser.add_argument("--corpus-size", type=int, default=600, help="texts in the corpus (a file: its first N)")
     parser.add_argument("--median-words", type=float, default=42, help="--corpus lognormal: median words per text")
     parser.add_argument("--p90-words", type=float, default=123, help="--corpus lognormal: 90th percentile")
@@ -444,7 +460,7 @@ def main(argv: Optional[list[str]] = None) -> int:
             before = token_counters(url)
             result = asyncio.run(
                 run_load(label, url, args.endpoint, concurrency, args.inputs, args.requests, args.duration,
-                         args.warmup, args.model, texts)
+                         args.warmup, args.model, texts, args.repeat_fraction)
             )
             after = token_counters(url)
             if before and after and after[0] > before[0]:

@@ -233,6 +233,16 @@ class Settings(BaseSettings):
     max_rerank_chunks: int = Field(
         4096, ge=1, description="document chunks per rerank request with `max_chunks_per_doc` (413 beyond)"
     )
+    vector_cache: Literal["off", "local", "redis"] = Field(
+        "off", description="keep each text's pooled vector by everything that changes it: `local` (an LRU per "
+        "worker), `redis` (shared through RATE_LIMIT_STORAGE_URI's Redis); a request's `Cache-Control: no-store` "
+        "bypasses it",
+    )
+    vector_cache_bytes: int = Field(
+        256 * 1024 * 1024, ge=1, description="bytes a `local` vector cache holds per worker (vectors, keys and "
+        "entry overhead), least recently used out first",
+    )
+    vector_cache_ttl: int = Field(86400, ge=1, description="seconds a `redis` vector cache keeps an entry")
     chunked_embeddings: bool = Field(
         False, description="embed a text longer than the model's window in overlapping windows pooled into one "
         "vector (token-weighted mean), for requests that do not say (`chunked` on `/v1/embeddings` and TEI's `/embed`)",

@@ -10,12 +10,14 @@ import functools
 import logging
 import threading
 import time
+from typing import Optional
 from flask import Flask, g, request
 
 from . import shared_paths
 from .dialects import BLUEPRINTS
 from .budgets import body_too_large, check_body_size
 from .json_io import STATE_KEY, route_budget
+from ..inference.vector_cache import cache_mode
 from ..observability.request_stats import RequestStats, current_stats
 from ..domain.errors import LimitExceeded, Overloaded
 from .error_handlers import register_error_handlers
@@ -54,7 +56,8 @@ def create_app(state: ServiceState) -> Flask:
 
 
 def install_request_hooks(app: Flask, settings: Settings) -> None:
-    """Request id (`X-Request-ID` taken when safe, else made; echoed), per-request stats for TEI's timing
+    """Request id (`X-Request-ID` taken when safe, else made; echoed), the vector cache's use
+    (`Cache-Control`: :func:`cache_mode_of`), per-request stats for TEI's timing
     headers (`X-Total-Time`, `X-Tokenization-Time`, `X-Queue-Time`, `X-Inference-Time`, ms), the
     access log line and the request metrics."""
     observe = None
@@ -69,6 +72,7 @@ def install_request_hooks(app: Flask, settings: Settings) -> None:
         scope.started = time.perf_counter()
         scope.stats = stats = RequestStats()
         current_stats.set(stats)
+        cache_mode.set(cache_mode_of(request.headers.get("Cache-Control")))
         request_id()
 
     @app.after_request
@@ -94,6 +98,13 @@ def install_request_hooks(app: Flask, settings: Settings) -> None:
                 request_id=rid, remote=req.remote_addr, model=stats.model, items=stats.items, tokens=stats.tokens,
             )
         return response
+
+
+def cache_mode_of(header: Optional[str]) -> str:
+    """The vector cache's use for a request's `Cache-Control`: `no-store` bypasses it, `no-cache`
+    computes afresh and stores the result, anything else uses it."""
+    directives = {part.strip().lower() for part in (header or "").split(",")}
+    return "bypass" if "no-store" in directives else "refresh" if "no-cache" in directives else "use"
 
 
 def install_concurrency_limit(app: Flask, settings: Settings) -> None:

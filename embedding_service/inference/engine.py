@@ -10,12 +10,12 @@ engines up by capability.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
 from typing import Any, Callable, Optional, Sequence, Union
 
 import numpy as np
 
 from .batch_plan import BatchBounds
+from .results import Chunks, Encoded, PairScores, best_per_owner
 from .batching import Batcher
 from ..observability.request_stats import timed
 from ..domain.errors import InvalidInput
@@ -27,6 +27,7 @@ from ..models.prompts import PromptChoice, ResolvedPrompt
 #: A request's prompt: as asked, or already resolved against the model (then not resolved again).
 Prompt = Union[PromptChoice, ResolvedPrompt]
 from ..models.text_encoder import TextEncoder
+from .vector_cache import VectorCache, cache_key, cache_mode, through_cache
 
 
 class Capability(enum.Enum):
@@ -66,41 +67,15 @@ def capabilities_of(model: Model) -> frozenset[Capability]:
     return frozenset(found)
 
 
-@dataclass
-class Encoded:
-    """`vectors` (n, dim) float32, pooled and not normalised, in input order; `tokens` fed
-    (special tokens included); `owners[i]`, the input that row i came from (chunking only)."""
-
-    vectors: np.ndarray
-    tokens: int
-    owners: Optional[list[int]] = None
-
-
-@dataclass
-class Chunks:
-    """Prepared chunks of texts: `items` and, for each, `owners[i]`, the index of its text."""
-
-    items: list
-    owners: list[int]
-
-
-@dataclass
-class PairScores:
-    """`raw` (documents,) float64 log-odds of relevance, each document's best chunk; `items`
-    (pairs or pair chunks) scored; `tokens` fed."""
-
-    raw: np.ndarray
-    items: int
-    tokens: int
-
-
 class Engine:
     """A served model with its own batcher. `observer` (metrics.BatchObserver) and `cpu_share`
     (cpu_share.SlotShare) are required: pass None explicitly for none."""
 
     def __init__(self, model: Model, limits: BatchBounds, *, observer: Optional[Any], cpu_share: Optional[Any],
-                 load_seconds: float = 0.0):
+                 load_seconds: float = 0.0, cache: Optional[VectorCache] = None):
         self.model = model
+        #: The worker's vector cache (vector_cache.py), or None.
+        self.cache = cache
         self.name = model.name
         self.aliases = model.aliases
         self.capabilities = capabilities_of(model)
@@ -164,8 +139,20 @@ class Engine:
     def embed_texts(
         self, texts: Sequence[str], prompt: Prompt, truncate: bool, direction: str, param: str = "input"
     ) -> Encoded:
-        """:meth:`prepare_texts`, then :meth:`encode`; raises what both raise."""
-        return self.encode(self.prepare_texts(texts, prompt, truncate, direction, param))
+        """:meth:`prepare_texts`, then :meth:`encode`, for the texts the vector cache does not hold
+        (all of them without one); raises what both raise."""
+        if self.cache is None or cache_mode.get() == "bypass":
+            return self.encode(self.prepare_texts(texts, prompt, truncate, direction, param))
+        resolved = prompt if isinstance(prompt, ResolvedPrompt) else self.text_encoder.prompt_for(prompt)
+        precision = self.model.precision or str(self.model.dtype)
+        keys = [cache_key(self.name, precision, resolved.prefix, truncate, direction, text) for text in texts]
+
+        def compute(missing: list[int]) -> list:
+            items = self.prepare_texts([texts[i] for i in missing], resolved, truncate, direction, param)
+            return [(vector, len(item)) for vector, item in zip(self.encode(items).vectors, items)]
+
+        found = through_cache(self.cache, self.name, keys, compute)
+        return Encoded(np.stack([entry[0] for entry in found]), sum(entry[1] for entry in found))
 
     def embed_token_ids(self, ids: Sequence[Sequence[int]], truncate: bool, direction: str, param: str = "input") -> Encoded:
         """Pre-tokenised inputs, fed as given. raises InvalidInput (400: id outside the
@@ -298,10 +285,3 @@ class Engine:
             else:
                 out.append(window[:offsets[limit - 1][1]])
         return out
-
-
-def best_per_owner(values: np.ndarray, owners: Sequence[int], count: int) -> np.ndarray:
-    """(count,) float64: the largest of `values` per owner index (-inf for an owner with none)."""
-    best = np.full(count, -np.inf)
-    np.maximum.at(best, np.asarray(owners, dtype=np.int64), values.astype(np.float64))
-    return best

@@ -20,6 +20,7 @@ from ..config.model_specs import ModelSpec, model_specs
 from .cpu.precision import apply_precision, uses_bf16
 from ..inference.runtime import Runtime
 from ..config.settings import Settings
+from .vector_cache import build_vector_cache
 
 log = logging.getLogger("embedding_service.inference.registry")
 
@@ -88,8 +89,8 @@ class Registry:
     def load(cls, settings: Settings, runtime: Runtime, warmup: bool = True, observer: Any = "auto") -> "Registry":
         """Load every configured model onto `runtime.device`, apply its CPU kernels, warm it (on
         the process's compute thread, where its forward passes will run: compute.py) and wrap it
-        in an Engine with `runtime`'s CPU share and (METRICS on, `observer="auto"`) the
-        Prometheus observer.
+        in an Engine with `runtime`'s CPU share, the worker's vector cache (VECTOR_CACHE) and
+        (METRICS on, `observer="auto"`) the Prometheus observer.
 
         raises SettingsError naming the model when one cannot be loaded or is misconfigured.
         """
@@ -100,6 +101,7 @@ class Registry:
 
                 observer = BatchObserver()
         limits = BatchBounds.from_settings(settings)
+        cache = build_vector_cache(settings, observer)  # one per worker, every model's entries in it
         engines = []
         for spec in model_specs(settings):
             if "unpadded" not in spec.options:  # UNPADDED is every model's default for its option
@@ -111,7 +113,8 @@ class Registry:
                 "loaded %s model %s on %s in %.1fs (%s, CPU kernels %s)", model.kind, spec.name, runtime.device,
                 seconds, model.precision, model.cpu_kernels,
             )
-            engines.append(Engine(model, limits, observer=observer, cpu_share=runtime.cpu_share, load_seconds=seconds))
+            engines.append(Engine(model, limits, observer=observer, cpu_share=runtime.cpu_share, load_seconds=seconds,
+                                  cache=cache))
         return cls(engines, runtime.device)
 
     @property

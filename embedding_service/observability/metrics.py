@@ -53,6 +53,15 @@ LOAD_SECONDS = Gauge(
     "embedding_model_load_seconds", "Seconds a worker took to load and warm a model.", ["model"], multiprocess_mode="max"
 )
 READY_WORKERS = Gauge("embedding_ready_workers", "Workers that have loaded every model.", multiprocess_mode="livesum")
+CACHE_LOOKUPS = Counter(
+    "embedding_cache_lookups_total", "Texts looked up in the vector cache (VECTOR_CACHE), by result: hit or miss.",
+    ["model", "result"],
+)
+CACHE_BYTES = Gauge(
+    "embedding_cache_bytes", "Bytes the local vector caches hold (vectors, keys, entry overhead), summed over workers.",
+    multiprocess_mode="livesum",
+)
+CACHE_ERRORS = Counter("embedding_cache_errors_total", "Vector cache reads or writes that failed (Redis): computed instead.")
 RATE_LIMIT_STORAGE_ERRORS = Counter(
     "embedding_rate_limit_storage_errors",
     "Calls to the rate-limit storage (RATE_LIMIT_STORAGE_URI) that failed; see RATE_LIMIT_ON_STORAGE_ERROR.",
@@ -105,6 +114,17 @@ class BatchObserver:
 
     def waited(self, model: str, seconds: float) -> None:
         child(QUEUE_SECONDS, model).observe(seconds)
+
+    def cache(self, model: str, hits: int, misses: int, held_bytes: int) -> None:
+        """One request's vector cache lookups, and the bytes the worker's local cache holds."""
+        if hits:
+            child(CACHE_LOOKUPS, model, "hit").inc(hits)
+        if misses:
+            child(CACHE_LOOKUPS, model, "miss").inc(misses)
+        CACHE_BYTES.set(held_bytes)
+
+    def cache_error(self) -> None:
+        CACHE_ERRORS.inc()
 
 
 class ImageObserver:

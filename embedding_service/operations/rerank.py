@@ -16,7 +16,8 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from ..inference.engine import Capability, Engine, best_per_owner
+from ..inference.engine import Capability, Engine
+from ..inference.results import best_per_owner
 from ..domain.errors import InvalidInput, LimitExceeded
 from ..images import ImageLoader
 from ..models.interfaces import Reranker

@@ -21,7 +21,8 @@ from typing import Any, Callable, Optional, Sequence
 import numpy as np
 
 from ..domain.errors import InvalidInput
-from ..inference.engine import Capability, Engine, best_per_owner
+from ..inference.engine import Capability, Engine
+from ..inference.results import best_per_owner
 from ..models.text_encoder import CHUNK_OVERLAP
 from ..inference.registry import Registry
 from ..models.prompts import PromptChoice
