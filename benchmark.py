@@ -7,7 +7,8 @@ tei, ollama, rerank, sparse: TEI's /embed_sparse, pooling: vLLM's /pooling with 
 score: vLLM's /score, predict: TEI's /predict), --inputs per request, --duration (seconds, instead of --requests), --warmup,
 a concurrency sweep (`--concurrency 1,8,32,64`), --corpus lognormal|FILE (texts of mixed lengths:
 log-normal words per text with --median-words, --p90-words, --max-words, or a file's lines),
---model-dir (the local model the in-process baseline loads), --compare URL (a second server measured the same
+--repeat-fraction F (each text one of 64 popular ones with probability F, else new: a vector cache's
+workload; by default 64 fixed bodies are sent in turn), --model-dir (the local model the in-process baseline loads), --compare URL (a second server measured the same
 way in the same run, e.g. the development server against Gunicorn, or a peer), --baseline (the
 same model's batch-32 `encode` and single-text latency in this process, in float32 and under bf16
 autocast, so results read as ratios that hold on a noisy machine), --json FILE and --plot FILE.png
