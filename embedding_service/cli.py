@@ -3,6 +3,7 @@
     embedding-service                  # Gunicorn with the repository's gunicorn.conf.py (as `make run`)
     embedding-service --config PATH    # Gunicorn with another config file
     embedding-service --dev            # Flask's development server (as `make dev`)
+    embedding-service run-batch -i requests.jsonl -o results.jsonl   # a bulk job, offline
 
 Settings come from the environment and `.env`, as for every other way of starting the service.
 """
@@ -23,7 +24,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """Start the service; returns the exit status (2 for a missing config file or a bad setting).
 
     Under Gunicorn this only returns when the master exits (Gunicorn ends the process itself).
+    `run-batch` runs a batch file offline (process/run_batch.py).
     """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["run-batch"]:
+        from .process.run_batch import main as run_batch
+
+        return run_batch(argv[1:])
     parser = argparse.ArgumentParser(prog="embedding-service", description="Serve embeddings and reranking over HTTP.")
     parser.add_argument("--dev", action="store_true", help="run Flask's development server instead of Gunicorn")
     parser.add_argument(
