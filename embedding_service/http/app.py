@@ -22,6 +22,7 @@ from ..observability.request_stats import RequestStats, current_stats
 from ..domain.errors import LimitExceeded, Overloaded
 from .error_handlers import register_error_handlers
 from .errors import request_id
+from ..observability import tracing
 from ..observability.logs import log_access
 from .security import install_security, trust_forwarded
 from ..config.settings import Settings
@@ -52,6 +53,7 @@ def create_app(state: ServiceState) -> Flask:
     for blueprint in (*BLUEPRINTS, shared_paths.bp):
         app.register_blueprint(blueprint)
     trust_forwarded(app, settings)  # the client's address behind a trusted reverse proxy (FORWARDED_ALLOW_IPS)
+    tracing.instrument(app)  # a server span per request when OTEL_* asks for traces
     return app
 
 
@@ -96,6 +98,7 @@ def install_request_hooks(app: Flask, settings: Settings) -> None:
             log_access(
                 method=req.method, path=req.path, status=response.status_code, seconds=elapsed,
                 request_id=rid, remote=req.remote_addr, model=stats.model, items=stats.items, tokens=stats.tokens,
+                trace_id=tracing.trace_id() if tracing.TRACER is not None else None,
             )
         return response
 
@@ -103,7 +106,9 @@ def install_request_hooks(app: Flask, settings: Settings) -> None:
 def cache_mode_of(header: Optional[str]) -> str:
     """The vector cache's use for a request's `Cache-Control`: `no-store` bypasses it, `no-cache`
     computes afresh and stores the result, anything else uses it."""
-    directives = {part.strip().lower() for part in (header or "").split(",")}
+    if not header:
+        return "use"
+    directives = {part.strip().lower() for part in header.split(",")}
     return "bypass" if "no-store" in directives else "refresh" if "no-cache" in directives else "use"
 
 

@@ -24,6 +24,7 @@ from pydantic import (
 )
 
 from ..domain.errors import InvalidInput
+from ..observability import tracing
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -186,10 +187,11 @@ def parse(schema: Type[T], data: Any) -> T:
     """Validate `data` against `schema`; raises InvalidInput (400) naming the first bad field."""
     if not isinstance(data, dict):
         raise InvalidInput("the request body must be a JSON object", param=None)
-    try:
-        return schema.model_validate(data)
-    except ValidationError as exc:
-        raise InvalidInput(*_describe(exc)) from None
+    with tracing.span("validation", schema=schema.__name__):
+        try:
+            return schema.model_validate(data)
+        except ValidationError as exc:
+            raise InvalidInput(*_describe(exc)) from None
 
 
 def _describe(exc: ValidationError) -> tuple[str, Optional[str]]:

@@ -39,6 +39,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from . import compute
+from ..observability import tracing
 from ..observability.request_stats import current_stats
 from .batch_plan import BatchBounds, BatcherStats, grow_batch
 from .jobs import Job as _Job, request_priority
@@ -138,6 +139,8 @@ class Batcher:
             stats.inference += job.inference
         if self.observer is not None:
             self.observer.waited(self.model.name, (job.started or job.enqueued) - job.enqueued)
+        if tracing.TRACER is not None:
+            tracing.record_batches(self.model.name, job.enqueued, job.started, job.passes or [])
         if job.error is not None:
             raise job.error
         return job.out
@@ -286,5 +289,7 @@ class Batcher:
         for job in {id(job): job for job, _ in batch}.values():
             job.inference += elapsed
             job.served = now
+            if tracing.TRACER is not None:
+                job.passes = (job.passes or []) + [(self.stats.batches, len(batch), real, padded, started, elapsed)]
         for job in finished:
             job.done.set()

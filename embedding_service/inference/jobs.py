@@ -39,6 +39,9 @@ class Job:
     lane: int = 0
     #: The model method whose results `out` holds (a list then), or None for `forward`'s rows.
     output: Optional[str] = None
+    #: With tracing on: each pass that carried its items, (batch id, items, tokens, padded tokens,
+    #: start, seconds) (observability/tracing.py).
+    passes: Optional[list] = None
     #: Indices of the items not yet taken, ascending by length.
     waiting: list[int] = field(default_factory=list)
 

@@ -113,9 +113,10 @@ def configure_logging(settings: Settings) -> None:
 
 def log_access(
     *, method: str, path: str, status: int, seconds: float, request_id: str, remote: Optional[str],
-    model: Optional[str], items: int, tokens: int,
+    model: Optional[str], items: int, tokens: int, trace_id: Optional[str] = None,
 ) -> None:
-    r"""The access line: `<remote> "<method> <path>" <status> <ms>ms id=<request id> model=... items=... tokens=...`.
+    r"""The access line: `<remote> "<method> <path>" <status> <ms>ms id=<request id> model=... items=... tokens=...`
+    (and `trace=<trace id>` with tracing on; the JSON record's `trace_id`).
 
     In the line, `"` and `\` in the method and path are backslash-escaped so the quoted request
     cannot close early and add fields (the record's `path` field keeps the path as received);
@@ -125,15 +126,16 @@ def log_access(
     caller's file and line (which no format here shows): a third of the line's cost."""
     if not ACCESS.isEnabledFor(logging.INFO):
         return
-    record = ACCESS.makeRecord(
-        ACCESS.name, logging.INFO, __file__, 0, '%s "%s %s" %d %.1fms id=%s model=%s items=%d tokens=%d',
-        (remote or "-", _quoted(method), _quoted(path), status, seconds * 1000, request_id, model or "-", items, tokens),
-        None, "log_access",
-        {
-            "request_id": request_id, "method": method, "path": path, "status": status,
-            "duration_ms": round(seconds * 1000, 3), "remote": remote, "model": model, "items": items, "tokens": tokens,
-        },
-    )
+    fields = {
+        "request_id": request_id, "method": method, "path": path, "status": status,
+        "duration_ms": round(seconds * 1000, 3), "remote": remote, "model": model, "items": items, "tokens": tokens,
+    }
+    line, args = '%s "%s %s" %d %.1fms id=%s model=%s items=%d tokens=%d', (
+        remote or "-", _quoted(method), _quoted(path), status, seconds * 1000, request_id, model or "-", items, tokens)
+    if trace_id is not None:
+        fields["trace_id"] = trace_id
+        line, args = line + " trace=%s", (*args, trace_id)
+    record = ACCESS.makeRecord(ACCESS.name, logging.INFO, __file__, 0, line, args, None, "log_access", fields)
     ACCESS.handle(record)
 
 

@@ -15,6 +15,7 @@ from typing import Optional, Sequence, Union
 
 import numpy as np
 
+from ..observability import tracing
 from ..observability.request_stats import current_stats, timed
 from ..inference.engine import Capability, Engine
 from ..domain.errors import InvalidInput, LimitExceeded
@@ -94,11 +95,12 @@ def l2_normalize(vectors: np.ndarray) -> np.ndarray:
 def postprocess(vectors: np.ndarray, dimensions: Optional[int], normalize: bool) -> np.ndarray:
     """Matryoshka truncation to `dimensions`, then :func:`l2_normalize`.
     (n, dim) float32 -> (n, dimensions or dim) float32."""
-    if dimensions is not None:
-        vectors = vectors[:, :dimensions]
-    if normalize:
-        vectors = l2_normalize(vectors)
-    return np.ascontiguousarray(vectors, dtype=np.float32)
+    with tracing.span("postprocess"):
+        if dimensions is not None:
+            vectors = vectors[:, :dimensions]
+        if normalize:
+            vectors = l2_normalize(vectors)
+        return np.ascontiguousarray(vectors, dtype=np.float32)
 
 
 def check_dimensions(dimensions: Optional[int], engine: Engine, field: str = "dimensions") -> None:

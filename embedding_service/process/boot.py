@@ -25,6 +25,7 @@ from ..config.cpu_share import CpuShare
 from ..inference.registry import Registry
 from ..inference.runtime import Runtime
 from ..config.settings import Settings
+from ..observability import tracing
 from ..observability.logs import configure_logging
 from ..operations.state import ServiceState, WorkerInfo
 
@@ -55,6 +56,7 @@ def boot(settings: Settings, slot: int, device: str, cpu_workers: int, cpu_share
     from ..http.app import create_app
 
     configure_logging(settings)
+    configure_tracing()  # this worker's own provider and exporter, after the fork
     runtime = Runtime.for_worker(settings, slot, device, cpu_workers, cpu_share)
     compute.run(runtime.apply)  # torch's thread count and CUDA device are per thread
     _state = ServiceState.create(settings, WorkerInfo(device=device, slot=slot, cuda_available=_cuda_available()))
@@ -128,7 +130,16 @@ def local_app(settings: Optional[Settings] = None, engines: Optional[Registry] =
 
     settings = settings or Settings.from_env()
     configure_logging(settings)
+    configure_tracing()
     return create_app(serve_locally(settings, engines))
+
+
+def configure_tracing() -> None:
+    """OpenTelemetry traces for this process when the `OTEL_*` variables ask (observability/tracing.py), once."""
+    if tracing.TRACER is None:
+        from .. import __version__
+
+        tracing.configure(__version__)
 
 
 def mark_draining() -> None:
