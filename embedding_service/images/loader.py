@@ -30,6 +30,7 @@ from PIL import Image
 
 from ..config.settings import Settings
 from ..domain.errors import LimitExceeded, ServiceError, Unprocessable
+from ..observability import tracing
 from .decode import DEFAULT_INPUT_SIZE, ImageInputSize, decode_opened, open_image
 from .fetch import UrlFetcher
 from .sources import SourceReader, is_fetched_url, source_kind
@@ -149,11 +150,15 @@ class ImageLoader:
         deadline = time.monotonic() + seconds
         late = f"the request's image URLs did not all download within {seconds:g}s (IMAGE_FETCH_DEADLINE)"
 
-        def fetch(url: str) -> Image.Image:
-            data = self.fetcher.fetch(url, deadline=deadline, cancelled=cancelled, deadline_message=late)
-            return open_image(data, self.settings.image_max_pixels)
+        parent = tracing.current_context()
 
-        window = TaskWindow(self.fetch_pool, self.fetch_share, ((i, lambda url=sources[i].strip(): fetch(url)) for i in urls))
+        def fetch(index: int, url: str) -> Image.Image:
+            with tracing.span_in(parent, "image fetch", **{"image.index": index}):
+                data = self.fetcher.fetch(url, deadline=deadline, cancelled=cancelled, deadline_message=late)
+                return open_image(data, self.settings.image_max_pixels)
+
+        window = TaskWindow(self.fetch_pool, self.fetch_share,
+                            ((i, lambda i=i, url=sources[i].strip(): fetch(i, url)) for i in urls))
         try:
             with window.guarded(blame):
                 for index, image in window.results(deadline + DEADLINE_GRACE):
@@ -185,7 +190,13 @@ class ImageLoader:
     def _decode(self, items: list[_Item], size: ImageInputSize, blame: Blame) -> list[Image.Image]:
         """Phase 2: every item decoded and shrunk, `decode_share` at a time."""
         images: list[Optional[Image.Image]] = [None] * len(items)
-        tasks = ((item.index, lambda item=item: self._decode_one(item, size)) for item in items)
+        parent = tracing.current_context()
+
+        def decode(item: _Item) -> Image.Image:
+            with tracing.span_in(parent, "image decode", **{"image.index": item.index}):
+                return self._decode_one(item, size)
+
+        tasks = ((item.index, lambda item=item: decode(item)) for item in items)
         with TaskWindow(self.decode_pool, self.decode_share, tasks).guarded(blame) as window:
             for index, image in window.results():
                 images[index] = image

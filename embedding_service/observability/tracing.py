@@ -11,7 +11,8 @@ A request is one server span (opentelemetry-instrumentation-flask: W3C `tracepar
 `http.*` attributes), with child spans for the service's own stages: `validation` (the request
 schema), `tokenization` (the tokenizer, or decoding images), `queue wait` and one `forward pass`
 per batch that carried the request's items (attributes `batch.id`, `batch.size`,
-`batch.tokens`, `batch.padded_tokens`, `model`), and `postprocess` (dimensions, normalisation).
+`batch.tokens`, `batch.padded_tokens`, `model`), `postprocess` (dimensions, normalisation), and
+`image fetch` and `image decode` per image (on the image loader's threads, `image.index`).
 The access log carries the trace id. When off, every hook here is a check of one module global.
 """
 
@@ -74,6 +75,24 @@ def span(name: str, **attributes: Any) -> Any:
     if TRACER is None:
         return nullcontext()
     return TRACER.start_as_current_span(name, attributes=attributes or None)
+
+
+def current_context() -> Any:
+    """The current trace context, to parent spans made on another thread (:func:`span_in`); None
+    when tracing is off."""
+    if TRACER is None:
+        return None
+    from opentelemetry import context
+
+    return context.get_current()
+
+
+def span_in(parent: Any, name: str, **attributes: Any) -> Any:
+    """A span named `name` whose parent is the context `parent` (:func:`current_context`, taken
+    on the request's thread): image fetches and decodes run on the loader's threads."""
+    if TRACER is None or parent is None:
+        return nullcontext()
+    return TRACER.start_as_current_span(name, context=parent, attributes=attributes or None)
 
 
 def record_batches(model: str, enqueued: float, started: Optional[float], passes: list) -> None:
