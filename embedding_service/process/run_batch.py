@@ -9,9 +9,12 @@ score or sparse route (:data:`ROUTES`); each output line is `{"id", "custom_id",
 {"status_code", "request_id", "body"}, "error"}`, the body exactly what the route answers over
 HTTP (a 4xx included, with `error` null). A line that cannot be read (not JSON, fields missing, a
 route not served here) becomes a line whose `error` says why (`response` null); it never stops
-the run. A plain text file (`.txt`) or a CSV column (`.csv`, `--column`) is the common "embed
-this corpus" case: its texts go to `/v1/embeddings` in requests of `--texts-per-request`, one
-output line per request (`custom_id` "line-<first>-<last>", 1-based lines).
+the run. A plain text file (`.txt`), or a column (`--column`) of a CSV (`.csv`) or Parquet
+(`.parquet`) file, is the common "embed this corpus" case: its texts go to `/v1/embeddings` in
+requests of `--texts-per-request`, one output line per request (`custom_id`
+"line-<first>-<last>", 1-based rows). With `-o` ending in `.parquet` the vectors are also
+written as a Parquet file, a row per text (`row`, `text`, `embedding`: list<float32>), from the
+resumable JSON Lines beside it (`<output>.jsonl`) once every request has run.
 
 The models load in this process and the requests go to the service's own app without a socket
 or an HTTP server: the same routes, validation and engines, so the same vectors. `--concurrency`
@@ -57,6 +60,8 @@ class Line:
     url: str = ""
     body: Any = None
     error: Optional[str] = None
+    #: A corpus line's row numbers, one per text of its body.
+    rows: Sequence[int] = ()
 
 
 def read_batch(path: str) -> Iterator[Line]:
@@ -90,6 +95,15 @@ def read_corpus(path: str, column: Optional[str], per_request: int, model: Optio
     """A text file's non-empty lines, or a CSV file's `column`, as `/v1/embeddings` requests of
     `per_request` texts."""
     def texts() -> Iterator[tuple[int, str]]:
+        if path.endswith(".parquet"):
+            import pyarrow.parquet as pq
+
+            names = pq.read_schema(path).names
+            if column is None or column not in names:
+                raise SystemExit(f"run-batch: --column must name one of the Parquet columns {names}")
+            values = pq.read_table(path, columns=[column]).column(column).to_pylist()
+            yield from ((number, text) for number, text in enumerate(values, 1) if text)
+            return
         with open(path, encoding="utf-8", newline="") as handle:
             if path.endswith(".csv"):
                 reader = csv.DictReader(handle)
@@ -117,7 +131,7 @@ def _corpus_line(group: list[tuple[int, str]], model: Optional[str]) -> Line:
     body: dict = {"input": [text for _, text in group]}
     if model:
         body["model"] = model
-    return Line(f"line-{group[0][0]}-{group[-1][0]}", "/v1/embeddings", body)
+    return Line(f"line-{group[0][0]}-{group[-1][0]}", "/v1/embeddings", body, rows=[number for number, _ in group])
 
 
 def done_ids(path: str) -> set[str]:
@@ -214,30 +228,70 @@ def run(lines: Iterator[Line], output: str, app: Any, concurrency: int = 8, shar
     return counts
 
 
+def write_parquet(jsonl: str, path: str, corpus: Iterator[Line]) -> int:
+    """The vectors of a corpus run (its output `jsonl`, its input lines `corpus`) as a Parquet
+    file at `path`: a row per text, `row` (its line or row number), `text`, `embedding`
+    (list<float32>), in input order; returns the rows written. The texts of a refused request
+    are left out (its output line says why)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    answers = {}
+    with open(jsonl, encoding="utf-8") as handle:
+        for raw in handle:
+            item = json.loads(raw)
+            response = item.get("response") or {}
+            if response.get("status_code") == 200:
+                answers[item["custom_id"]] = [row["embedding"] for row in response["body"]["data"]]
+    rows, texts, vectors = [], [], []
+    for line in corpus:
+        found = answers.get(line.custom_id or "")
+        if found is None:
+            continue
+        rows.extend(line.rows)
+        texts.extend(line.body["input"])
+        vectors.extend(found)
+    table = pa.table({"row": pa.array(rows, pa.int64()), "text": pa.array(texts, pa.string()),
+                      "embedding": pa.array(vectors, pa.list_(pa.float32()))})
+    pq.write_table(table, path)
+    return len(rows)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="embedding-service run-batch", description=__doc__.split("\n\n")[0])
-    parser.add_argument("-i", "--input", required=True, help="OpenAI batch file (.jsonl), text file (.txt) or CSV (.csv)")
-    parser.add_argument("-o", "--output", required=True, help="output batch file (JSON Lines); `{shard}` is replaced by the shard index")
+    parser.add_argument("-i", "--input", required=True,
+                        help="OpenAI batch file (.jsonl), text file (.txt), CSV (.csv) or Parquet (.parquet)")
+    parser.add_argument("-o", "--output", required=True, help="output batch file (JSON Lines), or for a corpus .parquet "
+                        "(the vectors, beside the resumable <output>.jsonl); `{shard}` is replaced by the shard index")
     parser.add_argument("--concurrency", type=int, default=8, help="requests in flight at once (default 8)")
     parser.add_argument("--shard", metavar="I/N", help="take the lines whose number is I modulo N")
     parser.add_argument("--shards", type=int, help="N shards, this one JOB_COMPLETION_INDEX (a Kubernetes Indexed Job)")
     parser.add_argument("--model", help="corpus input: the `model` of each request")
-    parser.add_argument("--column", help="CSV input: the column holding the texts")
+    parser.add_argument("--column", help="CSV or Parquet input: the column holding the texts")
     parser.add_argument("--texts-per-request", type=int, default=32, help="corpus input: texts per request (default 32)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     shard = shard_of(args.shard, args.shards)
     output = args.output.replace("{shard}", str(shard[0]))
-    if args.input.endswith((".txt", ".csv")):
+    corpus = args.input.endswith((".txt", ".csv", ".parquet"))
+    parquet = output.endswith(".parquet")
+    if parquet and not corpus:
+        parser.error("a Parquet output is for a corpus input (.txt, .csv, .parquet); a batch file's answers are JSON Lines")
+    if corpus:
         lines = read_corpus(args.input, args.column, args.texts_per_request, args.model)
     else:
         lines = read_batch(args.input)
+    answers = output + ".jsonl" if parquet else output
 
     from .boot import local_app
 
     app = local_app()
     logging.getLogger("embedding_service.access").setLevel(logging.WARNING)  # a line per request: the output says it
-    counts = run(lines, output, app, args.concurrency, shard, progress=not args.no_progress)
-    print(f"run-batch: {counts['written']} lines written to {output} ({counts['refused']} answered with an error "
+    counts = run(lines, answers, app, args.concurrency, shard, progress=not args.no_progress)
+    print(f"run-batch: {counts['written']} lines written to {answers} ({counts['refused']} answered with an error "
           f"status, {counts['errors']} that could not run), {counts['skipped']} already there", file=sys.stderr)
+    if parquet:
+        mine = (line for number, line in enumerate(read_corpus(args.input, args.column, args.texts_per_request, args.model))
+                if number % shard[1] == shard[0])
+        print(f"run-batch: {write_parquet(answers, output, mine)} vectors written to {output}", file=sys.stderr)
     return 0

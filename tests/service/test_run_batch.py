@@ -159,3 +159,25 @@ def test_the_indexed_job_runs_run_batch_over_its_shards(monkeypatch):
     with pytest.raises(SystemExit):
         monkeypatch.setenv("JOB_COMPLETION_INDEX", str(shards))
         shard_of(None, shards)
+
+
+def test_a_parquet_column_becomes_a_parquet_of_vectors(batch_app, tmp_path, monkeypatch):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from embedding_service.process.run_batch import main
+
+    texts = [f"document {i} about cats" for i in range(7)]
+    pq.write_table(pa.table({"id": list(range(8)), "body": texts[:3] + [""] + texts[3:]}), tmp_path / "docs.parquet")
+    monkeypatch.setenv("MODEL_NAME", MINILM)
+    monkeypatch.setenv("LOG_LEVEL", "WARNING")
+    output = tmp_path / "vectors.parquet"
+    assert main(["-i", str(tmp_path / "docs.parquet"), "--column", "body", "-o", str(output), "--no-progress",
+                 "--texts-per-request", "3"]) == 0
+    table = pq.read_table(output).to_pydict()
+    assert table["row"] == [1, 2, 3, 5, 6, 7, 8] and table["text"] == texts  # the empty row left out
+    expected = batch_app.test_client().post("/v1/embeddings", json={"input": texts}).get_json()["data"]
+    np.testing.assert_allclose(table["embedding"], [row["embedding"] for row in expected], atol=1e-6)
+    assert len(read_output(str(output) + ".jsonl")) == 3  # the resumable answers beside it
+    with pytest.raises(SystemExit):  # a batch file's answers stay JSON Lines
+        main(["-i", write_lines(tmp_path / "in.jsonl", []), "-o", str(tmp_path / "x.parquet")])
