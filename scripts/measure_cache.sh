@@ -10,11 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/serve_lib.sh
-PY=.venv/bin/python
-OUT=benchmark-results
-DURATION=${DURATION:-20}
-DIR=$OUT/cache
-mkdir -p "$DIR"
+results_dir cache
 machine_line "$DIR/machine.txt"
 run() {  # run PORT NAME: the workload against :PORT, its table and JSON under NAME
   $PY benchmark.py --url "http://localhost:$1" --label "$2" --endpoint openai --inputs 8 --concurrency 4 \

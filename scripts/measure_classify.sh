@@ -9,11 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/serve_lib.sh
-PY=.venv/bin/python
-OUT=benchmark-results
-DURATION=${DURATION:-20}
-DIR=$OUT/classify
-mkdir -p "$DIR"
+results_dir classify
 PYTHONPATH=tests $PY -c "
 from support.tiny_classifiers import build_classifier
 import os

@@ -10,12 +10,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/serve_lib.sh
-PY=.venv/bin/python
 REF=${REFERENCES_PYTHON:-.venv-references/bin/python}
-OUT=benchmark-results
-DURATION=${DURATION:-20}
-DIR=$OUT/retrieval
-mkdir -p "$DIR"
+results_dir retrieval
 PYTHONPATH=tests $PY -c "
 from support.tiny_retrieval import build_bge_m3, build_splade
 import os

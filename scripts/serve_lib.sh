@@ -1,5 +1,9 @@
-# Sourced by scripts/measure_retrieval.sh and scripts/measure_classify.sh: the machine line of a
-# measurement, and Gunicorn servers started for it (stopped, by pid, when the script exits).
+# Sourced by the measure_*.sh scripts: the Python and the results folder (benchmark-results/, and
+# DURATION, seconds per run, default 20), the machine line of a measurement, and Gunicorn servers
+# started for it (stopped, by pid, when the script exits).
+PY=.venv/bin/python
+OUT=benchmark-results
+DURATION=${DURATION:-20}
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT
@@ -18,3 +22,6 @@ serve() {
   echo "no answer from :$1 (see $2)" >&2
   return 1
 }
+
+# results_dir NAME: DIR=benchmark-results/NAME, made.
+results_dir() { DIR=$OUT/$1; mkdir -p "$DIR"; }
