@@ -63,6 +63,7 @@ def install_request_hooks(app: Flask, settings: Settings) -> None:
     headers (`X-Total-Time`, `X-Tokenization-Time`, `X-Queue-Time`, `X-Inference-Time`, ms), the
     access log line and the request metrics."""
     observe = None
+    cache_on = settings.vector_cache != "off"  # without a cache, no header to read
     if settings.metrics:
         from ..observability.metrics import observe_request as observe
 
@@ -74,7 +75,8 @@ def install_request_hooks(app: Flask, settings: Settings) -> None:
         scope.started = time.perf_counter()
         scope.stats = stats = RequestStats()
         current_stats.set(stats)
-        cache_mode.set(cache_mode_of(request.headers.get("Cache-Control")))
+        if cache_on:
+            cache_mode.set(cache_mode_of(request.environ.get("HTTP_CACHE_CONTROL")))
         request_id()
 
     @app.after_request
