@@ -20,6 +20,7 @@ and stores the result (:data:`cache_mode`).
 from __future__ import annotations
 
 import contextvars
+from abc import ABC, abstractmethod
 import hashlib
 import logging
 import struct
@@ -54,9 +55,10 @@ def cache_key(model: str, precision: str, prefix: str, truncate: bool, direction
     return digest.digest()
 
 
-class VectorCache:
+class VectorCache(ABC):
     """The interface: `get_many(keys)` (an Entry or None per key), `put_many(pairs)`, and the
-    counters `hits`, `misses`, `errors` and `bytes` (what a local cache holds)."""
+    counters `hits`, `misses`, `errors` and `bytes` (what a local cache holds). Implemented by
+    :class:`LocalVectorCache` and :class:`RedisVectorCache`."""
 
     kind = "off"
 
@@ -68,11 +70,13 @@ class VectorCache:
     def bytes(self) -> int:
         return 0
 
+    @abstractmethod
     def get_many(self, keys: Sequence[bytes]) -> list[Optional[Entry]]:
-        raise NotImplementedError
+        """One Entry (a copy to keep) or None per key, in order."""
 
+    @abstractmethod
     def put_many(self, pairs: Sequence[tuple[bytes, Entry]]) -> None:
-        raise NotImplementedError
+        """Store each (key, Entry); a store that fails is skipped, never raised."""
 
     def count(self, model: str, hits: int, misses: int) -> None:
         self.hits += hits

@@ -20,6 +20,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 import torch
 
+from ..domain.errors import InvalidInput
 from ..config.model_specs import ModelSpec
 from ..images.decode import ImageInputSize
 from .items import ImageItem, PairItem, SparseVector
@@ -198,6 +199,13 @@ class TokenClassifier(Model):
     def token_logits(self, items: Sequence[Any]) -> list[np.ndarray]:
         """One (tokens, labels) float32 array of logits per prepared item, a row per token fed
         (special tokens included, padding left out); a batched output."""
+
+    def forward(self, items: Sequence[Any]) -> np.ndarray:
+        """A token classifier gives no pooled rows: its answer is per token (`token_logits`).
+        The engine never asks (it has no capability that needs them); raises InvalidInput (400)
+        naming the model should a caller ask anyway."""
+        raise InvalidInput(f"model {self.name!r} is a {self.kind} model and gives no pooled vectors; "
+                           "ask /pooling with task token_classify", param="model")
 
 
 class ImageEncoder(ABC):

@@ -66,10 +66,6 @@ class TokenClassifierModel(TokenClassifier):
                                 attention_mask=torch.from_numpy(mask).to(self.device)).logits.float().cpu().numpy()
         return [logits[row, : len(item)] for row, item in enumerate(items)]
 
-    def forward(self, items: Sequence[PairItem]) -> np.ndarray:
-        """Not served: a token classifier answers per token (`token_logits`)."""
-        raise NotImplementedError("a token classifier serves token_logits only")
-
     def warmup(self) -> None:
         with self.lock:
             self.token_logits(self.prepare_inputs(["warm-up"], True, "right"))

@@ -81,3 +81,17 @@ def test_the_output_budget_counts_labels_per_token(retrieval):
     assert ok.status_code == 200, ok.get_json()
     over = small.post("/pooling", json={"input": ["word " * 60] * 2, "task": "token_classify"})  # 2 x 64 tokens x 9 labels
     expect_error(over, 413, "input", "MAX_TOKEN_VECTOR_VALUES", style="nested")
+
+
+def test_a_token_classifier_gives_no_pooled_vectors_anywhere(rt_client, rt_app):
+    """No route that wants pooled vectors reaches a token classifier's (refusing) `forward`."""
+    engine = rt_app.extensions["embedding_service"].engines.find("ner")
+    from embedding_service.domain.errors import InvalidInput
+
+    with pytest.raises(InvalidInput, match="gives no pooled vectors"):
+        engine.model.forward(engine.model.prepare_inputs(["a"], True, "right"))
+    for path, body in (("/v1/embeddings", {"input": "a", "model": "ner"}), ("/embed", {"inputs": "a", "model": "ner"}),
+                       ("/pooling", {"input": "a", "model": "ner", "task": "embed"}),
+                       ("/rerank", {"query": "a", "documents": ["b"], "model": "ner"})):
+        resp = rt_client.post(path, json=body)
+        assert resp.status_code == 400 and "ner" in resp.get_data(as_text=True), (path, resp.get_json())

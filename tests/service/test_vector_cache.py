@@ -133,3 +133,12 @@ def test_redis_cache_needs_the_rate_limits_redis():
 
     with pytest.raises(SettingsError, match="VECTOR_CACHE=redis .* RATE_LIMIT_STORAGE_URI"):
         app_from({"MODEL_NAME": MINILM, "VECTOR_CACHE": "redis"})
+
+
+def test_the_cache_interface_leaves_nothing_unimplemented():
+    from embedding_service.inference.vector_cache import VectorCache
+
+    with pytest.raises(TypeError):
+        VectorCache()  # abstract: only the local and Redis caches exist
+    for cls in (LocalVectorCache, RedisVectorCache):
+        assert not cls.__abstractmethods__
